@@ -1,0 +1,80 @@
+"""ping, version, config, units of measure, secret."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edgemeta import __version__
+from edgemeta.api.body import decode_one, parse_json, read_body
+from edgemeta.api.handlers import ApiContext, endpoint
+from edgemeta.api.responses import respond
+from edgemeta.api.wire import TEXT_MAX, Envelope, Name, Wire
+from edgemeta.documents import API_VERSION
+from edgemeta.domain.errors import Unsupported
+
+SERVICE_NAME = "core-metadata"
+
+
+class SecretDataDTO(Wire):
+    """SecretDataKeyValue."""
+
+    key: Name
+    value: Annotated[str, StringConstraints(max_length=TEXT_MAX)]
+
+
+class SecretRequest(Envelope):
+    """SecretRequest."""
+
+    secret_name: Name
+    secret_data: Annotated[list[SecretDataDTO], Field(min_length=1, max_length=256)]
+
+
+def unix_date() -> str:
+    """Now, in Go's ``time.UnixDate`` layout (what EdgeX's ping returns)."""
+    return time.strftime("%a %b %e %H:%M:%S UTC %Y", time.gmtime())
+
+
+def routes(api: ApiContext) -> list[Route]:
+    """The common routes."""
+    ping_tail = {"serviceName": SERVICE_NAME}
+
+    async def ping(request: Request) -> Response:
+        return respond(200, {"apiVersion": API_VERSION, "timestamp": unix_date(), **ping_tail})
+
+    version_body = {"apiVersion": API_VERSION, "version": __version__, "serviceName": SERVICE_NAME}
+
+    async def version(request: Request) -> Response:
+        return respond(200, version_body)
+
+    config_body = {"apiVersion": API_VERSION, "config": api.config, "serviceName": SERVICE_NAME}
+
+    async def config(request: Request) -> Response:
+        return respond(200, config_body)
+
+    async def uom(request: Request) -> Response:
+        if "yaml" in request.headers.get("accept", ""):
+            return Response(api.uom_yaml, media_type="application/x-yaml")
+        return respond(200, {"apiVersion": API_VERSION, "statusCode": 200, "uom": api.uom})
+
+    @endpoint
+    async def secret(request: Request) -> Response:
+        body = parse_json(await read_body(request, api.max_body_bytes))
+        decode_one(body, SecretRequest)
+        raise Unsupported(
+            "storing secrets is not supported: edgemeta has no secret store "
+            "(EdgeX in insecure mode refuses this too)"
+        )
+
+    return [
+        Route("/ping", ping, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/config", config, methods=["GET"]),
+        Route("/uom", uom, methods=["GET"]),
+        Route("/secret", secret, methods=["POST"]),
+    ]

@@ -1,0 +1,116 @@
+"""Device routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edgemeta import documents as docs
+from edgemeta.api import convert, wire
+from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
+from edgemeta.api.query import MAX_OFFSET, check_range, flag, int_param, list_query
+from edgemeta.api.responses import base, ok, respond
+from edgemeta.domain.records import Device
+from edgemeta.ports import Page
+from edgemeta.usecases import devices as uc
+from edgemeta.usecases.common import check_uuid
+
+
+def _page(page: Page[Device]) -> Response:
+    body = base(200)
+    body["totalCount"] = page.total
+    body["devices"] = [docs.device_doc(d) for d in page.items]
+    return respond(200, body)
+
+
+def routes(api: ApiContext) -> list[Route]:
+    """The device routes."""
+    deps = api.deps
+
+    @endpoint
+    async def add(request: Request) -> Response:
+        cid = correlation_id(request)
+        force = flag(request.query_params, "force")
+        bypass = flag(request.query_params, "bypassValidation")
+
+        async def one(item: wire.AddDeviceRequest) -> dict[str, Any]:
+            device = convert.device(item.device)
+            new_id = await uc.add_device(deps, device, cid, force=force, bypass_validation=bypass)
+            return {"id": new_id}
+
+        return await run_batch(request, api, wire.AddDeviceRequest, one, 201)
+
+    @endpoint
+    async def patch(request: Request) -> Response:
+        cid = correlation_id(request)
+        bypass = flag(request.query_params, "bypassValidation")
+
+        async def one(item: wire.UpdateDeviceRequest) -> dict[str, Any]:
+            await uc.patch_device(
+                deps, convert.device_patch(item.device), cid, bypass_validation=bypass
+            )
+            return {}
+
+        return await run_batch(request, api, wire.UpdateDeviceRequest, one, 200)
+
+    @endpoint
+    async def all_(request: Request) -> Response:
+        params = request.query_params
+        q = list_query(params, api.max_result_count)
+        ancestor = params.get("descendantsOf")
+        if ancestor:
+            levels = int_param(params, "maxLevels", 0, -MAX_OFFSET, MAX_OFFSET)
+            return _page(await uc.list_descendants(deps, ancestor, levels, q))
+        page = await uc.list_devices(deps, q)
+        check_range(page.total, q)
+        return _page(page)
+
+    @endpoint
+    async def by_name(request: Request) -> Response:
+        return ok(device=docs.device_doc(await uc.get_device(deps, path(request, "name"))))
+
+    @endpoint
+    async def by_id(request: Request) -> Response:
+        id_ = check_uuid(path(request, "id"), "device id")
+        return ok(device=docs.device_doc(await uc.get_device_by_id(deps, id_)))
+
+    @endpoint
+    async def check_name(request: Request) -> Response:
+        # EdgeX answers with the status code only: no message either way.
+        found = await uc.device_exists(deps, path(request, "name"))
+        status = 200 if found else 404
+        return respond(status, base(status))
+
+    @endpoint
+    async def delete(request: Request) -> Response:
+        await uc.delete_device(deps, path(request, "name"), correlation_id(request))
+        return ok()
+
+    @endpoint
+    async def by_service(request: Request) -> Response:
+        q = list_query(request.query_params, api.max_result_count, with_labels=False)
+        page = await uc.list_devices(deps, q, service=path(request, "name"))
+        check_range(page.total, q)
+        return _page(page)
+
+    @endpoint
+    async def by_profile(request: Request) -> Response:
+        q = list_query(request.query_params, api.max_result_count, with_labels=False)
+        page = await uc.list_devices(deps, q, profile=path(request, "name"))
+        check_range(page.total, q)
+        return _page(page)
+
+    return [
+        Route("/device", add, methods=["POST"]),
+        Route("/device", patch, methods=["PATCH"]),
+        Route("/device/all", all_, methods=["GET"]),
+        Route("/device/name/{name}", by_name, methods=["GET"]),
+        Route("/device/name/{name}", delete, methods=["DELETE"]),
+        Route("/device/id/{id}", by_id, methods=["GET"]),
+        Route("/device/check/name/{name}", check_name, methods=["GET"]),
+        Route("/device/service/name/{name}", by_service, methods=["GET"]),
+        Route("/device/profile/name/{name}", by_profile, methods=["GET"]),
+    ]

@@ -1,0 +1,276 @@
+"""Device profile routes, including YAML upload, basic info, tags, resources and commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edgemeta import documents as docs
+from edgemeta.api import convert, wire
+from edgemeta.api.body import decode_one, parse_json, read_body
+from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
+from edgemeta.api.query import check_range, list_query
+from edgemeta.api.responses import base, ok, respond
+from edgemeta.domain.errors import ContractInvalid
+from edgemeta.domain.records import DeviceProfile
+from edgemeta.ports import Page
+from edgemeta.usecases import profiles as uc
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases: a profile never needs them, and an
+    alias bomb (a few bytes expanding to millions of nodes) would otherwise get through."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases are not accepted", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def parse_profile_yaml(text: bytes) -> wire.DeviceProfileDTO:
+    """A DeviceProfile from YAML; ContractInvalid naming what is wrong."""
+    try:
+        data = yaml.load(text, Loader=_NoAliasLoader)
+    except yaml.YAMLError as exc:
+        raise ContractInvalid(f"device profile YAML cannot be parsed: {exc}") from None
+    return decode_one(data, wire.DeviceProfileDTO, "profile")
+
+
+def _page(page: Page[DeviceProfile], counts: dict[str, int] | None) -> Response:
+    body = base(200)
+    body["totalCount"] = page.total
+    body["profiles"] = [docs.profile_doc(p, (counts or {}).get(p.name, 0)) for p in page.items]
+    return respond(200, body)
+
+
+def routes(api: ApiContext) -> list[Route]:
+    """The device profile routes."""
+    deps = api.deps
+
+    async def upload(request: Request) -> wire.DeviceProfileDTO:
+        # Read under the size limit first; Starlette's form parser then reuses the body.
+        request._body = await read_body(request, api.max_body_bytes)
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise ContractInvalid("expected a multipart/form-data body with a 'file' field")
+        try:
+            form = await request.form(max_files=1, max_fields=16)
+        except Exception as exc:  # python-multipart raises several types for bad input
+            raise ContractInvalid(f"multipart body cannot be parsed: {exc}") from None
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise ContractInvalid("missing yaml file: the form has no 'file' field")
+        return parse_profile_yaml(await file.read())
+
+    @endpoint
+    async def add(request: Request) -> Response:
+        cid = correlation_id(request)
+
+        async def one(item: wire.DeviceProfileRequest) -> dict[str, Any]:
+            return {"id": await uc.add_profile(deps, convert.profile(item.profile), cid)}
+
+        return await run_batch(request, api, wire.DeviceProfileRequest, one, 201)
+
+    @endpoint
+    async def put(request: Request) -> Response:
+        uc.check_strict_changes(deps)  # EdgeX refuses the whole request before decoding it
+        cid = correlation_id(request)
+
+        async def one(item: wire.DeviceProfileRequest) -> dict[str, Any]:
+            await uc.update_profile(deps, convert.profile(item.profile), cid)
+            return {}
+
+        return await run_batch(request, api, wire.DeviceProfileRequest, one, 200)
+
+    @endpoint
+    async def add_yaml(request: Request) -> Response:
+        dto = await upload(request)
+        new_id = await uc.add_profile(deps, convert.profile(dto), correlation_id(request))
+        body = base(201)
+        body["id"] = new_id
+        return respond(201, body)
+
+    @endpoint
+    async def put_yaml(request: Request) -> Response:
+        dto = await upload(request)  # EdgeX checks for the file before the 423
+        await uc.update_profile(deps, convert.profile(dto), correlation_id(request))
+        return ok()
+
+    @endpoint
+    async def by_name(request: Request) -> Response:
+        profile, linked = await uc.get_profile(deps, path(request, "name"))
+        return ok(profile=docs.profile_doc(profile, linked))
+
+    @endpoint
+    async def delete(request: Request) -> Response:
+        await uc.delete_profile(deps, path(request, "name"), correlation_id(request))
+        return ok()
+
+    @endpoint
+    async def all_(request: Request) -> Response:
+        q = list_query(request.query_params, api.max_result_count)
+        page, counts = await uc.list_profiles(deps, q, with_counts=True)
+        check_range(page.total, q)
+        return _page(page, counts)
+
+    def filtered(manufacturer: bool, model: bool) -> Any:
+        @endpoint
+        async def handler(request: Request) -> Response:
+            q = list_query(request.query_params, api.max_result_count, with_labels=False)
+            page, _ = await uc.list_profiles(
+                deps,
+                q,
+                manufacturer=path(request, "manufacturer") if manufacturer else None,
+                model=path(request, "model") if model else None,
+            )
+            check_range(page.total, q)
+            return _page(page, None)  # EdgeX leaves linkedDeviceCount at 0 here
+
+        return handler
+
+    @endpoint
+    async def basic_info_all(request: Request) -> Response:
+        q = list_query(request.query_params, api.max_result_count)
+        page, counts = await uc.list_profiles(deps, q, with_counts=True)
+        check_range(page.total, q)
+        body = base(200)
+        body["totalCount"] = page.total
+        body["profiles"] = [docs.basic_info_doc(p, counts.get(p.name, 0)) for p in page.items]
+        return respond(200, body)
+
+    @endpoint
+    async def basic_info(request: Request) -> Response:
+        cid = correlation_id(request)
+
+        async def one(item: wire.BasicInfoRequest) -> dict[str, Any]:
+            await uc.patch_basic_info(deps, convert.basic_info_patch(item.basic_info), cid)
+            return {}
+
+        return await run_batch(request, api, wire.BasicInfoRequest, one, 200)
+
+    @endpoint
+    async def tags(request: Request) -> Response:
+        data = parse_json(await read_body(request, api.max_body_bytes))
+        req = decode_one(data, wire.TagsRequest)
+        await uc.patch_tags(
+            deps,
+            path(request, "name"),
+            convert.tags(req.device_resources),
+            convert.tags(req.device_commands),
+            correlation_id(request),
+        )
+        return respond(200, base(200, request_id=req.request_id or ""))
+
+    @endpoint
+    async def resource(request: Request) -> Response:
+        return ok(
+            resource=docs.resource_doc(
+                await uc.get_resource(
+                    deps, path(request, "profileName"), path(request, "resourceName")
+                )
+            )
+        )
+
+    @endpoint
+    async def add_resource(request: Request) -> Response:
+        cid = correlation_id(request)
+
+        async def one(item: wire.AddResourceRequest) -> dict[str, Any]:
+            await uc.add_resource(deps, item.profile_name, convert.resource(item.resource), cid)
+            return {}
+
+        return await run_batch(request, api, wire.AddResourceRequest, one, 201)
+
+    @endpoint
+    async def patch_resource(request: Request) -> Response:
+        cid = correlation_id(request)
+
+        async def one(item: wire.UpdateResourceRequest) -> dict[str, Any]:
+            await uc.patch_resource(
+                deps, item.profile_name, convert.resource_patch(item.resource), cid
+            )
+            return {}
+
+        return await run_batch(request, api, wire.UpdateResourceRequest, one, 200)
+
+    @endpoint
+    async def delete_resource(request: Request) -> Response:
+        await uc.delete_resource(
+            deps, path(request, "name"), path(request, "resourceName"), correlation_id(request)
+        )
+        return ok()
+
+    @endpoint
+    async def add_command(request: Request) -> Response:
+        cid = correlation_id(request)
+
+        async def one(item: wire.AddCommandRequest) -> dict[str, Any]:
+            await uc.add_command(deps, item.profile_name, convert.command(item.device_command), cid)
+            return {}
+
+        return await run_batch(request, api, wire.AddCommandRequest, one, 201)
+
+    @endpoint
+    async def patch_command(request: Request) -> Response:
+        cid = correlation_id(request)
+
+        async def one(item: wire.UpdateCommandRequest) -> dict[str, Any]:
+            await uc.patch_command(
+                deps, item.profile_name, convert.command_patch(item.device_command), cid
+            )
+            return {}
+
+        return await run_batch(request, api, wire.UpdateCommandRequest, one, 200)
+
+    @endpoint
+    async def delete_command(request: Request) -> Response:
+        await uc.delete_command(
+            deps, path(request, "name"), path(request, "commandName"), correlation_id(request)
+        )
+        return ok()
+
+    return [
+        Route("/deviceprofile", add, methods=["POST"]),
+        Route("/deviceprofile", put, methods=["PUT"]),
+        Route("/deviceprofile/uploadfile", add_yaml, methods=["POST"]),
+        Route("/deviceprofile/uploadfile", put_yaml, methods=["PUT"]),
+        Route("/deviceprofile/all", all_, methods=["GET"]),
+        Route("/deviceprofile/basicinfo", basic_info, methods=["PATCH"]),
+        Route("/deviceprofile/basicinfo/all", basic_info_all, methods=["GET"]),
+        Route("/deviceprofile/resource", add_resource, methods=["POST"]),
+        Route("/deviceprofile/resource", patch_resource, methods=["PATCH"]),
+        Route("/deviceprofile/deviceCommand", add_command, methods=["POST"]),
+        Route("/deviceprofile/deviceCommand", patch_command, methods=["PATCH"]),
+        Route("/deviceprofile/name/{name}", by_name, methods=["GET"]),
+        Route("/deviceprofile/name/{name}", delete, methods=["DELETE"]),
+        Route("/deviceprofile/name/{name}/tags", tags, methods=["PATCH"]),
+        Route(
+            "/deviceprofile/name/{name}/resource/{resourceName}",
+            delete_resource,
+            methods=["DELETE"],
+        ),
+        Route(
+            "/deviceprofile/name/{name}/deviceCommand/{commandName}",
+            delete_command,
+            methods=["DELETE"],
+        ),
+        Route(
+            "/deviceprofile/manufacturer/{manufacturer}/model/{model}",
+            filtered(True, True),
+            methods=["GET"],
+        ),
+        Route("/deviceprofile/manufacturer/{manufacturer}", filtered(True, False), methods=["GET"]),
+        Route("/deviceprofile/model/{model}", filtered(False, True), methods=["GET"]),
+        Route(
+            "/deviceresource/profile/{profileName}/resource/{resourceName}",
+            resource,
+            methods=["GET"],
+        ),
+    ]

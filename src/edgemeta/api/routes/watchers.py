@@ -1,0 +1,90 @@
+"""Provision watcher routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edgemeta import documents as docs
+from edgemeta.api import convert, wire
+from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
+from edgemeta.api.query import check_range, list_query
+from edgemeta.api.responses import base, ok, respond
+from edgemeta.domain.records import ProvisionWatcher
+from edgemeta.ports import Page
+from edgemeta.usecases import watchers as uc
+
+
+def _page(page: Page[ProvisionWatcher]) -> Response:
+    body = base(200)
+    body["totalCount"] = page.total
+    body["provisionWatchers"] = [docs.watcher_doc(w) for w in page.items]
+    return respond(200, body)
+
+
+def routes(api: ApiContext) -> list[Route]:
+    """The provision watcher routes."""
+    deps = api.deps
+
+    @endpoint
+    async def add(request: Request) -> Response:
+        cid = correlation_id(request)
+
+        async def one(item: wire.AddProvisionWatcherRequest) -> dict[str, Any]:
+            return {"id": await uc.add_watcher(deps, convert.watcher(item.provision_watcher), cid)}
+
+        return await run_batch(request, api, wire.AddProvisionWatcherRequest, one, 201)
+
+    @endpoint
+    async def patch(request: Request) -> Response:
+        cid = correlation_id(request)
+
+        async def one(item: wire.UpdateProvisionWatcherRequest) -> dict[str, Any]:
+            await uc.patch_watcher(deps, convert.watcher_patch(item.provision_watcher), cid)
+            return {}
+
+        return await run_batch(request, api, wire.UpdateProvisionWatcherRequest, one, 200)
+
+    @endpoint
+    async def all_(request: Request) -> Response:
+        q = list_query(request.query_params, api.max_result_count)
+        page = await uc.list_watchers(deps, q)
+        check_range(page.total, q)
+        return _page(page)
+
+    @endpoint
+    async def by_name(request: Request) -> Response:
+        w = await uc.get_watcher(deps, path(request, "name"))
+        return ok(provisionWatcher=docs.watcher_doc(w))
+
+    @endpoint
+    async def by_service(request: Request) -> Response:
+        q = list_query(request.query_params, api.max_result_count, with_labels=False)
+        page = await uc.list_watchers(deps, q, service=path(request, "name"))
+        check_range(page.total, q)
+        return _page(page)
+
+    @endpoint
+    async def by_profile(request: Request) -> Response:
+        q = list_query(request.query_params, api.max_result_count, with_labels=False)
+        page = await uc.list_watchers(deps, q, profile=path(request, "name"))
+        check_range(page.total, q)
+        return _page(page)
+
+    @endpoint
+    async def delete(request: Request) -> Response:
+        await uc.delete_watcher(deps, path(request, "name"), correlation_id(request))
+        return ok()
+
+    return [
+        Route("/provisionwatcher", add, methods=["POST"]),
+        Route("/provisionwatcher", patch, methods=["PATCH"]),
+        Route("/provisionwatcher/all", all_, methods=["GET"]),
+        Route("/provisionwatcher/name/{name}", by_name, methods=["GET"]),
+        Route("/provisionwatcher/name/{name}", delete, methods=["DELETE"]),
+        Route("/provisionwatcher/service/name/{name}", by_service, methods=["GET"]),
+        Route("/provisionwatcher/profile/name/{name}", by_profile, methods=["GET"]),
+    ]

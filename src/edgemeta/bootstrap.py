@@ -1,0 +1,141 @@
+"""The composition root: settings in, a running service out. No I/O at import time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from starlette.types import ASGIApp
+
+from edgemeta.api.app import create_app
+from edgemeta.api.handlers import ApiContext
+from edgemeta.bus.memory import MemoryBus
+from edgemeta.bus.relay import Relay
+from edgemeta.bus.validation import BusDeviceValidator
+from edgemeta.ports import Bus, Store
+from edgemeta.settings import Settings
+from edgemeta.store import open_store
+from edgemeta.usecases.common import Deps, Policy
+
+log = logging.getLogger("edgemeta")
+
+
+def open_bus(url: str, settings: Settings) -> Bus:
+    """The bus named by ``url``: ``memory://``, ``mqtt://host:port``, ``nats://host:port``."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("memory", "inproc", ""):
+        return MemoryBus()
+    raise ValueError(f"unsupported bus URL scheme {scheme!r} (use memory://, mqtt:// or nats://)")
+
+
+def load_uom(path: Path | None) -> tuple[dict[str, Any], bytes]:
+    """The units of measure as the API serves them (JSON shape) and the raw YAML."""
+    raw = (
+        path.read_bytes()
+        if path
+        else resources.files("edgemeta.res").joinpath("uom.yaml").read_bytes()
+    )
+    data = yaml.safe_load(raw) or {}
+    units = {
+        k: {"source": v.get("Source", ""), "values": [str(x) for x in v.get("Values", [])]}
+        for k, v in (data.get("Units") or {}).items()
+    }
+    return {"source": data.get("Source", ""), "units": units}, raw
+
+
+def config_document(s: Settings) -> dict[str, Any]:
+    """What GET /config shows (EdgeX uses PascalCase keys here); no secrets."""
+    return {
+        "Writable": {
+            "LogLevel": s.log_level,
+            "MaxDevices": s.max_devices,
+            "ProfileChange": {
+                "StrictDeviceProfileChanges": s.strict_profile_changes,
+                "StrictDeviceProfileDeletes": s.strict_profile_deletes,
+            },
+            "UoM": {"Validation": s.uom_validation},
+        },
+        "Service": {
+            "Host": s.host,
+            "Port": s.port,
+            "MaxResultCount": s.max_result_count,
+            "MaxRequestSize": s.max_request_bytes // 1024,
+            "EnableNameFieldEscape": s.name_escape,
+            "RequestTimeout": f"{s.validation_timeout:g}s",
+        },
+        "Database": {"Url": s.redacted_database_url()},
+        "MessageBus": {
+            "Url": s.bus_url,
+            "BaseTopicPrefix": s.bus_prefix,
+            "Optional": {"Qos": str(s.bus_qos)},
+        },
+        "DeviceValidation": s.device_validation,
+    }
+
+
+@dataclass
+class Service:
+    """A wired edgemeta: store, bus, relay, use-case dependencies and the ASGI app."""
+
+    settings: Settings
+    store: Store
+    bus: Bus
+    relay: Relay
+    deps: Deps
+    app: ASGIApp
+
+    async def start(self) -> None:
+        """Connect the bus and start relaying system events."""
+        await self.bus.start()
+        self.relay.start()
+
+    async def stop(self) -> None:
+        """Deliver what can be delivered, then close everything."""
+        await self.relay.stop()
+        await self.bus.close()
+        await self.store.close()
+
+
+async def build(settings: Settings) -> Service:
+    """Open the store (applying migrations) and wire everything; call ``start`` to run."""
+    store = await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    bus = open_bus(settings.bus_url, settings)
+    uom, uom_yaml = load_uom(settings.uom_file)
+    units = frozenset(v for u in uom["units"].values() for v in u["values"])
+    policy = Policy(
+        max_devices=settings.max_devices,
+        strict_profile_changes=settings.strict_profile_changes,
+        strict_profile_deletes=settings.strict_profile_deletes,
+        uom_validation=settings.uom_validation,
+        units=units,
+    )
+    validator = BusDeviceValidator(
+        bus,
+        prefix=settings.bus_prefix,
+        timeout=settings.validation_timeout,
+        mode=settings.device_validation,
+        name_escape=settings.name_escape,
+    )
+    deps = Deps(store=store, validator=validator, policy=policy)
+    relay = Relay(
+        store,
+        bus,
+        prefix=settings.bus_prefix,
+        name_escape=settings.name_escape,
+        retention_s=settings.event_retention_hours * 3600,
+    )
+    store.on_commit(relay.nudge)
+    api = ApiContext(
+        deps=deps,
+        max_result_count=settings.max_result_count,
+        max_body_bytes=settings.max_request_bytes,
+        config=config_document(settings),
+        uom=uom,
+        uom_yaml=uom_yaml,
+    )
+    return Service(settings, store, bus, relay, deps, create_app(api))

@@ -1,0 +1,157 @@
+"""The outbox relay: publishes committed system events in order and marks them delivered.
+
+Loop: take the oldest undelivered events, publish them in order, record delivery for the
+prefix the broker confirmed. A broker that refuses or is unreachable leaves the events where
+they are; the relay retries with exponential backoff (capped) and loses nothing. After a crash
+the undelivered rows are simply still there. Delivery is therefore **at least once**: an event
+published just before a crash, but not yet marked, is published again after the restart;
+consumers drop the repeat by its ``eventId`` tag.
+
+The relay wakes when the store reports a commit, and otherwise polls (other instances on the
+same PostgreSQL write too). Delivered events are kept for ``retention`` and then purged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from edgemeta.bus.envelope import system_event_envelope
+from edgemeta.bus.topics import system_event_topic
+from edgemeta.domain.errors import EdgeMetaError
+from edgemeta.ports import Bus, OutboxEvent, Store
+
+log = logging.getLogger("edgemeta.relay")
+
+Listener = Callable[[int], None]
+
+
+class Relay:
+    """Moves events from the outbox to the bus."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        *,
+        prefix: str = "edgex",
+        name_escape: bool = False,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        retention_s: float = 7 * 24 * 3600,
+        backoff_max: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.prefix = prefix
+        self.name_escape = name_escape
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.retention_ns = int(retention_s * 1e9)
+        self.backoff_max = backoff_max
+        self.wakeup = asyncio.Event()
+        self.listeners: list[Listener] = []
+        self.delivered_total = 0
+        self.failures = 0
+        self._task: asyncio.Task[None] | None = None
+        self._last_purge = 0.0
+
+    def topic(self, ev: OutboxEvent) -> str:
+        """The topic an outbox event is published on."""
+        return system_event_topic(
+            self.prefix,
+            ev.type,
+            ev.action,
+            ev.owner,
+            ev.profile_name,
+            name_escape=self.name_escape,
+        )
+
+    def nudge(self) -> None:
+        """Something was committed: look now rather than at the next poll."""
+        self.wakeup.set()
+
+    async def step(self) -> int:
+        """Publish one batch; returns how many events were delivered."""
+        async with self.store.read() as tx:
+            batch = await tx.feed.pending(self.batch_size)
+        if not batch:
+            return 0
+        messages = [(self.topic(ev), system_event_envelope(ev)) for ev in batch]
+        try:
+            confirmed = await self.bus.publish_batch(messages)
+        except EdgeMetaError as exc:
+            log.warning("publishing system events failed: %s", exc.message)
+            confirmed = 0
+        if confirmed:
+            seqs = [ev.seq for ev in batch[:confirmed]]
+            async with self.store.write() as tx:
+                last = await tx.feed.mark_delivered(seqs, time.time_ns())
+            self.delivered_total += confirmed
+            for listener in self.listeners:
+                listener(last[-1])
+        if confirmed < len(batch):
+            raise _Stalled()
+        return confirmed
+
+    async def drain(self) -> int:
+        """Publish until nothing is pending (for tests and shutdown)."""
+        total = 0
+        while n := await self.step():
+            total += n
+        return total
+
+    async def _purge(self) -> None:
+        now = time.monotonic()
+        if now - self._last_purge < 60:
+            return
+        self._last_purge = now
+        async with self.store.write() as tx:
+            n = await tx.feed.purge_delivered(time.time_ns() - self.retention_ns)
+        if n:
+            log.info("purged %d delivered system events past retention", n)
+
+    async def run(self) -> None:
+        """Relay until cancelled."""
+        backoff = 0.05
+        while True:
+            try:
+                n = await self.step()
+                backoff = 0.05
+                if n == self.batch_size:
+                    continue  # more is waiting
+                await self._purge()
+            except _Stalled:
+                self.failures += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            except EdgeMetaError as exc:
+                log.warning("relay step failed: %s", exc.message)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            self.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), self.poll_interval)
+
+    def start(self) -> None:
+        """Run in the background."""
+        self._task = asyncio.create_task(self.run(), name="edgemeta-relay")
+
+    async def stop(self) -> None:
+        """Stop after a last attempt to deliver what is pending."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(EdgeMetaError, _Stalled):
+            await asyncio.wait_for(self.drain(), 2.0)
+
+
+class _Stalled(Exception):
+    """The broker did not take the whole batch."""

@@ -1,0 +1,117 @@
+"""The ``edgemeta`` command line: ``edgemeta serve`` runs the service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from edgemeta import __version__
+from edgemeta.bootstrap import build
+from edgemeta.settings import Settings
+
+app = typer.Typer(help="edgemeta: EdgeX-compatible device metadata and provisioning.")
+log = logging.getLogger("edgemeta")
+
+
+def _settings(**flags: Any) -> Settings:
+    """Flags given on the command line, then EDGEMETA_* variables, then defaults."""
+    return Settings(**{k: v for k, v in flags.items() if v is not None})
+
+
+async def _serve(settings: Settings) -> None:
+    service = await build(settings)
+    await service.start()
+    config = uvicorn.Config(
+        service.app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="off",
+        http="httptools",
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    log.info(
+        "edgemeta %s listening on http://%s:%d/api/v3, storing in %s, events on %s",
+        __version__,
+        settings.host,
+        settings.port,
+        service.store.description,
+        service.bus.description,
+    )
+    try:
+        await server.serve()  # returns on SIGINT/SIGTERM, after in-flight requests finish
+    finally:
+        await service.stop()
+        log.info("edgemeta stopped")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [EDGEMETA_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [EDGEMETA_PORT, 59881]")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="sqlite:///path or postgresql://... [EDGEMETA_DATABASE_URL]"),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where the default SQLite file lives [EDGEMETA_DATA_DIR]")
+    ] = None,
+    bus_url: Annotated[
+        str | None,
+        typer.Option(help="memory://, mqtt://host:1883 or nats://host:4222 [EDGEMETA_BUS_URL]"),
+    ] = None,
+    bus_prefix: Annotated[
+        str | None, typer.Option(help="Base topic prefix [EDGEMETA_BUS_PREFIX, edgex]")
+    ] = None,
+    device_validation: Annotated[
+        str | None,
+        typer.Option(help="auto, always or never [EDGEMETA_DEVICE_VALIDATION, auto]"),
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR [EDGEMETA_LOG_LEVEL]")
+    ] = None,
+) -> None:
+    """Run the core-metadata service (SQLite and the in-process bus unless told otherwise)."""
+    try:
+        settings = _settings(
+            host=host,
+            port=port,
+            database_url=database_url,
+            data_dir=data_dir,
+            bus_url=bus_url,
+            bus_prefix=bus_prefix,
+            device_validation=device_validation,
+            log_level=log_level.upper() if log_level else None,
+        )
+    except ValueError as exc:
+        typer.echo(f"invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    runner: Any = asyncio.run
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        pass
+    runner(_serve(settings))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Entry point of the ``edgemeta`` script."""
+    app()

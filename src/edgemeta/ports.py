@@ -1,0 +1,306 @@
+"""The interfaces the use cases need, and nothing else.
+
+- :class:`Store` opens transactions; a transaction (:class:`Tx`) exposes one repository per
+  record type and the :class:`Outbox`. Everything done through one ``Tx`` commits or rolls
+  back together, which is how a change and its system events are written atomically.
+- :class:`OutboxFeed` is the relay's and the event streams' view of the outbox, also on ``Tx``.
+- :class:`Bus` is a message bus: publish, subscribe, request/reply.
+
+Adapters: ``edgemeta.store`` (SQLite, PostgreSQL) and ``edgemeta.bus`` (in-process, MQTT,
+NATS). The same contract test suite runs against each of them.
+
+Uniqueness and references are the store's job (constraints); repositories raise the domain's
+errors (``DuplicateName``, ``Conflict``) when the database refuses a write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from edgemeta.domain.events import Change
+from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """One page of a list: ``limit`` is already resolved (never -1), ``labels`` all must match."""
+
+    offset: int = 0
+    limit: int = 20
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """A page of records and the size of the whole filtered collection."""
+
+    total: int
+    items: list[T]
+
+
+class DeviceServiceRepo(Protocol):
+    """Device services, keyed by name."""
+
+    async def add(self, service: DeviceService) -> None:
+        """Insert; DuplicateName if the name or id exists."""
+
+    async def update(self, service: DeviceService) -> None:
+        """Replace the stored record whose revision is ``service.revision - 1``; else Conflict."""
+
+    async def get(self, name: str, *, for_update: bool = False) -> DeviceService | None:
+        """The service called ``name`` (locked until commit when ``for_update``)."""
+
+    async def get_by_id(self, id_: str, *, for_update: bool = False) -> DeviceService | None:
+        """The service with this id."""
+
+    async def delete(self, name: str) -> None:
+        """Delete; Conflict if devices still reference it."""
+
+    async def page(self, query: ListQuery) -> Page[DeviceService]:
+        """A page of all services, oldest first."""
+
+
+class DeviceProfileRepo(Protocol):
+    """Device profiles, keyed by name."""
+
+    async def add(self, profile: DeviceProfile) -> None:
+        """Insert; DuplicateName if the name or id exists."""
+
+    async def update(self, profile: DeviceProfile) -> None:
+        """Replace the stored record whose revision is ``profile.revision - 1``; else Conflict."""
+
+    async def get(self, name: str, *, for_update: bool = False) -> DeviceProfile | None:
+        """The profile called ``name``."""
+
+    async def get_by_id(self, id_: str, *, for_update: bool = False) -> DeviceProfile | None:
+        """The profile with this id."""
+
+    async def delete(self, name: str) -> None:
+        """Delete; Conflict if devices or provision watchers still reference it."""
+
+    async def page(
+        self, query: ListQuery, *, manufacturer: str | None = None, model: str | None = None
+    ) -> Page[DeviceProfile]:
+        """A page of profiles, optionally of one manufacturer and/or model, oldest first."""
+
+
+class DeviceRepo(Protocol):
+    """Devices, keyed by name."""
+
+    async def add(self, device: Device) -> None:
+        """Insert; DuplicateName if the name or id exists, Conflict if a reference is gone."""
+
+    async def update(self, device: Device) -> None:
+        """Replace the stored record whose revision is ``device.revision - 1``; else Conflict."""
+
+    async def get(self, name: str, *, for_update: bool = False) -> Device | None:
+        """The device called ``name``."""
+
+    async def get_by_id(self, id_: str, *, for_update: bool = False) -> Device | None:
+        """The device with this id."""
+
+    async def exists(self, name: str) -> bool:
+        """Whether a device called ``name`` exists."""
+
+    async def delete(self, name: str) -> None:
+        """Delete the device called ``name``."""
+
+    async def page(
+        self, query: ListQuery, *, service: str | None = None, profile: str | None = None
+    ) -> Page[Device]:
+        """A page of devices, optionally of one service and/or profile, oldest first."""
+
+    async def descendants(self, name: str, max_levels: int, query: ListQuery) -> Page[Device]:
+        """A page of the devices below ``name`` in the parent tree (``max_levels`` <= 0: all)."""
+
+    async def has_children(self, name: str) -> bool:
+        """Whether any device names ``name`` as its parent."""
+
+    async def count(self) -> int:
+        """The number of devices."""
+
+    async def count_by_service(self, service: str) -> int:
+        """The number of devices owned by ``service``."""
+
+    async def count_by_profiles(self, profiles: Sequence[str]) -> dict[str, int]:
+        """For each profile name, the number of devices using it (absent when zero)."""
+
+    async def services_using_profile(self, profile: str) -> list[str]:
+        """The distinct services that own a device of ``profile``."""
+
+
+class ProvisionWatcherRepo(Protocol):
+    """Provision watchers, keyed by name."""
+
+    async def add(self, watcher: ProvisionWatcher) -> None:
+        """Insert; DuplicateName if the name or id exists."""
+
+    async def update(self, watcher: ProvisionWatcher) -> None:
+        """Replace the stored record whose revision is ``watcher.revision - 1``; else Conflict."""
+
+    async def get(self, name: str, *, for_update: bool = False) -> ProvisionWatcher | None:
+        """The watcher called ``name``."""
+
+    async def get_by_id(self, id_: str, *, for_update: bool = False) -> ProvisionWatcher | None:
+        """The watcher with this id."""
+
+    async def delete(self, name: str) -> None:
+        """Delete the watcher called ``name``."""
+
+    async def page(
+        self, query: ListQuery, *, service: str | None = None, profile: str | None = None
+    ) -> Page[ProvisionWatcher]:
+        """A page of watchers, optionally of one service and/or profile, oldest first."""
+
+    async def count_by_service(self, service: str) -> int:
+        """The number of watchers of ``service``."""
+
+    async def count_by_profile(self, profile: str) -> int:
+        """The number of watchers whose discovered devices use ``profile``."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """A system event as the outbox keeps it, ready to be wrapped and published."""
+
+    seq: int
+    event_id: str
+    type: str
+    action: str
+    owner: str
+    profile_name: str
+    record_key: str
+    revision: int
+    correlation_id: str
+    timestamp_ns: int
+    details: bytes
+    pos: int | None = None
+
+
+class Outbox(Protocol):
+    """The write side of the outbox: events enter in the transaction of their change."""
+
+    async def append(self, changes: Sequence[Change], correlation_id: str) -> None:
+        """Queue ``changes`` for publication when (and only if) the transaction commits."""
+
+
+class OutboxFeed(Protocol):
+    """The read side of the outbox, for the relay and for event streams."""
+
+    async def pending(self, limit: int) -> list[OutboxEvent]:
+        """Undelivered events in commit order, oldest first."""
+
+    async def mark_delivered(self, seqs: Sequence[int], delivered_ns: int) -> list[int]:
+        """Record delivery; returns the delivery positions given to ``seqs``, in order."""
+
+    async def delivered_since(self, pos: int, limit: int) -> list[OutboxEvent]:
+        """Delivered events with a position greater than ``pos``, in delivery order."""
+
+    async def last_position(self) -> int:
+        """The highest delivery position (0 when nothing was delivered)."""
+
+    async def purge_delivered(self, older_than_ns: int) -> int:
+        """Drop delivered events older than the retention; returns how many."""
+
+
+class Tx(Protocol):
+    """One database transaction: repositories and the outbox, committed together."""
+
+    @property
+    def services(self) -> DeviceServiceRepo:
+        """Device services."""
+
+    @property
+    def profiles(self) -> DeviceProfileRepo:
+        """Device profiles."""
+
+    @property
+    def devices(self) -> DeviceRepo:
+        """Devices."""
+
+    @property
+    def watchers(self) -> ProvisionWatcherRepo:
+        """Provision watchers."""
+
+    @property
+    def outbox(self) -> Outbox:
+        """The outbox (write side)."""
+
+    @property
+    def feed(self) -> OutboxFeed:
+        """The outbox (read side: relay, streams, replay)."""
+
+
+class Store(Protocol):
+    """A database behind the repositories."""
+
+    description: str
+
+    def write(self) -> AbstractAsyncContextManager[Tx]:
+        """A read-write transaction; commits on normal exit, rolls back on an exception."""
+
+    def read(self) -> AbstractAsyncContextManager[Tx]:
+        """A read-only view (no writes may be made through it)."""
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every write transaction this process commits."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message received from the bus."""
+
+    topic: str
+    payload: bytes
+
+
+class Subscription(Protocol):
+    """Messages on one topic filter, until closed."""
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        """Iterate over received messages."""
+
+    async def get(self) -> Message:
+        """The next message (bound the wait with ``asyncio.timeout``)."""
+
+    async def close(self) -> None:
+        """Stop receiving."""
+
+
+class Bus(Protocol):
+    """A message bus with EdgeX topic semantics (``/`` levels, ``+`` and ``#`` wildcards)."""
+
+    description: str
+
+    async def start(self) -> None:
+        """Connect (adapters reconnect by themselves after a loss)."""
+
+    async def close(self) -> None:
+        """Disconnect."""
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Publish; raise ServiceUnavailable if the broker did not take it."""
+
+    async def publish_batch(self, messages: Sequence[tuple[str, bytes]]) -> int:
+        """Publish in order; return how many, from the first, the broker confirmed."""
+
+    async def subscribe(self, topic_filter: str) -> Subscription:
+        """Subscribe to a topic filter; messages arrive on the returned subscription."""
+
+    def has_subscribers(self, topic: str) -> bool | None:
+        """Whether anyone listens on ``topic``: True/False if the bus knows, else None."""
+
+
+class DeviceValidator(Protocol):
+    """Asks a device's owning service whether it accepts the device (EdgeX validate/device)."""
+
+    async def validate(self, service_name: str, device: Device, correlation_id: str) -> None:
+        """Return if accepted; raise ServiceUnavailable (no answer) or ServerError (rejected)."""

@@ -1,0 +1,82 @@
+"""Settings: each has a command-line flag and an ``EDGEMETA_`` environment variable.
+
+Flags win over the environment, the environment over the defaults. The database and the bus
+are chosen by URL, never by code changes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """``$EDGEMETA_DATA_DIR``, else ``$XDG_DATA_HOME/edgemeta``, else ``~/.local/share/edgemeta``."""
+    explicit = os.environ.get("EDGEMETA_DATA_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "edgemeta"
+
+
+class Settings(BaseSettings):
+    """Everything ``edgemeta serve`` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="EDGEMETA_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(59881, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""  # empty: an SQLite file in data_dir
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+
+    bus_url: str = "memory://"
+    bus_prefix: str = "edgex"
+    bus_qos: int = Field(1, ge=0, le=2)
+    name_escape: bool = False
+    device_validation: Literal["auto", "always", "never"] = "auto"
+    validation_timeout: float = Field(5.0, gt=0, le=300)
+    event_retention_hours: float = Field(168.0, ge=0)
+
+    max_result_count: int = Field(1024, ge=1, le=1_000_000)
+    max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_devices: int = Field(0, ge=0)
+    strict_profile_changes: bool = False
+    strict_profile_deletes: bool = False
+    uom_validation: bool = False
+    uom_file: Path | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("bus_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        v = v.strip("/")
+        if not v or any(c in v for c in "+#"):
+            raise ValueError("bus prefix must be a non-empty topic without wildcards")
+        return v
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'edgemeta.db'}"
+        return self
+
+    def redacted_database_url(self) -> str:
+        """The database URL without its password, for logs and /config."""
+        return redact(self.database_url)
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

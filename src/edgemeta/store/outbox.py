@@ -1,0 +1,142 @@
+"""The transactional outbox, in SQL shared by every database.
+
+``append`` runs inside the transaction of the change, so an event exists if and only if its
+change committed. Each row gets ``seq`` (insertion order) and, once the relay has published
+it, ``pos``: a gap-free delivery position taken from a one-row counter. ``pos`` rather than
+``seq`` is what event streams resume from, because on PostgreSQL a transaction can commit
+after another that took a later ``seq``; delivery order is the order consumers can rely on.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from edgemeta import documents as docs
+from edgemeta.domain.events import Change
+from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
+from edgemeta.ports import OutboxEvent
+from edgemeta.store.driver import Driver, Row
+
+_COLUMNS = (
+    "seq, event_id, type, action, owner, profile_name, record_key, revision, "
+    "correlation_id, timestamp_ns, details, pos"
+)
+
+
+def details_doc(change: Change) -> dict[str, Any]:
+    """The SystemEvent ``details``: the record's DTO."""
+    r = change.record
+    if isinstance(r, Device):
+        return docs.device_doc(r)
+    if isinstance(r, DeviceProfile):
+        return docs.profile_doc(r, linked_device_count=0)
+    if isinstance(r, DeviceService):
+        return docs.service_doc(r)
+    if isinstance(r, ProvisionWatcher):
+        return docs.watcher_doc(r)
+    raise TypeError(f"no document for {type(r).__name__}")
+
+
+def _event(row: Row) -> OutboxEvent:
+    details = row[10]
+    return OutboxEvent(
+        seq=int(row[0]),
+        event_id=str(row[1]),
+        type=str(row[2]),
+        action=str(row[3]),
+        owner=str(row[4]),
+        profile_name=str(row[5]),
+        record_key=str(row[6]),
+        revision=int(row[7]),
+        correlation_id=str(row[8]),
+        timestamp_ns=int(row[9]),
+        details=details.encode() if isinstance(details, str) else bytes(details),
+        pos=None if row[11] is None else int(row[11]),
+    )
+
+
+class SqlOutbox:
+    """Write side: queue the events of a change in its transaction."""
+
+    def __init__(self, db: Driver) -> None:
+        self.db = db
+
+    async def append(self, changes: Sequence[Change], correlation_id: str) -> None:
+        """Insert one row per change, stamped now (nanoseconds) with a fresh event id."""
+        if not changes:
+            return
+        now = time.time_ns()
+        rows = [
+            (
+                str(uuid.uuid4()),
+                c.type.value,
+                c.action.value,
+                c.owner,
+                c.profile_name,
+                c.key,
+                c.revision,
+                correlation_id,
+                now,
+                orjson.dumps(details_doc(c)).decode(),
+            )
+            for c in changes
+        ]
+        await self.db.executemany(
+            "INSERT INTO outbox (event_id, type, action, owner, profile_name, record_key,"
+            " revision, correlation_id, timestamp_ns, details)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+class SqlOutboxFeed:
+    """Read side: pending events for the relay, delivered events for streams and replay."""
+
+    def __init__(self, db: Driver) -> None:
+        self.db = db
+
+    async def pending(self, limit: int) -> list[OutboxEvent]:
+        """Undelivered events, oldest first."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM outbox WHERE pos IS NULL ORDER BY seq LIMIT ?", limit
+        )
+        return [_event(r) for r in rows]
+
+    async def mark_delivered(self, seqs: Sequence[int], delivered_ns: int) -> list[int]:
+        """Give ``seqs`` consecutive delivery positions (must run in a write transaction)."""
+        if not seqs:
+            return []
+        top = int(
+            await self.db.fetchval(
+                "UPDATE outbox_position SET pos = pos + ? WHERE id = 1 RETURNING pos", len(seqs)
+            )
+        )
+        first = top - len(seqs) + 1
+        positions = list(range(first, top + 1))
+        await self.db.executemany(
+            "UPDATE outbox SET pos = ?, delivered_ns = ? WHERE seq = ? AND pos IS NULL",
+            [(p, delivered_ns, s) for p, s in zip(positions, seqs, strict=True)],
+        )
+        return positions
+
+    async def delivered_since(self, pos: int, limit: int) -> list[OutboxEvent]:
+        """Delivered events after position ``pos``."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM outbox WHERE pos > ? ORDER BY pos LIMIT ?", pos, limit
+        )
+        return [_event(r) for r in rows]
+
+    async def last_position(self) -> int:
+        """The last delivery position handed out."""
+        return int(await self.db.fetchval("SELECT pos FROM outbox_position WHERE id = 1"))
+
+    async def purge_delivered(self, older_than_ns: int) -> int:
+        """Drop delivered events older than ``older_than_ns``."""
+        return await self.db.execute(
+            "DELETE FROM outbox WHERE pos IS NOT NULL AND delivered_ns < ?", older_than_ns
+        )

@@ -1,0 +1,220 @@
+"""The PostgreSQL store: for many edgemeta instances on one database.
+
+asyncpg pool; each write transaction runs on its own connection at READ COMMITTED. Unique
+names and references are constraints; a read-modify-write locks its row (``FOR UPDATE``) and
+updates only the revision it read, so concurrent instances never lose an update or create a
+name twice. Migrations run under an advisory lock, so instances starting together apply each
+step once.
+
+The URL may carry ``?schema=<name>`` (default ``edgemeta``); the tables live in that schema.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from edgemeta.domain.errors import ServerError, ServiceUnavailable
+from edgemeta.store.driver import IntegrityViolation, Row
+from edgemeta.store.migrations import migrations
+from edgemeta.store.tx import SqlTx
+
+_MIGRATION_LOCK = 0x6564_6765_6D65  # "edgeme": one advisory lock id for schema changes
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@lru_cache(maxsize=512)
+def _numbered(sql: str) -> str:
+    """``?`` placeholders to ``$1, $2, ...`` (our SQL never has ``?`` inside a literal)."""
+    parts = sql.split("?")
+    out = [parts[0]]
+    for i, part in enumerate(parts[1:], start=1):
+        out.append(f"${i}{part}")
+    return "".join(out)
+
+
+class PostgresDialect:
+    """PostgreSQL's fragments: labels are a ``text[]`` with a GIN index."""
+
+    name = "postgres"
+    for_update = " FOR UPDATE"
+
+    def labels_match(self, column: str, count: int) -> str:
+        """Array containment: all labels present."""
+        return f"{column} @> ?::text[]"
+
+    def labels_value(self, labels: Sequence[str]) -> object:
+        """Labels as a text array."""
+        return list(labels)
+
+    def labels_args(self, labels: Sequence[str]) -> list[object]:
+        """One array argument."""
+        return [list(labels)]
+
+
+def _violation(exc: asyncpg.IntegrityConstraintViolationError) -> IntegrityViolation:
+    name = getattr(exc, "constraint_name", None) or ""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return IntegrityViolation("unique", name)
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return IntegrityViolation("foreign_key", name)
+    return IntegrityViolation("check", name)
+
+
+class PostgresDriver:
+    """Runs statements on one pooled connection."""
+
+    dialect = PostgresDialect()
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, *args: object) -> int:
+        """Run a statement; rows changed."""
+        try:
+            status: str = await self.conn.execute(_numbered(sql), *args)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _violation(exc) from exc
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run a statement per row (pipelined by asyncpg)."""
+        try:
+            await self.conn.executemany(_numbered(sql), rows)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _violation(exc) from exc
+
+    async def fetchone(self, sql: str, *args: object) -> Row | None:
+        """First row or None."""
+        try:
+            row: Row | None = await self.conn.fetchrow(_numbered(sql), *args)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _violation(exc) from exc
+        return row
+
+    async def fetchall(self, sql: str, *args: object) -> list[Row]:
+        """All rows."""
+        rows: list[Row] = await self.conn.fetch(_numbered(sql), *args)
+        return rows
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        """First column of the first row."""
+        try:
+            return await self.conn.fetchval(_numbered(sql), *args)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _violation(exc) from exc
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """The asyncpg DSN and the schema named by ``?schema=`` (default ``edgemeta``)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = "edgemeta"
+    kept = []
+    for k, v in query:
+        if k == "schema":
+            schema = v
+        else:
+            kept.append((k, v))
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r} in the database URL")
+    scheme = "postgresql" if parts.scheme.startswith("postgres") else parts.scheme
+    dsn = urlunsplit((scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
+    return dsn, schema
+
+
+class PostgresStore:
+    """Store on a PostgreSQL database."""
+
+    def __init__(self, pool: Any, schema: str, description: str) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.description = description
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every write transaction this process commits."""
+        self._listeners.append(listener)
+
+    @classmethod
+    async def open(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresStore:
+        """Connect, create the schema if needed and apply pending migrations."""
+        dsn, schema = split_url(url)
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                server_settings={"search_path": schema, "application_name": "edgemeta"},
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ServiceUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        safe = urlsplit(dsn)
+        host = safe.hostname or "localhost"
+        where = f"{host}:{safe.port or 5432}{safe.path}"
+        store = cls(pool, schema, f"PostgreSQL {where} schema {schema}")
+        await store._migrate()
+        return store
+
+    async def _migrate(self) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ns BIGINT NOT NULL)"
+            )
+            done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for m in migrations("postgres"):
+                if m.version in done:
+                    continue
+                await conn.execute(m.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+                    m.version,
+                    m.name,
+                    time.time_ns(),
+                )
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[SqlTx]:
+        """A READ COMMITTED transaction on one connection."""
+        try:
+            conn = await self.pool.acquire()
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+        try:
+            async with conn.transaction():
+                yield SqlTx(PostgresDriver(conn))
+        except asyncpg.PostgresError as exc:
+            raise ServerError(f"database error: {exc}") from exc
+        finally:
+            await self.pool.release(conn)
+        for listener in self._listeners:
+            listener()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlTx]:
+        """Statements in autocommit on one connection."""
+        try:
+            conn = await self.pool.acquire()
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+        try:
+            yield SqlTx(PostgresDriver(conn))
+        except asyncpg.PostgresError as exc:
+            raise ServerError(f"database error: {exc}") from exc
+        finally:
+            await self.pool.release(conn)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self.pool.close()

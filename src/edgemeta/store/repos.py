@@ -1,0 +1,395 @@
+"""The SQL repositories, written once for every database (see :mod:`edgemeta.store.driver`).
+
+Every table keeps a record as its canonical document (``content``) next to the columns the
+database must see: ``name`` and ``id`` (unique), references by name (foreign keys), the list
+order (``created``, then insertion ``seq``), ``revision`` (for conditional updates) and
+``labels`` (for filtering). Names never change, so references by name are stable.
+
+Concurrency is left to the database: inserts rely on unique constraints, deletes on foreign
+keys, updates are conditional on the revision they replace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+import orjson
+
+from edgemeta import documents as docs
+from edgemeta.domain.errors import Conflict, DuplicateName
+from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
+from edgemeta.ports import ListQuery, Page
+from edgemeta.store.driver import Dialect, Driver, IntegrityViolation
+
+R = TypeVar("R", DeviceService, DeviceProfile, Device, ProvisionWatcher)
+
+_NOUNS = {
+    "device_service": "device service",
+    "device_profile": "device profile",
+    "device": "device",
+    "provision_watcher": "provision watcher",
+}
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """Serialize a document for a TEXT column."""
+    return orjson.dumps(doc).decode()
+
+
+class _Repo(Generic[R]):
+    """Columns and queries every record table shares."""
+
+    table: str
+    extra_columns: tuple[str, ...] = ()
+
+    _select: str
+    _insert: str
+    _update: str
+
+    def __init_subclass__(cls) -> None:
+        # The statements depend only on the class: build them once, not per transaction.
+        super().__init_subclass__()
+        cls._select = f"SELECT content FROM {cls.table}"
+        cols = ("id", "name", "created", "revision", "labels", "content", *cls.extra_columns)
+        marks = ", ".join("?" for _ in cols)
+        cls._insert = f"INSERT INTO {cls.table} ({', '.join(cols)}) VALUES ({marks})"
+        sets = ", ".join(f"{c} = ?" for c in ("revision", "labels", "content", *cls.extra_columns))
+        cls._update = f"UPDATE {cls.table} SET {sets} WHERE name = ? AND revision = ?"
+
+    def __init__(self, db: Driver) -> None:
+        self.db = db
+
+    # -- what each record type supplies ---------------------------------------------------
+    def _doc(self, record: R) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _from(self, doc: dict[str, Any]) -> R:
+        raise NotImplementedError
+
+    def _extra(self, record: R) -> tuple[object, ...]:
+        return ()
+
+    def _on_violation(self, exc: IntegrityViolation, record: R) -> Exception:
+        noun = _NOUNS[self.table]
+        if exc.constraint.endswith("_id_key"):
+            return DuplicateName(f"{noun} id {record.id} already exists")
+        if exc.kind == "unique":
+            return DuplicateName(f"{noun} name {record.name} already exists")
+        return Conflict(f"{noun} '{record.name}' references an entity that no longer exists")
+
+    # -- shared operations -----------------------------------------------------------------
+    def _load(self, row: Sequence[Any] | None) -> R | None:
+        return None if row is None else self._from(orjson.loads(row[0]))
+
+    async def add(self, record: R) -> None:
+        """Insert ``record``; the database enforces unique names and ids and references."""
+        d = self.db.dialect
+        try:
+            await self.db.execute(
+                self._insert,
+                record.id,
+                record.name,
+                record.created,
+                record.revision,
+                d.labels_value(record.labels),
+                dumps(self._doc(record)),
+                *self._extra(record),
+            )
+        except IntegrityViolation as exc:
+            raise self._on_violation(exc, record) from exc
+
+    async def update(self, record: R) -> None:
+        """Replace the stored record, if it is still the revision this one was made from."""
+        d = self.db.dialect
+        try:
+            n = await self.db.execute(
+                self._update,
+                record.revision,
+                d.labels_value(record.labels),
+                dumps(self._doc(record)),
+                *self._extra(record),
+                record.name,
+                record.revision - 1,
+            )
+        except IntegrityViolation as exc:
+            raise self._on_violation(exc, record) from exc
+        if n != 1:
+            raise Conflict(
+                f"{_NOUNS[self.table]} '{record.name}' was changed concurrently "
+                f"(expected revision {record.revision - 1})"
+            )
+
+    async def get(self, name: str, *, for_update: bool = False) -> R | None:
+        """The record called ``name``."""
+        lock = self.db.dialect.for_update if for_update else ""
+        return self._load(await self.db.fetchone(f"{self._select} WHERE name = ?{lock}", name))
+
+    async def get_by_id(self, id_: str, *, for_update: bool = False) -> R | None:
+        """The record with id ``id_``."""
+        lock = self.db.dialect.for_update if for_update else ""
+        return self._load(await self.db.fetchone(f"{self._select} WHERE id = ?{lock}", id_))
+
+    async def exists(self, name: str) -> bool:
+        """Whether a record called ``name`` exists."""
+        row = await self.db.fetchone(f"SELECT 1 FROM {self.table} WHERE name = ?", name)
+        return row is not None
+
+    async def _delete(self, name: str) -> None:
+        try:
+            await self.db.execute(f"DELETE FROM {self.table} WHERE name = ?", name)
+        except IntegrityViolation as exc:
+            raise Conflict(
+                f"{_NOUNS[self.table]} '{name}' is still referenced and cannot be deleted"
+            ) from exc
+
+    async def _page(self, query: ListQuery, where: list[str], args: list[object]) -> Page[R]:
+        dialect: Dialect = self.db.dialect
+        if query.labels:
+            where = [*where, dialect.labels_match("labels", len(query.labels))]
+            args = [*args, *dialect.labels_args(query.labels)]
+        cond = f" WHERE {' AND '.join(where)}" if where else ""
+        total = int(await self.db.fetchval(f"SELECT count(*) FROM {self.table}{cond}", *args))
+        if total == 0 or query.limit == 0 or query.offset >= total:
+            return Page(total, [])
+        rows = await self.db.fetchall(
+            f"{self._select}{cond} ORDER BY created, seq LIMIT ? OFFSET ?",
+            *args,
+            query.limit,
+            query.offset,
+        )
+        return Page(total, [self._from(orjson.loads(r[0])) for r in rows])
+
+
+class SqlDeviceServiceRepo(_Repo[DeviceService]):
+    """Device services."""
+
+    table = "device_service"
+
+    def _doc(self, record: DeviceService) -> dict[str, Any]:
+        return docs.service_doc(record)
+
+    def _from(self, doc: dict[str, Any]) -> DeviceService:
+        return docs.service_from(doc)
+
+    async def delete(self, name: str) -> None:
+        """Delete; the devices' foreign key refuses while any device references it."""
+        await self._delete(name)
+
+    async def page(self, query: ListQuery) -> Page[DeviceService]:
+        """All services, oldest first."""
+        return await self._page(query, [], [])
+
+
+class SqlDeviceProfileRepo(_Repo[DeviceProfile]):
+    """Device profiles."""
+
+    table = "device_profile"
+    extra_columns = ("manufacturer", "model")
+
+    def _doc(self, record: DeviceProfile) -> dict[str, Any]:
+        return docs.profile_doc(record)
+
+    def _from(self, doc: dict[str, Any]) -> DeviceProfile:
+        return docs.profile_from(doc)
+
+    def _extra(self, record: DeviceProfile) -> tuple[object, ...]:
+        return (record.manufacturer, record.model)
+
+    async def delete(self, name: str) -> None:
+        """Delete; devices' and watchers' foreign keys refuse while they reference it."""
+        await self._delete(name)
+
+    async def page(
+        self, query: ListQuery, *, manufacturer: str | None = None, model: str | None = None
+    ) -> Page[DeviceProfile]:
+        """Profiles, optionally of one manufacturer and/or model."""
+        where: list[str] = []
+        args: list[object] = []
+        if manufacturer is not None:
+            where.append("manufacturer = ?")
+            args.append(manufacturer)
+        if model is not None:
+            where.append("model = ?")
+            args.append(model)
+        return await self._page(query, where, args)
+
+
+class SqlDeviceRepo(_Repo[Device]):
+    """Devices."""
+
+    table = "device"
+    extra_columns = ("service_name", "profile_name", "parent")
+
+    def _doc(self, record: Device) -> dict[str, Any]:
+        return docs.device_doc(record)
+
+    def _from(self, doc: dict[str, Any]) -> Device:
+        return docs.device_from(doc)
+
+    def _extra(self, record: Device) -> tuple[object, ...]:
+        # NULL, not '', when there is no profile or parent: the foreign key skips NULLs.
+        return (record.service_name, record.profile_name or None, record.parent or None)
+
+    def _on_violation(self, exc: IntegrityViolation, record: Device) -> Exception:
+        if exc.kind == "foreign_key":
+            return Conflict(
+                f"device service '{record.service_name}' or device profile "
+                f"'{record.profile_name}' of device '{record.name}' no longer exists"
+            )
+        return super()._on_violation(exc, record)
+
+    async def delete(self, name: str) -> None:
+        """Delete the device."""
+        await self._delete(name)
+
+    async def page(
+        self, query: ListQuery, *, service: str | None = None, profile: str | None = None
+    ) -> Page[Device]:
+        """Devices, optionally of one service and/or profile."""
+        where: list[str] = []
+        args: list[object] = []
+        if service is not None:
+            where.append("service_name = ?")
+            args.append(service)
+        if profile is not None:
+            where.append("profile_name = ?")
+            args.append(profile)
+        return await self._page(query, where, args)
+
+    async def descendants(self, name: str, max_levels: int, query: ListQuery) -> Page[Device]:
+        """Devices below ``name``; cycles in parent links are tolerated (each device once)."""
+        if max_levels > 0:
+            tree = (
+                "WITH RECURSIVE tree(name, lvl) AS ("
+                " SELECT name, 1 FROM device WHERE parent = ?"
+                " UNION ALL SELECT d.name, t.lvl + 1 FROM device d"
+                " JOIN tree t ON d.parent = t.name WHERE t.lvl < ?)"
+            )
+            targs: list[object] = [name, max_levels]
+        else:
+            # UNION (not ALL) removes repeats, so a cycle of parents ends.
+            tree = (
+                "WITH RECURSIVE tree(name) AS ("
+                " SELECT name FROM device WHERE parent = ?"
+                " UNION SELECT d.name FROM device d JOIN tree t ON d.parent = t.name)"
+            )
+            targs = [name]
+        cond = "name IN (SELECT name FROM tree) AND name <> ?"
+        targs.append(name)
+        d = self.db.dialect
+        largs: list[object] = []
+        if query.labels:
+            cond += " AND " + d.labels_match("labels", len(query.labels))
+            largs = d.labels_args(query.labels)
+        total = int(
+            await self.db.fetchval(
+                f"{tree} SELECT count(*) FROM device WHERE {cond}", *targs, *largs
+            )
+        )
+        if total == 0 or query.limit == 0 or query.offset >= total:
+            return Page(total, [])
+        rows = await self.db.fetchall(
+            f"{tree} SELECT content FROM device WHERE {cond}"
+            " ORDER BY created, seq LIMIT ? OFFSET ?",
+            *targs,
+            *largs,
+            query.limit,
+            query.offset,
+        )
+        return Page(total, [self._from(orjson.loads(r[0])) for r in rows])
+
+    async def has_children(self, name: str) -> bool:
+        """Whether a device names ``name`` as parent."""
+        return (
+            await self.db.fetchone("SELECT 1 FROM device WHERE parent = ? LIMIT 1", name)
+            is not None
+        )
+
+    async def count(self) -> int:
+        """All devices."""
+        return int(await self.db.fetchval("SELECT count(*) FROM device"))
+
+    async def count_by_service(self, service: str) -> int:
+        """Devices owned by ``service``."""
+        return int(
+            await self.db.fetchval("SELECT count(*) FROM device WHERE service_name = ?", service)
+        )
+
+    async def count_by_profiles(self, profiles: Sequence[str]) -> dict[str, int]:
+        """Devices per profile name, for the names given."""
+        if not profiles:
+            return {}
+        marks = ", ".join("?" for _ in profiles)
+        rows = await self.db.fetchall(
+            f"SELECT profile_name, count(*) FROM device WHERE profile_name IN ({marks})"
+            " GROUP BY profile_name",
+            *profiles,
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def services_using_profile(self, profile: str) -> list[str]:
+        """Services owning a device of ``profile``."""
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT service_name FROM device WHERE profile_name = ? ORDER BY service_name",
+            profile,
+        )
+        return [str(r[0]) for r in rows]
+
+
+class SqlProvisionWatcherRepo(_Repo[ProvisionWatcher]):
+    """Provision watchers."""
+
+    table = "provision_watcher"
+    extra_columns = ("service_name", "profile_name")
+
+    def _doc(self, record: ProvisionWatcher) -> dict[str, Any]:
+        return docs.watcher_doc(record)
+
+    def _from(self, doc: dict[str, Any]) -> ProvisionWatcher:
+        return docs.watcher_from(doc)
+
+    def _extra(self, record: ProvisionWatcher) -> tuple[object, ...]:
+        return (record.service_name, record.discovered_device.profile_name or None)
+
+    def _on_violation(self, exc: IntegrityViolation, record: ProvisionWatcher) -> Exception:
+        if exc.kind == "foreign_key":
+            return Conflict(
+                f"device profile '{record.discovered_device.profile_name}' of provision watcher "
+                f"'{record.name}' no longer exists"
+            )
+        return super()._on_violation(exc, record)
+
+    async def delete(self, name: str) -> None:
+        """Delete the watcher."""
+        await self._delete(name)
+
+    async def page(
+        self, query: ListQuery, *, service: str | None = None, profile: str | None = None
+    ) -> Page[ProvisionWatcher]:
+        """Watchers, optionally of one service and/or profile."""
+        where: list[str] = []
+        args: list[object] = []
+        if service is not None:
+            where.append("service_name = ?")
+            args.append(service)
+        if profile is not None:
+            where.append("profile_name = ?")
+            args.append(profile)
+        return await self._page(query, where, args)
+
+    async def count_by_service(self, service: str) -> int:
+        """Watchers of ``service``."""
+        return int(
+            await self.db.fetchval(
+                "SELECT count(*) FROM provision_watcher WHERE service_name = ?", service
+            )
+        )
+
+    async def count_by_profile(self, profile: str) -> int:
+        """Watchers using ``profile``."""
+        return int(
+            await self.db.fetchval(
+                "SELECT count(*) FROM provision_watcher WHERE profile_name = ?", profile
+            )
+        )

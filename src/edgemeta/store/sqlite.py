@@ -1,0 +1,174 @@
+"""The SQLite store: the embedded default.
+
+One connection, used from the event loop thread. SQLite calls take microseconds, and crossing
+to a worker thread for each would cost more than the call itself, so the driver runs them
+inline; nothing inside a transaction ever waits on anything but SQLite, so a transaction never
+yields to another task half-way. An :class:`asyncio.Lock` still guards the connection, so a
+use case that did await inside a transaction would serialize rather than interleave.
+
+Settings: WAL journal (readers never block the writer), ``synchronous=NORMAL`` (a committed
+transaction survives a crash of the process; an OS crash or power loss may lose the last
+transactions; ``EDGEMETA_SQLITE_SYNCHRONOUS=FULL`` makes every commit durable on disk),
+foreign keys on, a busy timeout for the case of a second process on the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from edgemeta.domain.errors import ServerError
+from edgemeta.store.driver import IntegrityViolation, Row
+from edgemeta.store.migrations import migrations
+from edgemeta.store.tx import SqlTx
+
+
+class SqliteDialect:
+    """SQLite's fragments: labels are a JSON array in a TEXT column."""
+
+    name = "sqlite"
+    for_update = ""  # BEGIN IMMEDIATE already holds the write lock for the whole transaction
+
+    def labels_match(self, column: str, count: int) -> str:
+        """All labels present: one EXISTS over json_each per label."""
+        one = f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)"
+        return " AND ".join([one] * count)
+
+    def labels_value(self, labels: Sequence[str]) -> object:
+        """Labels as JSON text."""
+        return orjson.dumps(list(labels)).decode()
+
+    def labels_args(self, labels: Sequence[str]) -> list[object]:
+        """One argument per label."""
+        return list(labels)
+
+
+def _violation(exc: sqlite3.IntegrityError) -> IntegrityViolation:
+    text = str(exc)
+    if text.startswith("UNIQUE constraint failed: "):
+        # "UNIQUE constraint failed: device.name" -> device_name_key
+        target = text.removeprefix("UNIQUE constraint failed: ").split(",")[0].strip()
+        return IntegrityViolation("unique", target.replace(".", "_") + "_key")
+    if "FOREIGN KEY" in text:
+        return IntegrityViolation("foreign_key", "fkey")
+    return IntegrityViolation("check", text)
+
+
+class SqliteDriver:
+    """Runs statements on the store's connection, inline."""
+
+    dialect = SqliteDialect()
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, *args: object) -> int:
+        """Run a statement; rows changed."""
+        try:
+            return self.conn.execute(sql, args).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise _violation(exc) from exc
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run a statement per row."""
+        try:
+            self.conn.executemany(sql, rows)
+        except sqlite3.IntegrityError as exc:
+            raise _violation(exc) from exc
+
+    async def fetchone(self, sql: str, *args: object) -> Row | None:
+        """First row or None."""
+        row: Row | None = self.conn.execute(sql, args).fetchone()
+        return row
+
+    async def fetchall(self, sql: str, *args: object) -> list[Row]:
+        """All rows."""
+        return self.conn.execute(sql, args).fetchall()
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        """First column of the first row."""
+        row = self.conn.execute(sql, args).fetchone()
+        return None if row is None else row[0]
+
+
+class SqliteStore:
+    """Store on one SQLite file (or ``:memory:``)."""
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.description = f"SQLite {path}"
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={synchronous}")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+        self.driver = SqliteDriver(self.conn)
+        self._lock = asyncio.Lock()
+        self._tx = SqlTx(self.driver)
+        self._listeners: list[Callable[[], None]] = []
+        self._migrate()
+
+    def _migrate(self) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ns INTEGER NOT NULL)"
+            )
+            done = {r[0] for r in c.execute("SELECT version FROM schema_migrations")}
+            for m in migrations("sqlite"):
+                if m.version in done:
+                    continue
+                for stmt in m.statements():
+                    c.execute(stmt)
+                c.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (m.version, m.name, time.time_ns()),
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[SqlTx]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+        async with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # another process holds the lock too long
+                raise ServerError(f"database is busy: {exc}") from exc
+            try:
+                yield self._tx
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+            for listener in self._listeners:
+                listener()
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every committed write transaction."""
+        self._listeners.append(listener)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlTx]:
+        """Reads run in autocommit; the lock keeps them off a half-done transaction."""
+        async with self._lock:
+            yield self._tx
+
+    async def close(self) -> None:
+        """Checkpoint and close the file."""
+        self.conn.close()

@@ -1,0 +1,26 @@
+"""A transaction's view of the SQL store: the repositories and the outbox on one driver."""
+
+from __future__ import annotations
+
+from edgemeta.store.driver import Driver
+from edgemeta.store.outbox import SqlOutbox, SqlOutboxFeed
+from edgemeta.store.repos import (
+    SqlDeviceProfileRepo,
+    SqlDeviceRepo,
+    SqlDeviceServiceRepo,
+    SqlProvisionWatcherRepo,
+)
+
+
+class SqlTx:
+    """Repositories bound to one driver (one connection, one transaction)."""
+
+    __slots__ = ("devices", "feed", "outbox", "profiles", "services", "watchers")
+
+    def __init__(self, db: Driver) -> None:
+        self.services = SqlDeviceServiceRepo(db)
+        self.profiles = SqlDeviceProfileRepo(db)
+        self.devices = SqlDeviceRepo(db)
+        self.watchers = SqlProvisionWatcherRepo(db)
+        self.outbox = SqlOutbox(db)
+        self.feed = SqlOutboxFeed(db)

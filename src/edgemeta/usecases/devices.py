@@ -1,0 +1,216 @@
+"""Device operations, in EdgeX's order of checks (``application/device.go``).
+
+Add: the service must exist (400), the profile if named (400) and the autoEvents must fit it
+(400); a taken name is 409 naming its owner, or with ``force`` a full replacement; capacity;
+then the owning service validates the device over the bus (unless ``bypassValidation`` or
+``force``); then one transaction writes the device and its events. The unique constraint on
+the name, not the earlier look-up, is what guarantees one device per name.
+
+Patch: same checks on the result; the (new) owner validates; the write re-reads the row under
+lock and re-applies the patch if another writer got there first, so no update is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from edgemeta.domain import events
+from edgemeta.domain.devices import drop_invalid_auto_events, validate_against_profile
+from edgemeta.domain.errors import Conflict, ContractInvalid, DuplicateName
+from edgemeta.domain.patches import DevicePatch, apply_device_patch, same_content
+from edgemeta.domain.records import Device
+from edgemeta.ports import ListQuery, Page, Tx
+from edgemeta.usecases.common import Deps, new_id, not_found, now_ms
+
+
+async def _check_references(tx: Tx, device: Device) -> None:
+    if await tx.services.get(device.service_name) is None:
+        raise ContractInvalid(f"device service '{device.service_name}' does not exist")
+    if device.profile_name:
+        profile = await tx.profiles.get(device.profile_name)
+        if profile is None:
+            raise ContractInvalid(
+                f"device profile '{device.profile_name}' not found during validating device "
+                f"'{device.name}'"
+            )
+        validate_against_profile(device, profile)
+
+
+async def _check_capacity(deps: Deps, tx: Tx) -> None:
+    limit = deps.policy.max_devices
+    if limit and await tx.devices.count() >= limit:
+        raise ContractInvalid(f"device count would exceed MaxDevices ({limit})")
+
+
+async def add_device(
+    deps: Deps,
+    device: Device,
+    correlation_id: str,
+    *,
+    force: bool = False,
+    bypass_validation: bool = False,
+) -> str:
+    """Add a device (or, with ``force`` and a taken name, replace it); returns its id."""
+    async with deps.store.read() as tx:
+        await _check_references(tx, device)
+        existing = await tx.devices.get(device.name)
+        if existing is not None and not force:
+            raise DuplicateName(
+                f"device name {device.name} already exists "
+                f"(owned by device service '{existing.service_name}')"
+            )
+    if existing is not None:
+        return await _replace_device(deps, existing, device, correlation_id)
+    if not (bypass_validation or force):
+        await deps.validator.validate(device.service_name, device, correlation_id)
+    now = now_ms()
+    d = replace(device, id=device.id or new_id(), created=now, modified=now, revision=1)
+    async with deps.store.write() as tx:
+        await _check_capacity(deps, tx)
+        await tx.devices.add(d)
+        await tx.outbox.append(events.device_added(d), correlation_id)
+    return d.id
+
+
+async def _replace_device(deps: Deps, existing: Device, device: Device, cid: str) -> str:
+    """``POST /device?force=true`` on a taken name: a full update keeping id and created."""
+    if device.id and device.id != existing.id:
+        raise ContractInvalid(
+            f"device '{device.name}' exists with id {existing.id}, not {device.id}"
+        )
+    async with deps.store.write() as tx:
+        before = await tx.devices.get(device.name, for_update=True)
+        if before is None:
+            raise Conflict(f"device '{device.name}' was deleted concurrently")
+        await _check_references(tx, device)
+        after = replace(
+            device,
+            id=before.id,
+            created=before.created,
+            modified=before.modified,
+            revision=before.revision,
+        )
+        if same_content(before, after):
+            return before.id
+        after = replace(after, modified=now_ms(), revision=before.revision + 1)
+        await tx.devices.update(after)
+        await tx.outbox.append(events.device_updated(before, after), cid)
+    return before.id
+
+
+async def _find(tx: Tx, patch: DevicePatch, *, for_update: bool) -> Device:
+    t = patch.target
+    if t.id:
+        found = await tx.devices.get_by_id(t.id, for_update=for_update)
+        if found is None:
+            raise not_found("device with id", t.id)
+        t.check_name("device", found.name)
+        return found
+    found = await tx.devices.get(t.name or "", for_update=for_update)
+    if found is None:
+        raise not_found("device", t.name or "")
+    return found
+
+
+async def _patched(tx: Tx, before: Device, patch: DevicePatch) -> Device:
+    """The patched device, checked against its (possibly new) service and profile."""
+    after = apply_device_patch(before, patch)
+    if patch.service_name is not None and await tx.services.get(after.service_name) is None:
+        raise ContractInvalid(f"device service '{after.service_name}' does not exist")
+    if after.profile_name:
+        profile = await tx.profiles.get(after.profile_name)
+        if profile is None:
+            raise ContractInvalid(
+                f"device profile '{after.profile_name}' not found during validating device "
+                f"'{after.name}'"
+            )
+        if after.profile_name != before.profile_name:
+            # EdgeX 4.0.2: a new profile silently drops the autoEvents it cannot serve.
+            after = drop_invalid_auto_events(after, profile)
+        validate_against_profile(after, profile)
+    return after
+
+
+async def patch_device(
+    deps: Deps, patch: DevicePatch, correlation_id: str, *, bypass_validation: bool = False
+) -> None:
+    """Apply a partial update; a new ``serviceName`` tells the old and the new owner."""
+    if patch.service_name is not None:
+        async with deps.store.read() as tx:
+            if await tx.services.get(patch.service_name) is None:
+                raise ContractInvalid(f"device service '{patch.service_name}' does not exist")
+    async with deps.store.read() as tx:
+        before = await _find(tx, patch, for_update=False)
+        after = await _patched(tx, before, patch)
+    if same_content(before, after):
+        return
+    if not bypass_validation:
+        await deps.validator.validate(after.service_name, after, correlation_id)
+    async with deps.store.write() as tx:
+        current = await _find(tx, patch, for_update=True)
+        if current.revision != before.revision:
+            # Someone changed the device since we read it: apply the patch to what is stored.
+            before = current
+            after = await _patched(tx, before, patch)
+            if same_content(before, after):
+                return
+        after = replace(after, modified=now_ms(), revision=before.revision + 1)
+        await tx.devices.update(after)
+        await tx.outbox.append(events.device_updated(before, after), correlation_id)
+
+
+async def get_device(deps: Deps, name: str) -> Device:
+    """The device called ``name``."""
+    async with deps.store.read() as tx:
+        found = await tx.devices.get(name)
+    if found is None:
+        raise not_found("device", name)
+    return found
+
+
+async def get_device_by_id(deps: Deps, id_: str) -> Device:
+    """The device with this id."""
+    async with deps.store.read() as tx:
+        found = await tx.devices.get_by_id(id_)
+    if found is None:
+        raise not_found("device with id", id_)
+    return found
+
+
+async def device_exists(deps: Deps, name: str) -> bool:
+    """Whether a device called ``name`` exists."""
+    async with deps.store.read() as tx:
+        return await tx.devices.exists(name)
+
+
+async def list_devices(
+    deps: Deps,
+    query: ListQuery,
+    *,
+    service: str | None = None,
+    profile: str | None = None,
+) -> Page[Device]:
+    """A page of devices, all or of one service or profile."""
+    async with deps.store.read() as tx:
+        return await tx.devices.page(query, service=service, profile=profile)
+
+
+async def list_descendants(
+    deps: Deps, ancestor: str, max_levels: int, query: ListQuery
+) -> Page[Device]:
+    """A page of the devices below ``ancestor`` (``max_levels`` <= 0: any depth)."""
+    async with deps.store.read() as tx:
+        return await tx.devices.descendants(ancestor, max_levels, query)
+
+
+async def delete_device(deps: Deps, name: str, correlation_id: str) -> None:
+    """Delete a device that has no children (409 otherwise)."""
+    async with deps.store.write() as tx:
+        found = await tx.devices.get(name, for_update=True)
+        if found is None:
+            raise not_found("device", name)
+        if await tx.devices.has_children(name):
+            raise Conflict(f"device '{name}' cannot be deleted: it has child devices")
+        await tx.devices.delete(name)
+        gone = replace(found, revision=found.revision + 1)
+        await tx.outbox.append(events.device_deleted(gone), correlation_id)

@@ -1,0 +1,45 @@
+"""Shared fixtures: stores on every backend, and a service app for API tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from edgemeta.ports import Store
+from edgemeta.store import open_store
+from tests import servers
+
+
+async def _drop_schema(schema: str) -> None:
+    conn = await asyncpg.connect(servers.POSTGRES_URL)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Store]:
+    """A fresh, migrated store on each backend (its own file or its own schema)."""
+    if request.param == "sqlite":
+        s = await open_store(f"sqlite:///{tmp_path / 'test.db'}")
+        yield s
+        await s.close()
+        return
+    servers.require(servers.POSTGRES_URL, "PostgreSQL")
+    schema = servers.unique("t")
+    s = await open_store(f"{servers.POSTGRES_URL}?schema={schema}")
+    try:
+        yield s
+    finally:
+        await s.close()
+        await _drop_schema(schema)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The test PostgreSQL URL (skips or fails if the server is down)."""
+    servers.require(servers.POSTGRES_URL, "PostgreSQL")
+    return servers.POSTGRES_URL
