@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +14,7 @@ import uvicorn
 
 from edgemeta import __version__
 from edgemeta.bootstrap import build
+from edgemeta.domain.errors import EdgeMetaError
 from edgemeta.settings import Settings
 
 app = typer.Typer(help="edgemeta: EdgeX-compatible device metadata and provisioning.")
@@ -21,6 +24,18 @@ log = logging.getLogger("edgemeta")
 def _settings(**flags: Any) -> Settings:
     """Flags given on the command line, then EDGEMETA_* variables, then defaults."""
     return Settings(**{k: v for k, v in flags.items() if v is not None})
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn, minus one habit: after a graceful stop on SIGINT/SIGTERM it re-raises the
+    signal, which would kill the process before the relay delivers what is pending and the
+    store closes. We stop just as gracefully, then finish our own shutdown and exit 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
 
 async def _serve(settings: Settings) -> None:
@@ -35,8 +50,9 @@ async def _serve(settings: Settings) -> None:
         lifespan="off",
         http="httptools",
         server_header=False,
+        log_config=None,  # our logging setup; uvicorn's own start-up chatter is muted below
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     log.info(
         "edgemeta %s listening on http://%s:%d/api/v3, storing in %s, events on %s",
         __version__,
@@ -96,6 +112,8 @@ def serve(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level != "DEBUG":
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     runner: Any = asyncio.run
     try:
         import uvloop
@@ -103,7 +121,11 @@ def serve(
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         pass
-    runner(_serve(settings))
+    try:
+        runner(_serve(settings))
+    except (ValueError, EdgeMetaError) as exc:
+        typer.echo(f"edgemeta: cannot start: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

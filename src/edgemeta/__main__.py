@@ -1,0 +1,5 @@
+"""``python -m edgemeta`` is the ``edgemeta`` command."""
+
+from edgemeta.cli import main
+
+main()
