@@ -45,12 +45,13 @@ async def _serve(settings: Settings) -> None:
         service.app,
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level.lower(),
+        # uvicorn's own start/stop chatter only in DEBUG: edgemeta logs the one line that matters.
+        log_level="debug" if settings.log_level == "DEBUG" else "warning",
         access_log=False,
         lifespan="off",
         http="httptools",
         server_header=False,
-        log_config=None,  # our logging setup; uvicorn's own start-up chatter is muted below
+        log_config=None,  # keep the logging set up in serve()
     )
     server = _Server(config)
     log.info(
@@ -112,8 +113,6 @@ def serve(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if settings.log_level != "DEBUG":
-        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     runner: Any = asyncio.run
     try:
         import uvloop
