@@ -16,6 +16,7 @@ from edgemeta.api.app import create_app
 from edgemeta.api.handlers import ApiContext
 from edgemeta.bus.memory import MemoryBus
 from edgemeta.bus.relay import Relay
+from edgemeta.bus.stream import Notifier
 from edgemeta.bus.validation import BusDeviceValidator
 from edgemeta.ports import Bus, Store
 from edgemeta.settings import Settings
@@ -130,6 +131,8 @@ async def build(settings: Settings) -> Service:
         retention_s=settings.event_retention_hours * 3600,
     )
     store.on_commit(relay.nudge)
+    notifier = Notifier()
+    relay.listeners.append(notifier.notify)
     api = ApiContext(
         deps=deps,
         max_result_count=settings.max_result_count,
@@ -137,5 +140,8 @@ async def build(settings: Settings) -> Service:
         config=config_document(settings),
         uom=uom,
         uom_yaml=uom_yaml,
+        notifier=notifier,
+        bus_prefix=settings.bus_prefix,
+        name_escape=settings.name_escape,
     )
     return Service(settings, store, bus, relay, deps, create_app(api))

@@ -236,6 +236,16 @@ class Tx(Protocol):
         """The outbox (read side: relay, streams, replay)."""
 
 
+class Lease(Protocol):
+    """An exclusive role among the processes sharing a store (e.g. the one outbox relay)."""
+
+    async def acquire(self) -> bool:
+        """Try to take (or confirm holding) the role; never blocks. True while held."""
+
+    async def release(self) -> None:
+        """Give the role up."""
+
+
 class Store(Protocol):
     """A database behind the repositories."""
 
@@ -249,6 +259,9 @@ class Store(Protocol):
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every write transaction this process commits."""
+
+    def lease(self, name: str) -> Lease:
+        """A lease on role ``name``, exclusive among the processes sharing this store."""
 
     async def close(self) -> None:
         """Release connections."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from edgemeta.bootstrap import Service, build
 from edgemeta.settings import Settings
@@ -127,3 +130,32 @@ async def sqlite_api(tmp_path: Any) -> AsyncIterator[Api]:
     async with httpx.AsyncClient(transport=transport, base_url="http://edgemeta") as client:
         yield Api(client, service)
     await service.store.close()
+
+
+class _TestServer(uvicorn.Server):
+    """uvicorn in the test's event loop, leaving signal handling to pytest."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve_http(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` over real HTTP on a free port (for streaming responses, which httpx's
+    ASGI transport buffers whole); yields the base URL."""
+    from tests.e2e.procs import free_port
+
+    port = free_port()
+    server = _TestServer(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        server.force_exit = True  # don't wait for open event streams to end
+        await task

@@ -24,7 +24,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.responses import error
-from edgemeta.api.routes import common, device_services, devices, profiles, watchers
+from edgemeta.api.routes import (
+    common,
+    device_services,
+    devices,
+    profiles,
+    systemevents,
+    watchers,
+)
 
 API_BASE = "/api/v3"
 _CID_HEADER = b"x-correlation-id"
@@ -93,7 +100,7 @@ def create_app(
 ) -> ASGIApp:
     """The application, with every core-metadata route."""
     inner: list[BaseRoute] = []
-    for module in (common, device_services, profiles, devices, watchers):
+    for module in (common, device_services, profiles, devices, watchers, systemevents):
         inner.extend(module.routes(api))
     inner.extend(extra_routes or [])
     spec = openapi_document()

@@ -15,6 +15,7 @@ from edgemeta.api.body import decode_batch, read_body
 from edgemeta.api.errors import status_of
 from edgemeta.api.responses import base, error, respond
 from edgemeta.api.wire import Envelope
+from edgemeta.bus.stream import Notifier
 from edgemeta.domain.errors import ContractInvalid, EdgeMetaError
 from edgemeta.usecases.common import Deps
 
@@ -34,6 +35,9 @@ class ApiContext:
     config: dict[str, Any] = field(default_factory=dict)
     uom: dict[str, Any] = field(default_factory=dict)
     uom_yaml: bytes = b""
+    notifier: Notifier = field(default_factory=Notifier)
+    bus_prefix: str = "edgex"
+    name_escape: bool = False
 
 
 def endpoint(fn: Handler) -> Handler:

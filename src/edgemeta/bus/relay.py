@@ -9,6 +9,10 @@ consumers drop the repeat by its ``eventId`` tag.
 
 The relay wakes when the store reports a commit, and otherwise polls (other instances on the
 same PostgreSQL write too). Delivered events are kept for ``retention`` and then purged.
+
+Only one relay publishes at a time: the holder of the store's ``outbox-relay`` lease (always
+this process on SQLite; a PostgreSQL advisory lock otherwise, released by the database if its
+holder dies). One publisher keeps the delivery order the commit order, per record and overall.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ class Relay:
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
+        self.lease = store.lease("outbox-relay")
+        self.leader = False
+        self._stepping = asyncio.Lock()  # one step at a time, even with drain() called alongside
 
     def topic(self, ev: OutboxEvent) -> str:
         """The topic an outbox event is published on."""
@@ -75,7 +82,14 @@ class Relay:
         self.wakeup.set()
 
     async def step(self) -> int:
-        """Publish one batch; returns how many events were delivered."""
+        """Publish one batch (if this process holds the relay lease); returns how many."""
+        async with self._stepping:
+            return await self._step()
+
+    async def _step(self) -> int:
+        self.leader = await self.lease.acquire()
+        if not self.leader:
+            return 0
         async with self.store.read() as tx:
             batch = await tx.feed.pending(self.batch_size)
         if not batch:
@@ -135,8 +149,11 @@ class Relay:
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
             self.wakeup.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that races with the event being set, and the relay would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self.wakeup.wait()
 
     def start(self) -> None:
         """Run in the background."""
@@ -149,8 +166,10 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        with contextlib.suppress(EdgeMetaError, _Stalled):
-            await asyncio.wait_for(self.drain(), 2.0)
+        with contextlib.suppress(EdgeMetaError, _Stalled, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self.drain()
+        await self.lease.release()
 
 
 class _Stalled(Exception):

@@ -11,6 +11,8 @@ The URL may carry ``?schema=<name>`` (default ``edgemeta``); the tables live in 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -215,6 +217,51 @@ class PostgresStore:
         finally:
             await self.pool.release(conn)
 
+    def lease(self, name: str) -> PostgresLease:
+        """A session advisory lock on its own connection: held while that connection lives."""
+        return PostgresLease(self.pool, name)
+
     async def close(self) -> None:
         """Close the pool."""
         await self.pool.close()
+
+
+class PostgresLease:
+    """``pg_try_advisory_lock`` on a dedicated connection. If the connection (or the process)
+    dies, PostgreSQL releases the lock and another instance's ``acquire`` succeeds."""
+
+    def __init__(self, pool: Any, name: str) -> None:
+        self.pool = pool
+        self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        self.conn: Any = None
+
+    async def acquire(self) -> bool:
+        """Take the lock if free; confirm the connection still holds it if taken before."""
+        try:
+            if self.conn is not None:
+                if not self.conn.is_closed():
+                    await self.conn.fetchval("SELECT 1")
+                    return True
+                await self._drop()
+            conn = await self.pool.acquire()
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key):
+                self.conn = conn
+                return True
+            await self.pool.release(conn)
+            return False
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await self._drop()
+            return False
+
+    async def _drop(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await self.pool.release(conn)
+
+    async def release(self) -> None:
+        """Unlock and return the connection to the pool."""
+        if self.conn is not None and not self.conn.is_closed():
+            with contextlib.suppress(Exception):
+                await self.conn.execute("SELECT pg_advisory_unlock($1)", self.key)
+        await self._drop()

@@ -98,6 +98,17 @@ class SqliteDriver:
         return None if row is None else row[0]
 
 
+class SqliteLease:
+    """The trivial lease of a single-process store."""
+
+    async def acquire(self) -> bool:
+        """Held."""
+        return True
+
+    async def release(self) -> None:
+        """Nothing to release."""
+
+
 class SqliteStore:
     """Store on one SQLite file (or ``:memory:``)."""
 
@@ -168,6 +179,10 @@ class SqliteStore:
         """Reads run in autocommit; the lock keeps them off a half-done transaction."""
         async with self._lock:
             yield self._tx
+
+    def lease(self, name: str) -> SqliteLease:
+        """Always held: one process serves an SQLite file (a second one is not supported)."""
+        return SqliteLease()
 
     async def close(self) -> None:
         """Checkpoint and close the file."""

@@ -1,0 +1,93 @@
+"""``GET /api/v3/systemevent/stream``: system events as Server-Sent Events, without a broker.
+
+Query: ``topic`` (an MQTT-style filter, repeatable; default every system event), ``since`` (a
+delivery position). A reconnecting client sends ``Last-Event-ID`` and resumes after it. Each
+event is ``id: <position>``, ``event: systemevent``, ``data: <EdgeX MessageEnvelope>`` with
+``receivedTopic`` set. If retained events no longer reach back to the position asked for, an
+``event: gap`` says which positions are gone. A comment line every 15 s keeps proxies open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from edgemeta.api.handlers import ApiContext, endpoint
+from edgemeta.api.query import MAX_OFFSET, int_param
+from edgemeta.bus.stream import StreamItem, follow
+from edgemeta.bus.topics import valid_filter
+from edgemeta.domain.errors import ContractInvalid
+
+KEEPALIVE_S = 15.0
+
+
+def _frame(item: StreamItem) -> bytes:
+    if item.gap_from:
+        data = orjson.dumps({"from": item.gap_from, "to": item.pos})
+        return b"id: %d\nevent: gap\ndata: %s\n\n" % (item.pos, data)
+    return b"id: %d\nevent: systemevent\ndata: %s\n\n" % (item.pos, item.data)
+
+
+def routes(api: ApiContext) -> list[Route]:
+    """The system event stream route."""
+
+    @endpoint
+    async def stream(request: Request) -> Response:
+        filters = request.query_params.getlist("topic") or [f"{api.bus_prefix}/system-events/#"]
+        for f in filters:
+            if len(f) > 1024 or not valid_filter(f):
+                raise ContractInvalid(f"topic filter {f!r} is not a valid MQTT-style filter")
+        since: int | None = None
+        last_id = request.headers.get("last-event-id")
+        if last_id is not None:
+            if not last_id.isdigit() or int(last_id) > MAX_OFFSET * 2**32:
+                raise ContractInvalid("Last-Event-ID must be a delivery position (an integer)")
+            since = int(last_id)
+        elif "since" in request.query_params:
+            since = int_param(request.query_params, "since", 0, 0, MAX_OFFSET * 2**32)
+
+        async def body() -> AsyncIterator[bytes]:
+            queue: asyncio.Queue[StreamItem] = asyncio.Queue(1000)
+
+            async def pump() -> None:
+                async for item in follow(
+                    api.deps.store,
+                    api.notifier,
+                    filters,
+                    prefix=api.bus_prefix,
+                    name_escape=api.name_escape,
+                    since=since,
+                ):
+                    await queue.put(item)
+
+            task = asyncio.create_task(pump())
+            try:
+                yield b": edgemeta system events\n\n"
+                while True:
+                    try:
+                        async with asyncio.timeout(KEEPALIVE_S):
+                            item = await queue.get()
+                    except TimeoutError:
+                        if task.done():
+                            task.result()  # surface the pump's error
+                        yield b": keepalive\n\n"
+                        continue
+                    yield _frame(item)
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+        return StreamingResponse(
+            body(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return [Route("/systemevent/stream", stream, methods=["GET"])]

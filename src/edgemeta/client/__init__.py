@@ -1,0 +1,5 @@
+"""Python client of edgemeta's API. It depends on the wire format only."""
+
+from edgemeta.client.events import GapError, ReceivedEvent, system_events
+
+__all__ = ["GapError", "ReceivedEvent", "system_events"]
