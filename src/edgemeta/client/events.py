@@ -81,7 +81,7 @@ async def system_events(
     """Yield system events matching ``topics`` after ``last_event_id`` (None: from now on)."""
     own = client is None
     http = client or httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
-    url = base_url.rstrip("/") + "/api/v3/systemevent/stream"
+    url = base_url.rstrip("/").removesuffix("/api/v3") + "/api/v3/systemevent/stream"
     params = httpx.QueryParams([("topic", t) for t in topics or ()])
     last = last_event_id
     try:
