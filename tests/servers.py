@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-POSTGRES_URL = os.environ.get("EDGEMETA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_URL = os.environ.get(
+    "EDGEMETA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 MQTT_URL = os.environ.get("EDGEMETA_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 NATS_URL = os.environ.get("EDGEMETA_TEST_NATS_URL", "nats://127.0.0.1:4222")
 

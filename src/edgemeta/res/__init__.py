@@ -1,0 +1,1 @@
+"""Packaged resources: the default units of measure (uom.yaml)."""
