@@ -31,6 +31,16 @@ def open_bus(url: str, settings: Settings) -> Bus:
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("memory", "inproc", ""):
         return MemoryBus()
+    if scheme == "mqtt":
+        # Imported here so that the default (in-process) bus does not load the MQTT client.
+        from edgemeta.bus.mqtt import MqttBus
+
+        return MqttBus(url, qos=settings.bus_qos)
+    if scheme == "nats":
+        from edgemeta.bus.nats import NatsBus
+
+        # System events go through JetStream (stored, acknowledged) where the server has it.
+        return NatsBus(url, jetstream_subjects=[f"{settings.bus_prefix}/system-events/#"])
     raise ValueError(f"unsupported bus URL scheme {scheme!r} (use memory://, mqtt:// or nats://)")
 
 
