@@ -23,7 +23,9 @@ from typing import Any
 
 import psutil
 
-PG_BASE = os.environ.get("EDGEMETA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_BASE = os.environ.get(
+    "EDGEMETA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def free_port() -> int:
@@ -133,8 +135,9 @@ class Server:
 
 def app_server(kind: str, log: Path) -> Server:
     port = free_port()
-    return Server(kind, [sys.executable, "-m", "bench.apps", kind, "--port", str(port)],
-                  port, "/", log)
+    return Server(
+        kind, [sys.executable, "-m", "bench.apps", kind, "--port", str(port)], port, "/", log
+    )
 
 
 def edgemeta_server(
@@ -146,12 +149,24 @@ def edgemeta_server(
         exe = shutil.which("edgemeta", path=str(Path(sys.executable).parent)) or "edgemeta"
         cmd = [exe]
     else:
-        boot = (f"import sys; sys.path.insert(0, {str(src)!r}); import edgemeta; "
-                f"assert edgemeta.__file__.startswith({str(src)!r}), edgemeta.__file__; "
-                "sys.argv[0] = 'edgemeta'; from edgemeta.cli import main; main()")
+        boot = (
+            f"import sys; sys.path.insert(0, {str(src)!r}); import edgemeta; "
+            f"assert edgemeta.__file__.startswith({str(src)!r}), edgemeta.__file__; "
+            "sys.argv[0] = 'edgemeta'; from edgemeta.cli import main; main()"
+        )
         cmd = [sys.executable, "-c", boot]
-    argv = [*cmd, "serve", "--port", str(port), "--database-url", database_url,
-            "--device-validation", "never", "--log-level", log_level]
+    argv = [
+        *cmd,
+        "serve",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--device-validation",
+        "never",
+        "--log-level",
+        log_level,
+    ]
     return Server("edgemeta", argv, port, "/api/v3/ping", log)
 
 
@@ -206,11 +221,13 @@ class Database:
     def size_bytes(self) -> int:
         if self.backend == "sqlite":
             return sum(p.stat().st_size for p in self.dir.iterdir())
-        return int(self._pg(
-            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
-            f" JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{self.schema}'"
-            " AND c.relkind = 'r'"
-        ))
+        return int(
+            self._pg(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+                f" JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{self.schema}'"
+                " AND c.relkind = 'r'"
+            )
+        )
 
     def server_version(self) -> str:
         if self.backend == "sqlite":
@@ -237,20 +254,41 @@ def _postgres_cpu_s() -> float:
 
 def _busy_s() -> float:
     t = psutil.cpu_times()
-    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
-                 - getattr(t, "guest_nice", 0.0))
+    return float(
+        sum(t)
+        - t.idle
+        - getattr(t, "iowait", 0.0)
+        - getattr(t, "guest", 0.0)
+        - getattr(t, "guest_nice", 0.0)
+    )
 
 
-def wrk(port: int, script: str, *, seconds: float, connections: int, threads: int = 1,
-        timeout: str = "10s", workdir: Path) -> dict[str, Any]:
+def wrk(
+    port: int,
+    script: str,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int = 1,
+    timeout: str = "10s",
+    workdir: Path,
+) -> dict[str, Any]:
     """Run wrk with a Lua script; the numbers its ``done`` hook printed."""
     workdir.mkdir(parents=True, exist_ok=True)
     fd, path = tempfile.mkstemp(suffix=".lua", dir=workdir)
     with os.fdopen(fd, "w") as f:
         f.write(script)
     try:
-        argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-                f"--timeout={timeout}", "-s", path, f"http://127.0.0.1:{port}"]
+        argv = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            f"--timeout={timeout}",
+            "-s",
+            path,
+            f"http://127.0.0.1:{port}",
+        ]
         busy0, pg0 = _busy_s(), _postgres_cpu_s()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         steal0 = getattr(psutil.cpu_times(), "steal", 0.0)

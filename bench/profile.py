@@ -49,8 +49,11 @@ def summarize(raw: Path, top: int = 30) -> str:
         if not stack or not count_s.isdigit():
             continue
         n = int(count_s)
-        frames = [_short(f) for f in stack.split(";") if f and not f.startswith("process ")
-                  and not f.startswith("thread ")]
+        frames = [
+            _short(f)
+            for f in stack.split(";")
+            if f and not f.startswith("process ") and not f.startswith("thread ")
+        ]
         if not frames:
             continue
         total += n
@@ -67,8 +70,11 @@ def summarize(raw: Path, top: int = 30) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.profile",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--backend", default="sqlite")
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--scenarios", default="get,add,batch")
@@ -97,18 +103,35 @@ def main() -> int:
             raw = outdir / f"{args.backend}-{name}.txt"
             assert server.proc is not None
             spy = subprocess.Popen(
-                [pyspy, "record", "--format", "raw", "--nonblocking", "--rate", str(args.rate),
-                 "--duration", str(int(args.duration)), "--pid", str(server.proc.pid),
-                 "--output", str(raw)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    pyspy,
+                    "record",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--rate",
+                    str(args.rate),
+                    "--duration",
+                    str(int(args.duration)),
+                    "--pid",
+                    str(server.proc.pid),
+                    "--output",
+                    str(raw),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(0.5)
-            res = wrk(server.port, script(2), seconds=args.duration - 1, connections=conns,
-                      workdir=outdir)
+            res = wrk(
+                server.port, script(2), seconds=args.duration - 1, connections=conns, workdir=outdir
+            )
             spy.wait(60)
             summary = summarize(raw)
-            head = (f"# {args.backend} {name}, {args.size} devices, c={conns}: "
-                    f"{res['rps']:.0f} req/s, p50 {res['p50_us'] / 1e3:.1f} ms, "
-                    f"p99 {res['p99_us'] / 1e3:.1f} ms (under py-spy)\n")
+            head = (
+                f"# {args.backend} {name}, {args.size} devices, c={conns}: "
+                f"{res['rps']:.0f} req/s, p50 {res['p50_us'] / 1e3:.1f} ms, "
+                f"p99 {res['p99_us'] / 1e3:.1f} ms (under py-spy)\n"
+            )
             (outdir / f"{args.backend}-{name}.summary.txt").write_text(head + summary + "\n")
             print(head + summary + "\n", flush=True)
         finally:

@@ -68,19 +68,34 @@ def _targets(results: dict[str, Any], ceiling: float) -> list[tuple[str, str, st
         sc = r["scenarios"]
         if "get" in sc and ceiling:
             ratio = sc["get"]["rps"] / ceiling
-            rows.append((f"get by name >= {GET_RATIO:.0%} of ceiling", where,
-                         f"{verdict(ratio >= GET_RATIO)} ({ratio:.1%})"))
+            rows.append(
+                (
+                    f"get by name >= {GET_RATIO:.0%} of ceiling",
+                    where,
+                    f"{verdict(ratio >= GET_RATIO)} ({ratio:.1%})",
+                )
+            )
         if "add" in sc and ceiling:
             ratio = sc["add"]["rps"] / ceiling
             p99 = sc["add"]["p99_us"] / 1e3
             ok = ratio >= ADD_RATIO and p99 < ADD_P99_MS
-            rows.append((f"single add >= {ADD_RATIO:.0%} of ceiling, p99 < {ADD_P99_MS:.0f} ms",
-                         where, f"{verdict(ok)} ({ratio:.1%}, p99 {p99:.0f} ms)"))
+            rows.append(
+                (
+                    f"single add >= {ADD_RATIO:.0%} of ceiling, p99 < {ADD_P99_MS:.0f} ms",
+                    where,
+                    f"{verdict(ok)} ({ratio:.1%}, p99 {p99:.0f} ms)",
+                )
+            )
         if "batch" in sc:
             need = BATCH_DEVICES_S.get(r["backend"], 0)
             got = sc["batch"]["devices_per_s"]
-            rows.append((f"batch add >= {need:,} devices/s", where,
-                         f"{verdict(got >= need)} ({got:,.0f}/s)"))
+            rows.append(
+                (
+                    f"batch add >= {need:,} devices/s",
+                    where,
+                    f"{verdict(got >= need)} ({got:,.0f}/s)",
+                )
+            )
     by_backend: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         by_backend.setdefault(r["backend"], []).append(r)
@@ -94,23 +109,39 @@ def _targets(results: dict[str, Any], ceiling: float) -> list[tuple[str, str, st
                 a = small["scenarios"][name]["p50_us"]
                 b = large["scenarios"][name]["p50_us"]
                 growth = b / a if a else 0.0
-                rows.append((f"{LABELS[name]}: p50 flat {small['size']:,} -> {large['size']:,}"
-                             f" (within +{FLAT_TOLERANCE - 1:.0%})", backend,
-                             f"{verdict(growth <= FLAT_TOLERANCE)} (x{growth:.2f}: "
-                             f"{ms(a)} -> {ms(b)} ms)"))
+                rows.append(
+                    (
+                        f"{LABELS[name]}: p50 flat {small['size']:,} -> {large['size']:,}"
+                        f" (within +{FLAT_TOLERANCE - 1:.0%})",
+                        backend,
+                        f"{verdict(growth <= FLAT_TOLERANCE)} (x{growth:.2f}: "
+                        f"{ms(a)} -> {ms(b)} ms)",
+                    )
+                )
     for r in runs:
         where = f"{r['backend']}, {r['size']:,}"
         worst = max(r.get("startup_fresh_s", 0), r.get("startup_populated_s", 0))
-        rows.append((f"start to first answer < {STARTUP_S:.0f} s", where,
-                     f"{verdict(worst < STARTUP_S)} (fresh {r.get('startup_fresh_s', 0):.2f} s, "
-                     f"populated {r.get('startup_populated_s', 0):.2f} s)"))
+        rows.append(
+            (
+                f"start to first answer < {STARTUP_S:.0f} s",
+                where,
+                f"{verdict(worst < STARTUP_S)} (fresh {r.get('startup_fresh_s', 0):.2f} s, "
+                f"populated {r.get('startup_populated_s', 0):.2f} s)",
+            )
+        )
         idle = r.get("rss_idle_fresh", 0)
-        rows.append((f"idle RSS < {IDLE_MB} MB", where,
-                     f"{verdict(idle < IDLE_MB * 1e6)} ({mb(idle)} MB)"))
+        rows.append(
+            (f"idle RSS < {IDLE_MB} MB", where, f"{verdict(idle < IDLE_MB * 1e6)} ({mb(idle)} MB)")
+        )
         if r["size"] >= LOADED_SIZE:
             peak = r.get("rss_max", 0)
-            rows.append((f"RSS < {LOADED_MB} MB with {LOADED_SIZE:,} devices (peak)", where,
-                         f"{verdict(peak < LOADED_MB * 1e6)} ({mb(peak)} MB)"))
+            rows.append(
+                (
+                    f"RSS < {LOADED_MB} MB with {LOADED_SIZE:,} devices (peak)",
+                    where,
+                    f"{verdict(peak < LOADED_MB * 1e6)} ({mb(peak)} MB)",
+                )
+            )
     return rows
 
 
@@ -124,25 +155,30 @@ def render(results: dict[str, Any], source: str) -> str:
     out.append(f"Generated from `{source}` ({results['date']}, {results['elapsed_s']:.0f} s).")
     out.append("")
     out.append(f"- **Command:** `{results['command']}` (git `{m['git']}`)")
-    out.append(f"- **Machine:** {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, "
-               f"{m['os']}")
+    out.append(f"- **Machine:** {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}")
     dbs = sorted({f"{r['backend']} {r.get('db_version', '?')}" for r in results["runs"]})
-    out.append(f"- **Software:** Python {m['python']}; edgemeta {pk['edgemeta']}, "
-               f"uvicorn {pk['uvicorn']} (httptools {pk['httptools']}, uvloop {pk['uvloop']}), "
-               f"starlette {pk['starlette']}, fastapi {pk['fastapi']}, pydantic {pk['pydantic']} "
-               f"(core {pk['pydantic-core']}), orjson {pk['orjson']}, asyncpg {pk['asyncpg']}; "
-               f"{', '.join(dbs)}; {m['wrk']}")
-    out.append(f"- **Load:** wrk, 1 thread, {cfg['warmup_s']:g} s warm-up then "
-               f"{cfg['duration_s']:g} s measured per figure; 50 connections unless noted. "
-               f"Data: {cfg['services']} device services, {cfg['profiles']} profiles, devices "
-               "spread evenly over the services (see bench/README.md).")
+    out.append(
+        f"- **Software:** Python {m['python']}; edgemeta {pk['edgemeta']}, "
+        f"uvicorn {pk['uvicorn']} (httptools {pk['httptools']}, uvloop {pk['uvloop']}), "
+        f"starlette {pk['starlette']}, fastapi {pk['fastapi']}, pydantic {pk['pydantic']} "
+        f"(core {pk['pydantic-core']}), orjson {pk['orjson']}, asyncpg {pk['asyncpg']}; "
+        f"{', '.join(dbs)}; {m['wrk']}"
+    )
+    out.append(
+        f"- **Load:** wrk, 1 thread, {cfg['warmup_s']:g} s warm-up then "
+        f"{cfg['duration_s']:g} s measured per figure; 50 connections unless noted. "
+        f"Data: {cfg['services']} device services, {cfg['profiles']} profiles, devices "
+        "spread evenly over the services (see bench/README.md)."
+    )
     out.append("")
 
     if results.get("ceiling"):
         out.append("### Ceiling (same server stack, no application)")
         out.append("")
-        out.append("| app | req/s | p50 ms | p99 ms | server CPU us/req | other load (cores) |"
-                   " vs ceiling |")
+        out.append(
+            "| app | req/s | p50 ms | p99 ms | server CPU us/req | other load (cores) |"
+            " vs ceiling |"
+        )
         out.append("|---|---:|---:|---:|---:|---:|---:|")
         for kind, c in results["ceiling"].items():
             if kind == "bare":
@@ -152,23 +188,29 @@ def render(results: dict[str, Any], source: str) -> str:
                 label = f"bare ASGI (after {backend}, {int(size):,})"
             else:
                 label = {"starlette": "Starlette hello", "fastapi": "FastAPI hello"}.get(kind, kind)
-            out.append(f"| {label} | {c['rps']:,.0f} | {ms(c['p50_us'])} | {ms(c['p99_us'])}"
-                       f" | {c['server_cpu_us_per_req']:.0f} | {c.get('other_load_cores', 0):.2f}"
-                       f" | {c['rps'] / ceiling:.1%} |")
+            out.append(
+                f"| {label} | {c['rps']:,.0f} | {ms(c['p50_us'])} | {ms(c['p99_us'])}"
+                f" | {c['server_cpu_us_per_req']:.0f} | {c.get('other_load_cores', 0):.2f}"
+                f" | {c['rps'] / ceiling:.1%} |"
+            )
         bares = [v["rps"] for k, v in results["ceiling"].items() if k.startswith("bare")]
         out.append("")
-        out.append(f"The **ceiling** is the mean of the {len(bares)} bare ASGI figures: "
-                   f"**{ceiling:,.0f} req/s** (they ranged {min(bares):,.0f} to "
-                   f"{max(bares):,.0f}). Every ratio below is req/s divided by it. *CPU ratio* "
-                   f"is the bare app's server CPU per request ({bare_cpu:.0f} us) divided by the "
-                   "scenario's: the same comparison made with CPU time, which other people's "
-                   "load on the machine disturbs much less.")
+        out.append(
+            f"The **ceiling** is the mean of the {len(bares)} bare ASGI figures: "
+            f"**{ceiling:,.0f} req/s** (they ranged {min(bares):,.0f} to "
+            f"{max(bares):,.0f}). Every ratio below is req/s divided by it. *CPU ratio* "
+            f"is the bare app's server CPU per request ({bare_cpu:.0f} us) divided by the "
+            "scenario's: the same comparison made with CPU time, which other people's "
+            "load on the machine disturbs much less."
+        )
         out.append("")
 
     out.append("### Scenarios")
     out.append("")
-    out.append("| scenario | backend | devices | req/s | devices/s | p50 ms | p99 ms | "
-               "server CPU us/req | other load | vs ceiling | CPU ratio |")
+    out.append(
+        "| scenario | backend | devices | req/s | devices/s | p50 ms | p99 ms | "
+        "server CPU us/req | other load | vs ceiling | CPU ratio |"
+    )
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     names = [n for n in LABELS if any(n in r["scenarios"] for r in results["runs"])]
     for name in names:
@@ -184,17 +226,21 @@ def render(results: dict[str, Any], source: str) -> str:
             bad = ""
             if s["status"] or s["errors"]:
                 bad = f" (non-2xx {s['status']}, socket errors {s['errors']})"
-            out.append(f"| {label}{bad} | {r['backend']} | {r['size']:,} | {s['rps']:,.0f} | "
-                       f"{dps} | {ms(s['p50_us'])} | {ms(s['p99_us'])} | "
-                       f"{s['server_cpu_us_per_req']:,.0f} | {s.get('other_load_cores', 0):.2f} | "
-                       f"{ratio} | {cpu_ratio} |")
+            out.append(
+                f"| {label}{bad} | {r['backend']} | {r['size']:,} | {s['rps']:,.0f} | "
+                f"{dps} | {ms(s['p50_us'])} | {ms(s['p99_us'])} | "
+                f"{s['server_cpu_us_per_req']:,.0f} | {s.get('other_load_cores', 0):.2f} | "
+                f"{ratio} | {cpu_ratio} |"
+            )
     out.append("")
 
     out.append("### Start-up, memory, seeding")
     out.append("")
-    out.append("| backend | devices | start, fresh DB s | start, populated s | RSS idle fresh MB |"
-               " RSS after seed MB | RSS idle populated MB | RSS peak MB | seed devices/s "
-               "(4 concurrent batches) | DB size MB |")
+    out.append(
+        "| backend | devices | start, fresh DB s | start, populated s | RSS idle fresh MB |"
+        " RSS after seed MB | RSS idle populated MB | RSS peak MB | seed devices/s "
+        "(4 concurrent batches) | DB size MB |"
+    )
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results["runs"]:
         out.append(
@@ -202,10 +248,13 @@ def render(results: dict[str, Any], source: str) -> str:
             f"{r.get('startup_populated_s', 0):.2f} | {mb(r.get('rss_idle_fresh', 0))} | "
             f"{mb(r.get('rss_after_seed', 0))} | {mb(r.get('rss_idle_populated', 0))} | "
             f"{mb(r.get('rss_max', 0))} | {r.get('seed', {}).get('devices_per_s', 0):,.0f} | "
-            f"{mb(r.get('db_bytes', 0))} |")
+            f"{mb(r.get('db_bytes', 0))} |"
+        )
     out.append("")
-    out.append("MB = 10^6 bytes. RSS is the edgemeta process only (not PostgreSQL); the peak is "
-               "sampled every 0.25 s over seeding and all scenarios.")
+    out.append(
+        "MB = 10^6 bytes. RSS is the edgemeta process only (not PostgreSQL); the peak is "
+        "sampled every 0.25 s over seeding and all scenarios."
+    )
     out.append("")
 
     out.append("### Targets")

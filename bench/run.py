@@ -62,15 +62,30 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for pkg in ("edgemeta", "starlette", "fastapi", "uvicorn", "httptools", "uvloop", "pydantic",
-                "pydantic-core", "orjson", "asyncpg", "psutil"):
+    for pkg in (
+        "edgemeta",
+        "starlette",
+        "fastapi",
+        "uvicorn",
+        "httptools",
+        "uvloop",
+        "pydantic",
+        "pydantic-core",
+        "orjson",
+        "asyncpg",
+        "psutil",
+    ):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = "absent"
     wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
-    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-                         capture_output=True, text=True, check=False)
+    git = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return {
         "cpu": cpu,
         "cores": psutil.cpu_count(logical=True),
@@ -83,15 +98,35 @@ def machine() -> dict[str, Any]:
     }
 
 
-def measure(server: Server, script: Callable[[int], str], *, connections: int, warmup: float,
-            duration: float, workdir: Path, timeout: str = "10s") -> dict[str, Any]:
+def measure(
+    server: Server,
+    script: Callable[[int], str],
+    *,
+    connections: int,
+    warmup: float,
+    duration: float,
+    workdir: Path,
+    timeout: str = "10s",
+) -> dict[str, Any]:
     """Warm up, then one measured wrk run; adds the server's CPU time per request."""
     if warmup > 0:
-        wrk(server.port, script(1), seconds=warmup, connections=connections, timeout=timeout,
-            workdir=workdir)
+        wrk(
+            server.port,
+            script(1),
+            seconds=warmup,
+            connections=connections,
+            timeout=timeout,
+            workdir=workdir,
+        )
     cpu0 = server.cpu_s()
-    res = wrk(server.port, script(2), seconds=duration, connections=connections,
-              timeout=timeout, workdir=workdir)
+    res = wrk(
+        server.port,
+        script(2),
+        seconds=duration,
+        connections=connections,
+        timeout=timeout,
+        workdir=workdir,
+    )
     cpu = server.cpu_s() - cpu0
     res["server_cpu_s"] = round(cpu, 3)
     secs = res["duration_us"] / 1e6
@@ -115,8 +150,10 @@ def device_count(port: int) -> int:
 
 def seed(port: int, devices: int) -> dict[str, Any]:
     """Services, profiles, then ``devices`` devices in 100-device batches, 4 at a time."""
-    for path, body in (("/api/v3/deviceservice", wl.service_requests()),
-                       ("/api/v3/deviceprofile", wl.profile_requests())):
+    for path, body in (
+        ("/api/v3/deviceservice", wl.service_requests()),
+        ("/api/v3/deviceprofile", wl.profile_requests()),
+    ):
         status, out = request(port, "POST", path, body)
         if status != 207 or any(r["statusCode"] != 201 for r in orjson.loads(out)):
             raise RuntimeError(f"seeding {path}: {status} {out[:300]!r}")
@@ -135,8 +172,12 @@ def seed(port: int, devices: int) -> dict[str, Any]:
             except queue.Empty:
                 break
             body = wl.seed_body(start, min(start + wl.BATCH, devices))
-            conn.request("POST", "/api/v3/device?bypassValidation=true", body,
-                         {"Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/api/v3/device?bypassValidation=true",
+                body,
+                {"Content-Type": "application/json"},
+            )
             resp = conn.getresponse()
             out = resp.read()
             bad = [r for r in orjson.loads(out) if r["statusCode"] != 201]
@@ -153,8 +194,12 @@ def seed(port: int, devices: int) -> dict[str, Any]:
     secs = time.perf_counter() - t0
     if failures:
         raise RuntimeError("seeding failed: " + "; ".join(failures[:3]))
-    return {"devices": devices, "seconds": round(secs, 2),
-            "devices_per_s": round(devices / secs, 1), "concurrency": SEED_CONCURRENCY}
+    return {
+        "devices": devices,
+        "seconds": round(secs, 2),
+        "devices_per_s": round(devices / secs, 1),
+        "concurrency": SEED_CONCURRENCY,
+    }
 
 
 # -- the runs -------------------------------------------------------------------------------
@@ -166,13 +211,21 @@ def run_ceiling(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str,
     try:
         server.settle(5)
         idle = server.rss()
-        res = measure(server, lambda s: wl.lua_get(s, "/"), connections=50,
-                      warmup=args.warmup, duration=args.duration, workdir=workdir)
+        res = measure(
+            server,
+            lambda s: wl.lua_get(s, "/"),
+            connections=50,
+            warmup=args.warmup,
+            duration=args.duration,
+            workdir=workdir,
+        )
     finally:
         server.stop()
     res.update(startup_s=round(startup, 3), rss_idle=idle)
-    log(f"  {kind:10s} {res['rps']:9.0f} req/s  p50 {res['p50_us'] / 1e3:6.2f} ms  "
-        f"p99 {res['p99_us'] / 1e3:6.2f} ms  other load {res['other_load_cores']:.2f} cores")
+    log(
+        f"  {kind:10s} {res['rps']:9.0f} req/s  p50 {res['p50_us'] / 1e3:6.2f} ms  "
+        f"p99 {res['p99_us'] / 1e3:6.2f} ms  other load {res['other_load_cores']:.2f} cores"
+    )
     return res
 
 
@@ -192,8 +245,9 @@ def scenario_script(name: str, devices: int, tag: str) -> Callable[[int], str]:
     raise ValueError(name)
 
 
-def run_backend(backend: str, size: int, args: argparse.Namespace, workdir: Path, stamp: str
-                ) -> dict[str, Any]:
+def run_backend(
+    backend: str, size: int, args: argparse.Namespace, workdir: Path, stamp: str
+) -> dict[str, Any]:
     tag = f"{stamp}_{size}"
     db = Database(backend, tag)
     out: dict[str, Any] = {"backend": backend, "size": size, "scenarios": {}}
@@ -205,15 +259,19 @@ def run_backend(backend: str, size: int, args: argparse.Namespace, workdir: Path
         try:
             server.settle(5)
             out["rss_idle_fresh"] = server.rss()
-            log(f"  started in {out['startup_fresh_s']:.2f}s, idle RSS "
-                f"{out['rss_idle_fresh'] / 2**20:.0f} MiB; seeding {size} devices")
+            log(
+                f"  started in {out['startup_fresh_s']:.2f}s, idle RSS "
+                f"{out['rss_idle_fresh'] / 2**20:.0f} MiB; seeding {size} devices"
+            )
             out["seed"] = seed(server.port, size)
             out["seed"]["relay_wait_s"] = round(db.wait_delivered(), 2)
             server.settle(10)
             out["rss_after_seed"] = server.rss()
             out["rss_max_seed"] = server.rss_max
-            log(f"  seeded at {out['seed']['devices_per_s']:.0f} devices/s, RSS "
-                f"{out['rss_after_seed'] / 2**20:.0f} MiB")
+            log(
+                f"  seeded at {out['seed']['devices_per_s']:.0f} devices/s, RSS "
+                f"{out['rss_after_seed'] / 2**20:.0f} MiB"
+            )
         finally:
             server.stop()
         # A fresh process on the populated database: start-up and idle memory with N devices.
@@ -225,9 +283,15 @@ def run_backend(backend: str, size: int, args: argparse.Namespace, workdir: Path
             for name in args.scenarios:
                 what, conns, items = SCENARIOS[name]
                 before = device_count(server.port) if items else 0
-                res = measure(server, scenario_script(name, size, tag), connections=conns,
-                              warmup=args.warmup, duration=args.duration, workdir=workdir,
-                              timeout="10s")
+                res = measure(
+                    server,
+                    scenario_script(name, size, tag),
+                    connections=conns,
+                    warmup=args.warmup,
+                    duration=args.duration,
+                    workdir=workdir,
+                    timeout="10s",
+                )
                 res["what"] = what
                 if items:
                     waited = db.wait_delivered()
@@ -240,10 +304,12 @@ def run_backend(backend: str, size: int, args: argparse.Namespace, workdir: Path
                     server.settle(10)
                 out["scenarios"][name] = res
                 extra = f"  {res['devices_per_s']:8.0f} dev/s" if items else ""
-                log(f"  {name:10s} {res['rps']:9.0f} req/s  p50 {res['p50_us'] / 1e3:7.2f} ms  "
+                log(
+                    f"  {name:10s} {res['rps']:9.0f} req/s  p50 {res['p50_us'] / 1e3:7.2f} ms  "
                     f"p99 {res['p99_us'] / 1e3:7.2f} ms  cpu {res['server_cpu_us_per_req']:7.0f}"
                     f" us/req  non2xx {res['status']} err {res['errors']}  other load "
-                    f"{res['other_load_cores']:.2f}{extra}")
+                    f"{res['other_load_cores']:.2f}{extra}"
+                )
             out["rss_after_scenarios"] = server.rss()
             out["rss_max"] = max(server.rss_max, out.get("rss_max_seed", 0))
             out["devices_at_end"] = device_count(server.port)
@@ -257,10 +323,14 @@ def run_backend(backend: str, size: int, args: argparse.Namespace, workdir: Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 s warm-up, 3 s runs, 10,000 devices only")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 s warm-up, 3 s runs, 10,000 devices only"
+    )
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--sizes", default=None, help="device counts (default 10000,100000)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
@@ -269,8 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling apps")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--no-report", action="store_true", help="do not touch BENCHMARKS.md")
-    parser.add_argument("--src", type=Path, default=None,
-                        help="run the edgemeta package under this src/ directory instead")
+    parser.add_argument(
+        "--src",
+        type=Path,
+        default=None,
+        help="run the edgemeta package under this src/ directory instead",
+    )
     args = parser.parse_args(argv)
     args.duration = args.duration or (3.0 if args.quick else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)
@@ -288,10 +362,18 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "date": started.isoformat(timespec="seconds"),
         "command": "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv),
-        "config": {"duration_s": args.duration, "warmup_s": args.warmup, "sizes": sizes,
-                   "backends": backends, "scenarios": args.scenarios,
-                   "services": wl.SERVICES, "profiles": wl.PROFILES, "batch": wl.BATCH,
-                   "page": wl.PAGE, "seed_concurrency": SEED_CONCURRENCY},
+        "config": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "sizes": sizes,
+            "backends": backends,
+            "scenarios": args.scenarios,
+            "services": wl.SERVICES,
+            "profiles": wl.PROFILES,
+            "batch": wl.BATCH,
+            "page": wl.PAGE,
+            "seed_concurrency": SEED_CONCURRENCY,
+        },
         "machine": machine(),
         "ceiling": {},
         "runs": [],
@@ -310,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
                 # them, and their spread shows how much the machine drifted during the run.
                 log("  ceiling again (drift check)")
                 results["ceiling"][f"bare_after_{backend}_{size}"] = run_ceiling(
-                    "bare", args, workdir)
+                    "bare", args, workdir
+                )
     results["elapsed_s"] = round(time.monotonic() - t0, 1)
     path = RESULTS / f"{stamp}.json"
     path.write_text(json.dumps(results, indent=2))
