@@ -47,9 +47,17 @@ class _Repo(Generic[R]):
     _insert: str
     _update: str
 
+    # Records read by name on every device write (its service and its profile) are kept by
+    # their stored document: the same text is the same record, and records are immutable, so
+    # a hit skips parsing and rebuilding (a profile's rebuild costs more than its query).
+    # Keyed by the whole document, never by name, so an update is never served stale.
+    _memo_size = 0
+    _memo: dict[str, Any]
+
     def __init_subclass__(cls) -> None:
         # The statements depend only on the class: build them once, not per transaction.
         super().__init_subclass__()
+        cls._memo = {}
         cls._select = f"SELECT content FROM {cls.table}"
         cols = ("id", "name", "created", "revision", "labels", "content", *cls.extra_columns)
         marks = ", ".join("?" for _ in cols)
@@ -80,7 +88,18 @@ class _Repo(Generic[R]):
 
     # -- shared operations -----------------------------------------------------------------
     def _load(self, row: Sequence[Any] | None) -> R | None:
-        return None if row is None else self._from(orjson.loads(row[0]))
+        if row is None:
+            return None
+        if not self._memo_size:
+            return self._from(orjson.loads(row[0]))
+        text = row[0]
+        found: R | None = self._memo.get(text)
+        if found is None:
+            found = self._from(orjson.loads(text))
+            if len(self._memo) >= self._memo_size:
+                self._memo.clear()
+            self._memo[text] = found
+        return found
 
     async def add(self, record: R) -> None:
         """Insert ``record``; the database enforces unique names and ids and references."""
@@ -165,6 +184,7 @@ class SqlDeviceServiceRepo(_Repo[DeviceService]):
     """Device services."""
 
     table = "device_service"
+    _memo_size = 256
 
     def _doc(self, record: DeviceService) -> dict[str, Any]:
         return docs.service_doc(record)
@@ -186,6 +206,7 @@ class SqlDeviceProfileRepo(_Repo[DeviceProfile]):
 
     table = "device_profile"
     extra_columns = ("manufacturer", "model")
+    _memo_size = 256
 
     def _doc(self, record: DeviceProfile) -> dict[str, Any]:
         return docs.profile_doc(record)
