@@ -260,6 +260,12 @@ class Store(Protocol):
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every write transaction this process commits."""
 
+    def batch(self) -> AbstractAsyncContextManager[None]:
+        """One transaction for everything the current task does inside: each ``write()``
+        becomes a savepoint (its exception undoes it alone), ``read()`` sees the batch's
+        writes, and all of it commits together at the end. Nothing that waits on anything but
+        the database may run inside (on SQLite it holds the only connection)."""
+
     def lease(self, name: str) -> Lease:
         """A lease on role ``name``, exclusive among the processes sharing this store."""
 

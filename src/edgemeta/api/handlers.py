@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -81,9 +83,24 @@ async def run_batch(
     model: type[E],
     handle: Callable[[E], Awaitable[dict[str, Any]]],
     ok_status: int,
+    around: Callable[[list[E]], AbstractAsyncContextManager[Any]] | None = None,
 ) -> Response:
-    """Decode a batch (one 400 if any item is invalid), then handle each item: 207."""
+    """Decode a batch (one 400 if any item is invalid), then handle each item: 207.
+
+    ``around``, given the decoded items, may return a context to handle them all in (e.g. one
+    store transaction for the batch).
+    """
     items = decode_batch(await read_body(request, api.max_body_bytes), model)
+    async with around(items) if around else contextlib.nullcontext():
+        return respond(207, await _handle_items(request, items, handle, ok_status))
+
+
+async def _handle_items(
+    request: Request,
+    items: list[E],
+    handle: Callable[[E], Awaitable[dict[str, Any]]],
+    ok_status: int,
+) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for item in items:
         rid = item.request_id or ""
@@ -99,4 +116,4 @@ async def run_batch(
         body = base(ok_status, request_id=rid)
         body.update(extra)
         results.append(body)
-    return respond(207, results)
+    return results

@@ -49,6 +49,15 @@ class BusDeviceValidator:
         self.mode = mode
         self.name_escape = name_escape
 
+    def asks(self, service_name: str) -> bool:
+        """Whether ``validate`` would ask over the bus now (False: it accepts at once)."""
+        if self.mode == "never":
+            return False
+        if self.mode == "always":
+            return True
+        topic = validate_topic(self.prefix, service_name, name_escape=self.name_escape)
+        return self.bus.has_subscribers(topic) is not False
+
     async def validate(self, service_name: str, device: Device, correlation_id: str) -> None:
         """Return if the service accepts ``device``; raise otherwise."""
         if self.mode == "never":

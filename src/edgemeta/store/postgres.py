@@ -12,6 +12,7 @@ The URL may carry ``?schema=<name>`` (default ``edgemeta``); the tables live in 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import re
 import time
@@ -59,6 +60,18 @@ class PostgresDialect:
     def labels_args(self, labels: Sequence[str]) -> list[object]:
         """One array argument."""
         return [list(labels)]
+
+
+# The store and connection of the batch() the current task is inside, if any.
+_BATCH: contextvars.ContextVar[tuple[PostgresStore, Any] | None] = contextvars.ContextVar(
+    "edgemeta_postgres_batch", default=None
+)
+
+
+def _in_batch(store: PostgresStore) -> Any:
+    """The connection of ``store``'s batch this task is inside, or None."""
+    current = _BATCH.get()
+    return current[1] if current is not None and current[0] is store else None
 
 
 def _violation(exc: asyncpg.IntegrityConstraintViolationError) -> IntegrityViolation:
@@ -188,7 +201,15 @@ class PostgresStore:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[SqlTx]:
-        """A READ COMMITTED transaction on one connection."""
+        """A READ COMMITTED transaction on one connection; a savepoint inside ``batch()``."""
+        batch_conn = _in_batch(self)
+        if batch_conn is not None:
+            try:
+                async with batch_conn.transaction():  # nested: a savepoint
+                    yield SqlTx(PostgresDriver(batch_conn))
+            except asyncpg.PostgresError as exc:
+                raise ServerError(f"database error: {exc}") from exc
+            return
         try:
             conn = await self.pool.acquire()
         except (OSError, asyncpg.PostgresError) as exc:
@@ -205,7 +226,14 @@ class PostgresStore:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTx]:
-        """Statements in autocommit on one connection."""
+        """Statements in autocommit on one connection (the batch's, inside ``batch()``)."""
+        batch_conn = _in_batch(self)
+        if batch_conn is not None:
+            try:
+                yield SqlTx(PostgresDriver(batch_conn))
+            except asyncpg.PostgresError as exc:
+                raise ServerError(f"database error: {exc}") from exc
+            return
         try:
             conn = await self.pool.acquire()
         except (OSError, asyncpg.PostgresError) as exc:
@@ -216,6 +244,30 @@ class PostgresStore:
             raise ServerError(f"database error: {exc}") from exc
         finally:
             await self.pool.release(conn)
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """One transaction (and one commit) for every write this task makes inside."""
+        if _in_batch(self) is not None:
+            yield
+            return
+        try:
+            conn = await self.pool.acquire()
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+        try:
+            async with conn.transaction():
+                token = _BATCH.set((self, conn))
+                try:
+                    yield
+                finally:
+                    _BATCH.reset(token)
+        except asyncpg.PostgresError as exc:
+            raise ServerError(f"database error: {exc}") from exc
+        finally:
+            await self.pool.release(conn)
+        for listener in self._listeners:
+            listener()
 
     def lease(self, name: str) -> PostgresLease:
         """A session advisory lock on its own connection: held while that connection lives."""

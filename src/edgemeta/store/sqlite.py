@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import sqlite3
 import threading
 import time
@@ -106,6 +107,12 @@ class SqliteDriver:
         return None if row is None else row[0]
 
 
+# The store whose batch() the current task is inside, if any (see SqliteStore.batch).
+_BATCH: contextvars.ContextVar[SqliteStore | None] = contextvars.ContextVar(
+    "edgemeta_sqlite_batch", default=None
+)
+
+
 class SqliteLease:
     """The trivial lease of a single-process store."""
 
@@ -167,7 +174,17 @@ class SqliteStore:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[SqlTx]:
-        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error); a savepoint inside ``batch()``."""
+        if _BATCH.get() is self:
+            self.conn.execute("SAVEPOINT item")
+            try:
+                yield self._tx
+            except BaseException:
+                self.conn.execute("ROLLBACK TO item")
+                self.conn.execute("RELEASE item")
+                raise
+            self.conn.execute("RELEASE item")
+            return
         async with self._lock:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
@@ -191,8 +208,36 @@ class SqliteStore:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTx]:
         """Reads run in autocommit; the lock keeps them off a half-done transaction."""
+        if _BATCH.get() is self:
+            yield self._tx  # inside our own batch: we hold the lock already
+            return
         async with self._lock:
             yield self._tx
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """One transaction (and one commit) for every write this task makes inside."""
+        if _BATCH.get() is self:
+            yield
+            return
+        async with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise ServerError(f"database is busy: {exc}") from exc
+            token = _BATCH.set(self)
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            finally:
+                _BATCH.reset(token)
+            self.conn.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.wake.set()
+            for listener in self._listeners:
+                listener()
 
     def lease(self, name: str) -> SqliteLease:
         """Always held: one process serves an SQLite file (a second one is not supported)."""

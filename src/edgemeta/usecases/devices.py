@@ -12,6 +12,7 @@ lock and re-applies the patch if another writer got there first, so no update is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from edgemeta.domain import events
@@ -20,7 +21,7 @@ from edgemeta.domain.errors import Conflict, ContractInvalid, DuplicateName
 from edgemeta.domain.patches import DevicePatch, apply_device_patch, same_content
 from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page, Tx
-from edgemeta.usecases.common import Deps, new_id, not_found, now_ms
+from edgemeta.usecases.common import AcceptAll, Deps, new_id, not_found, now_ms
 
 
 async def _check_references(tx: Tx, device: Device) -> None:
@@ -70,6 +71,21 @@ async def add_device(
         await tx.devices.add(d)
         await tx.outbox.append(events.device_added(d), correlation_id)
     return d.id
+
+
+def validation_may_wait(deps: Deps, service_names: Iterable[str]) -> bool:
+    """Whether adding devices of these services may wait on a device service's answer.
+
+    When it cannot, a batch of adds can run as one database transaction (``Store.batch``):
+    nothing inside waits on anything but the database.
+    """
+    validator = deps.validator
+    if isinstance(validator, AcceptAll):
+        return False
+    asks = getattr(validator, "asks", None)
+    if asks is None:
+        return True
+    return any(asks(name) for name in set(service_names))
 
 
 async def _replace_device(deps: Deps, existing: Device, device: Device, cid: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starlette.requests import Request
@@ -41,7 +43,15 @@ def routes(api: ApiContext) -> list[Route]:
             new_id = await uc.add_device(deps, device, cid, force=force, bypass_validation=bypass)
             return {"id": new_id}
 
-        return await run_batch(request, api, wire.AddDeviceRequest, one, 201)
+        def around(items: list[wire.AddDeviceRequest]) -> AbstractAsyncContextManager[Any]:
+            # Nothing to wait for from device services: one transaction (one commit) for the
+            # whole batch, each device in a savepoint so a refused one is undone alone.
+            services = (i.device.service_name for i in items)
+            if bypass or force or not uc.validation_may_wait(deps, services):
+                return deps.store.batch()
+            return contextlib.nullcontext()
+
+        return await run_batch(request, api, wire.AddDeviceRequest, one, 201, around)
 
     @endpoint
     async def patch(request: Request) -> Response:
