@@ -81,6 +81,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument(
+        "--src", type=Path, default=None, help="profile the edgemeta under this src/"
+    )
     args = parser.parse_args()
     pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if not pyspy:
@@ -92,7 +95,7 @@ def main() -> int:
     for name in args.scenarios.split(","):
         _, conns, _ = SCENARIOS[name]
         db = Database(args.backend, f"prof_{stamp}_{name}")
-        server = edgemeta_server(db.url, outdir / "edgemeta.log")
+        server = edgemeta_server(db.url, outdir / "edgemeta.log", src=args.src)
         try:
             server.start()
             seed(server.port, args.size)

@@ -288,9 +288,46 @@ def update(path: Path, results: dict[str, Any], source: Path | str) -> None:
     path.write_text(SKELETON.format(block=block))
 
 
+def compare(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """A before/after table of two results files (ratios to each run's own ceiling)."""
+    oc, nc = ceiling_rps(old), ceiling_rps(new)
+    out = [
+        f"Ceiling: before {oc:,.0f} req/s, after {nc:,.0f} req/s.",
+        "",
+        "| scenario | backend | devices | before req/s (vs ceiling) | after req/s (vs ceiling) |"
+        " before CPU us/req | after CPU us/req | before p99 ms | after p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    runs = {(r["backend"], r["size"]): r for r in old["runs"]}
+    for name in LABELS:
+        for r in new["runs"]:
+            o = runs.get((r["backend"], r["size"]), {}).get("scenarios", {}).get(name)
+            n = r["scenarios"].get(name)
+            if not o or not n:
+                continue
+            unit = " dev/s" if "devices_per_s" in n else ""
+            ov = o.get("devices_per_s", o["rps"])
+            nv = n.get("devices_per_s", n["rps"])
+            out.append(
+                f"| {LABELS[name]} | {r['backend']} | {r['size']:,} | {ov:,.0f}{unit} "
+                f"({o['rps'] / oc:.1%}) | {nv:,.0f}{unit} ({n['rps'] / nc:.1%}) | "
+                f"{o['server_cpu_us_per_req']:,.0f} | {n['server_cpu_us_per_req']:,.0f} | "
+                f"{ms(o['p99_us'])} | {ms(n['p99_us'])} |"
+            )
+    return "\n".join(out)
+
+
 def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--compare":
+        old, new = (json.loads(Path(p).read_text()) for p in sys.argv[2:])
+        print(compare(old, new))
+        return 0
     if len(sys.argv) != 2:
-        print("usage: python -m bench.report bench/results/<stamp>.json", file=sys.stderr)
+        print(
+            "usage: python -m bench.report bench/results/<stamp>.json\n"
+            "       python -m bench.report --compare OLD.json NEW.json",
+            file=sys.stderr,
+        )
         return 2
     src = Path(sys.argv[1])
     root = Path(__file__).resolve().parent.parent

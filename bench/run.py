@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import importlib.util
 import json
 import platform
 import queue
@@ -109,8 +110,9 @@ def measure(
     timeout: str = "10s",
 ) -> dict[str, Any]:
     """Warm up, then one measured wrk run; adds the server's CPU time per request."""
+    warm = {"requests": 0}
     if warmup > 0:
-        wrk(
+        warm = wrk(
             server.port,
             script(1),
             seconds=warmup,
@@ -134,6 +136,7 @@ def measure(
     res["other_load_cores"] = round(max(0.0, other) / secs, 2) if secs else 0.0
     res["server_cpu_us_per_req"] = round(cpu / res["requests"] * 1e6, 1) if res["requests"] else 0
     res["connections"] = connections
+    res["warmup_requests"] = warm["requests"]
     res["rss"] = server.rss()
     return res
 
@@ -301,6 +304,12 @@ def run_backend(
                     res["items_per_request"] = items
                     res["devices_per_s"] = round(res["rps"] * items, 1)
                     res["devices_added_total"] = added  # warm-up and measured run
+                    # Every request wrk counted must have stored its devices (a 207 can hide
+                    # per-device refusals); requests cut off by wrk's stop may add a few more.
+                    expected = (res["warmup_requests"] + res["requests"]) * items
+                    res["all_stored"] = added >= expected
+                    if not res["all_stored"]:
+                        log(f"  WARNING: {name}: {added} devices stored, {expected} expected")
                     server.settle(10)
                 out["scenarios"][name] = res
                 extra = f"  {res['devices_per_s']:8.0f} dev/s" if items else ""
@@ -382,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_ceiling:
         log("ceiling apps")
         for kind in ("bare", "starlette", "fastapi"):
+            if importlib.util.find_spec(kind) is None and kind != "bare":
+                log(f"  {kind} is not installed: skipped (pip install -e '.[bench]')")
+                continue
             results["ceiling"][kind] = run_ceiling(kind, args, workdir)
     for backend in backends:
         for size in sizes:
