@@ -40,6 +40,64 @@ def _short(frame: str) -> str:
     return f"{path}:{m.group('fn')}"
 
 
+# Where a sample's time goes: the component of the leaf-most frame that has one (stdlib
+# frames such as asyncio or contextlib count for the component that called them).
+COMPONENTS: tuple[tuple[str, str], ...] = (
+    ("edgemeta/store/sqlite.py", "SQLite (statements, commits)"),
+    ("asyncpg/", "asyncpg (PostgreSQL round trips)"),
+    ("edgemeta/store/postgres.py", "asyncpg (PostgreSQL round trips)"),
+    ("edgemeta/store/outbox.py", "outbox and relay"),
+    ("edgemeta/bus/", "outbox and relay"),
+    ("edgemeta/store/", "repositories (SQL, rows to records)"),
+    ("edgemeta/documents.py", "documents (records <-> JSON dicts)"),
+    ("pydantic", "request validation (pydantic, wire DTOs)"),
+    ("edgemeta/api/wire.py", "request validation (pydantic, wire DTOs)"),
+    ("edgemeta/api/body.py", "request body (read, JSON parse)"),
+    ("edgemeta/api/convert.py", "DTO -> record conversion"),
+    ("edgemeta/domain/", "domain rules"),
+    ("edgemeta/usecases/", "use cases"),
+    ("edgemeta/api/responses.py", "response JSON (orjson)"),
+    ("edgemeta/api/", "edgemeta API glue (middleware, handlers)"),
+    ("starlette/", "Starlette (routing, middleware, Request/Response)"),
+    ("uvicorn/", "uvicorn + httptools (HTTP, socket writes)"),
+    ("uvloop/", "event loop"),
+    ("asyncio/", "event loop"),
+)
+
+
+def _component(frame: str) -> str | None:
+    for marker, name in COMPONENTS:
+        if marker in frame:
+            return name
+    return None
+
+
+def components(raw: Path) -> list[tuple[str, float]]:
+    """Share of busy samples per component, plus the relay's share of all of it."""
+    counts: Counter[str] = Counter()
+    total = relay = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not stack or not count_s.isdigit():
+            continue
+        n = int(count_s)
+        frames = stack.split(";")
+        total += n
+        if any("bus/relay.py" in f for f in frames):
+            relay += n
+        for f in reversed(frames):
+            c = _component(f)
+            if c:
+                counts[c] += n
+                break
+        else:
+            counts["other"] += n
+    shares = [(c, n / total) for c, n in counts.most_common()] if total else []
+    if total:
+        shares.append(("(of which in the outbox relay task)", relay / total))
+    return shares
+
+
 def summarize(raw: Path, top: int = 30) -> str:
     inclusive: Counter[str] = Counter()
     self_: Counter[str] = Counter()
@@ -60,7 +118,10 @@ def summarize(raw: Path, top: int = 30) -> str:
         for f in set(frames):
             inclusive[f] += n
         self_[frames[-1]] += n
-    lines = [f"busy samples: {total}", "", "inclusive (share of busy samples):"]
+    lines = [f"busy samples: {total}", "", "by component (leaf-most frame):"]
+    for c, share in components(raw):
+        lines.append(f"  {share:6.1%}  {c}")
+    lines += ["", "inclusive (share of busy samples):"]
     for f, n in inclusive.most_common(top):
         lines.append(f"  {n / total:6.1%}  {f}")
     lines += ["", "self:"]
@@ -84,7 +145,11 @@ def main() -> int:
     parser.add_argument(
         "--src", type=Path, default=None, help="profile the edgemeta under this src/"
     )
+    parser.add_argument("--summarize", type=Path, default=None, help="only summarize this file")
     args = parser.parse_args()
+    if args.summarize:
+        print(summarize(args.summarize))
+        return 0
     pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if not pyspy:
         print("py-spy is not installed (pip install py-spy)", file=sys.stderr)
