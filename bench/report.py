@@ -226,6 +226,8 @@ def render(results: dict[str, Any], source: str) -> str:
             bad = ""
             if s["status"] or s["errors"]:
                 bad = f" (non-2xx {s['status']}, socket errors {s['errors']})"
+            if s.get("all_stored") is False:
+                bad += " (**fewer devices stored than requests answered**)"
             out.append(
                 f"| {label}{bad} | {r['backend']} | {r['size']:,} | {s['rps']:,.0f} | "
                 f"{dps} | {ms(s['p50_us'])} | {ms(s['p99_us'])} | "
