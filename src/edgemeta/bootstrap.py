@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +20,7 @@ from edgemeta.bus.memory import MemoryBus
 from edgemeta.bus.relay import Relay
 from edgemeta.bus.stream import Notifier
 from edgemeta.bus.validation import BusDeviceValidator
+from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.ports import Bus, Store
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
@@ -99,14 +102,36 @@ class Service:
     relay: Relay
     deps: Deps
     app: ASGIApp
+    _connecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Connect the bus and start relaying system events."""
-        await self.bus.start()
+        """Connect the bus and start relaying system events.
+
+        A broker that is down does not stop edgemeta from starting: writes are accepted and
+        their events wait in the outbox; the bus keeps trying to connect in the background
+        and the relay delivers once it is up.
+        """
+        self._connecting = asyncio.create_task(self._connect_bus(), name="edgemeta-bus-connect")
+        await asyncio.wait([self._connecting], timeout=3.0)
         self.relay.start()
+
+    async def _connect_bus(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self.bus.start()
+                return
+            except ServiceUnavailable as exc:
+                log.warning("%s; edgemeta keeps events in the outbox and retries", exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
         await self.relay.stop()
         await self.bus.close()
         await self.store.close()

@@ -195,8 +195,11 @@ class OutboxFeed(Protocol):
     async def pending(self, limit: int) -> list[OutboxEvent]:
         """Undelivered events in commit order, oldest first."""
 
-    async def mark_delivered(self, seqs: Sequence[int], delivered_ns: int) -> list[int]:
-        """Record delivery; returns the delivery positions given to ``seqs``, in order."""
+    async def mark_delivered(
+        self, seqs: Sequence[int], delivered_ns: int, failure: str | None = None
+    ) -> list[int]:
+        """Record delivery (or, with ``failure``, that the bus refused them for good);
+        returns the delivery positions given to ``seqs``, in order."""
 
     async def delivered_since(self, pos: int, limit: int) -> list[OutboxEvent]:
         """Delivered events with a position greater than ``pos``, in delivery order."""

@@ -58,8 +58,11 @@ class Settings(BaseSettings):
     @classmethod
     def _prefix(cls, v: str) -> str:
         v = v.strip("/")
-        if not v or any(c in v for c in "+#"):
-            raise ValueError("bus prefix must be a non-empty topic without wildcards")
+        levels = v.split("/")
+        if not v or any(not lv or any(c in lv for c in "+#*> \t.") for lv in levels):
+            raise ValueError(
+                "bus prefix must be topic levels without wildcards, dots, spaces or empty levels"
+            )
         return v
 
     @model_validator(mode="after")

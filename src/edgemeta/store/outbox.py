@@ -107,8 +107,11 @@ class SqlOutboxFeed:
         )
         return [_event(r) for r in rows]
 
-    async def mark_delivered(self, seqs: Sequence[int], delivered_ns: int) -> list[int]:
-        """Give ``seqs`` consecutive delivery positions (must run in a write transaction)."""
+    async def mark_delivered(
+        self, seqs: Sequence[int], delivered_ns: int, failure: str | None = None
+    ) -> list[int]:
+        """Give ``seqs`` consecutive delivery positions (must run in a write transaction);
+        ``failure`` records why the bus refused them for good, if it did."""
         if not seqs:
             return []
         top = int(
@@ -119,8 +122,9 @@ class SqlOutboxFeed:
         first = top - len(seqs) + 1
         positions = list(range(first, top + 1))
         await self.db.executemany(
-            "UPDATE outbox SET pos = ?, delivered_ns = ? WHERE seq = ? AND pos IS NULL",
-            [(p, delivered_ns, s) for p, s in zip(positions, seqs, strict=True)],
+            "UPDATE outbox SET pos = ?, delivered_ns = ?, failure = ?"
+            " WHERE seq = ? AND pos IS NULL",
+            [(p, delivered_ns, failure, s) for p, s in zip(positions, seqs, strict=True)],
         )
         return positions
 
