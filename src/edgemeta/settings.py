@@ -16,7 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def default_data_dir() -> Path:
-    """``$EDGEMETA_DATA_DIR``, else ``$XDG_DATA_HOME/edgemeta``, else ``~/.local/share/edgemeta``."""
+    """The data directory: ``$EDGEMETA_DATA_DIR``, else ``$XDG_DATA_HOME/edgemeta``, else
+    ``~/.local/share/edgemeta``."""
     explicit = os.environ.get("EDGEMETA_DATA_DIR")
     if explicit:
         return Path(explicit)

@@ -220,7 +220,7 @@ UPDATES = [
                 "name": "Humidity",
                 "description": "relative",
                 "isHidden": True,
-                "properties": {"valueType": "uint8", "readWrite": "R", "maximum": 100},
+                "properties": {"valueType": "uint8", "readWrite": "R", "maximum": 100.5},
                 "tags": {"a": "b"},
             },
         },

@@ -1,0 +1,1 @@
+"""Resources shipped with edgemeta (the default units of measure)."""
