@@ -130,7 +130,7 @@ def test_schemathesis(seeded_app: LiveApp, operation: Any) -> None:
 
 # -- targeted strategies ----------------------------------------------------------------------
 
-TARGETED = settings(FUZZ_SETTINGS, max_examples=max(EXAMPLES * 2, 10))
+TARGETED = settings(FUZZ_SETTINGS, max_examples=EXAMPLES + 4)
 JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8)
 JSON = st.recursive(
     JSON_SCALARS | st.floats(allow_nan=False, allow_infinity=False),
