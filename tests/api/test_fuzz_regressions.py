@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.api.live import BASE, Exchange, LiveApp, check_envelope
-from tests.api.seed import PROFILES, SERVICES, device_body
+from tests.api.live import BASE, Exchange, LiveApp, check_envelope, open_live_app
+from tests.api.seed import PROFILES, SERVICES, device_body, seed
 from tests.api.templates import ADDS
 
 
@@ -192,3 +193,27 @@ def test_seeded_service_names_with_slashes_resolve(live_app: LiveApp) -> None:
     ex = call(live_app, "GET", f"{BASE}/deviceservice/name/{SERVICES[1].replace('/', '%2F')}")
     assert ex.response.status_code == 200, ex.describe()
     assert ex.response.json()["service"]["name"] == SERVICES[1]
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_body_over_the_size_limit_is_413(tmp_path: Any, backend: str) -> None:
+    app = open_live_app(backend, tmp_path, max_request_bytes=4096)
+    try:
+        seed(app)
+        before = app.snapshot()
+        element = device_body("big", description="x" * 5000)
+        # Declared by Content-Length, and streamed without one.
+        for kwargs in ({"json": [element]}, {"content": _chunks(b"[", b" " * 5000, b"]")}):
+            ex = call(app, "POST", f"{BASE}/device", **kwargs)
+            assert ex.response.status_code == 413, ex.describe()
+            assert "limit" in ex.response.json()["message"], ex.describe()
+        assert app.snapshot() == before
+    finally:
+        app.close()
