@@ -26,6 +26,7 @@ import json
 import os
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -147,13 +148,22 @@ def fresh(prefix: str) -> str:
     return f"{prefix}-{next(_counter)}"
 
 
-def post_json(app: LiveApp, method: str, url: str, body: bytes) -> Exchange:
-    """Send a raw JSON body and check the envelope."""
-    response = app.request(method, url, content=body, headers={"content-type": "application/json"})
-    ex = Exchange(method, url, response)
+def checked(ex: Exchange) -> Exchange:
+    """The checks of every response: envelope, batch elements, and the OpenAPI document."""
     check_envelope(ex)
     check_batch_items(ex)
+    operation = SCHEMA.find_operation_by_path(ex.method, urlsplit(ex.path).path.removeprefix(BASE))
+    if operation is not None:  # None: the path matched no route, a 404 checked above
+        if isinstance(ex.response.request.stream, httpx.SyncByteStream):
+            ex.response.request.read()  # a multipart body is still a stream; the check reads it
+        operation.validate_response(ex.response)
     return ex
+
+
+def post_json(app: LiveApp, method: str, url: str, body: bytes) -> Exchange:
+    """Send a raw JSON body and check the response."""
+    response = app.request(method, url, content=body, headers={"content-type": "application/json"})
+    return checked(Exchange(method, url, response))
 
 
 def expect_rejected(app: LiveApp, method: str, url: str, body: bytes, status: int = 400) -> str:
@@ -527,8 +537,7 @@ def test_bad_paging_parameters(seeded_app: LiveApp, url: str) -> None:
     @given(params=bad_paging(url.endswith("/device/all")))
     def run(params: dict[str, str]) -> None:
         response = seeded_app.request("GET", url, params=params)
-        ex = Exchange("GET", f"{url}?{params}", response)
-        check_envelope(ex)
+        ex = checked(Exchange("GET", f"{url}?{params}", response))
         assert response.status_code == 400, ex.describe()
         assert next(iter(params)) in response.json()["message"], ex.describe()
 
@@ -543,8 +552,7 @@ def test_label_filters(seeded_app: LiveApp, url: str) -> None:
     @given(labels=st.lists(st.text(max_size=6), max_size=5).map(",".join))
     def run(labels: str) -> None:
         response = seeded_app.request("GET", url, params={"labels": labels})
-        ex = Exchange("GET", f"{url}?labels={labels!r}", response)
-        check_envelope(ex)
+        ex = checked(Exchange("GET", f"{url}?labels={labels!r}", response))
         trimmed = "".join(p.strip() for p in labels.split(","))  # labels are trimmed
         bad = any(ord(c) < 0x20 or c == "\x7f" for c in trimmed)
         assert response.status_code == (400 if bad else 200), ex.describe()
@@ -586,8 +594,7 @@ def test_percent_encoded_path_names(seeded_app: LiveApp, method: str, pattern: s
         url = pattern.format(*segments)
         before = seeded_app.snapshot() if method == "DELETE" else None
         response = seeded_app.request(method, url)
-        ex = Exchange(method, url, response)
-        check_envelope(ex)
+        ex = checked(Exchange(method, url, response))
         assert response.status_code in (200, 400, 404, 409), ex.describe()
         if before is not None and response.status_code >= 400:
             assert seeded_app.snapshot() == before, ex.describe()
@@ -635,8 +642,7 @@ def test_yaml_uploads_that_are_not_profiles(seeded_app: LiveApp, method: str) ->
         before = seeded_app.snapshot()
         url = f"{BASE}/deviceprofile/uploadfile"
         response = seeded_app.request(method, url, files={"file": ("p.yaml", content)})
-        ex = Exchange(method, url, response)
-        check_envelope(ex)
+        ex = checked(Exchange(method, url, response))
         assert response.status_code in (400, 404), ex.describe()
         assert seeded_app.snapshot() == before, ex.describe()
 
@@ -668,8 +674,7 @@ def test_multipart_without_a_file(
     before = seeded_app.snapshot()
     url = f"{BASE}/deviceprofile/uploadfile"
     response = seeded_app.request(method, url, **kwargs)
-    ex = Exchange(method, url, response)
-    check_envelope(ex)
+    ex = checked(Exchange(method, url, response))
     assert response.status_code == 400, ex.describe()
     assert named in response.json()["message"], ex.describe()
     assert seeded_app.snapshot() == before, ex.describe()
