@@ -64,7 +64,11 @@ def correlation_id(request: Request) -> str:
 
 
 def path(request: Request, key: str) -> str:
-    """A path parameter, percent-decoded once (EdgeX's UrlDecodeMiddleware)."""
+    """A path parameter, percent-decoded once (EdgeX's UrlDecodeMiddleware).
+
+    NUL is refused: no stored name or text can hold one, and PostgreSQL cannot even compare
+    against it.
+    """
     raw: str = request.path_params[key]
     try:
         value = unquote(raw, errors="strict")
@@ -72,6 +76,8 @@ def path(request: Request, key: str) -> str:
         raise ContractInvalid(f"path parameter {key} is not valid UTF-8 once decoded") from None
     if not value.strip():
         raise ContractInvalid(f"path parameter {key} must not be blank")
+    if "\x00" in value:
+        raise ContractInvalid(f"path parameter {key} must not contain NUL characters")
     return value
 
 
@@ -81,9 +87,20 @@ async def run_batch(
     model: type[E],
     handle: Callable[[E], Awaitable[dict[str, Any]]],
     ok_status: int,
+    check: Callable[[E], None] | None = None,
 ) -> Response:
-    """Decode a batch (one 400 if any item is invalid), then handle each item: 207."""
+    """Decode a batch (one 400 if any item is invalid), then handle each item: 207.
+
+    ``check`` runs on every item before any is handled, for the rules EdgeX applies while
+    decoding (a ContractInvalid from it is a 400 for the whole request, naming the item).
+    """
     items = decode_batch(await read_body(request, api.max_body_bytes), model)
+    if check is not None:
+        for i, item in enumerate(items):
+            try:
+                check(item)
+            except ContractInvalid as exc:
+                raise ContractInvalid(f"[{i}]: {exc.message}") from None
     results: list[dict[str, Any]] = []
     for item in items:
         rid = item.request_id or ""

@@ -11,7 +11,14 @@ from starlette.routing import Route
 from edgemeta import documents as docs
 from edgemeta.api import convert, wire
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
-from edgemeta.api.query import MAX_OFFSET, check_range, flag, int_param, list_query
+from edgemeta.api.query import (
+    MAX_OFFSET,
+    check_range,
+    flag,
+    int_param,
+    list_query,
+    name_param,
+)
 from edgemeta.api.responses import base, ok, respond
 from edgemeta.domain.records import Device
 from edgemeta.ports import Page
@@ -60,9 +67,10 @@ def routes(api: ApiContext) -> list[Route]:
     async def all_(request: Request) -> Response:
         params = request.query_params
         q = list_query(params, api.max_result_count)
-        ancestor = params.get("descendantsOf")
+        ancestor = name_param(params, "descendantsOf")
+        # Checked even without descendantsOf: a bad value is a 400, never silently ignored.
+        levels = int_param(params, "maxLevels", 0, -MAX_OFFSET, MAX_OFFSET)
         if ancestor:
-            levels = int_param(params, "maxLevels", 0, -MAX_OFFSET, MAX_OFFSET)
             return _page(await uc.list_descendants(deps, ancestor, levels, q))
         page = await uc.list_devices(deps, q)
         check_range(page.total, q)
