@@ -50,7 +50,6 @@ async def test_document_names_exactly_the_served_routes(tmp_path: Any) -> None:
         await service.stop()
     assert DOC["servers"][0]["url"] == API_BASE
     assert documented_operations() == served
-    assert len(served) == 47
 
 
 async def test_the_served_document_is_the_file(tmp_path: Any) -> None:
@@ -71,7 +70,7 @@ async def test_the_served_document_is_the_file(tmp_path: Any) -> None:
 def test_document_loads_and_every_operation_is_well_formed() -> None:
     schema = schemathesis.openapi.from_dict(DOC)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 47
+    assert len(operations) == len(documented_operations())
     ids = [op.definition.raw["operationId"] for op in operations]
     assert len(set(ids)) == len(ids)
     for op in operations:
