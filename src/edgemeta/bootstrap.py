@@ -18,13 +18,16 @@ from edgemeta.api.app import create_app
 from edgemeta.api.handlers import ApiContext
 from edgemeta.bus.memory import MemoryBus
 from edgemeta.bus.relay import Relay
+from edgemeta.bus.releases import BusReleases
 from edgemeta.bus.stream import Notifier
 from edgemeta.bus.validation import BusDeviceValidator
 from edgemeta.domain.errors import ServiceUnavailable
+from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.ports import Bus, Store
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
-from edgemeta.usecases.common import Deps, Policy
+from edgemeta.usecases.common import Deps, MoveSettings, Policy
+from edgemeta.usecases.moves import resume_stale
 
 log = logging.getLogger("edgemeta")
 
@@ -103,6 +106,7 @@ class Service:
     deps: Deps
     app: ASGIApp
     _connecting: asyncio.Task[None] | None = None
+    _resuming: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect the bus and start relaying system events.
@@ -114,6 +118,19 @@ class Service:
         self._connecting = asyncio.create_task(self._connect_bus(), name="edgemeta-bus-connect")
         await asyncio.wait([self._connecting], timeout=3.0)
         self.relay.start()
+        self._resuming = asyncio.create_task(self._resume_moves(), name="edgemeta-move-resume")
+
+    async def _resume_moves(self) -> None:
+        """Finish or fail moves that an interrupted instance left unfinished, now and then."""
+        period = self.deps.move_settings.stale_after / 3
+        while True:
+            try:
+                done = await resume_stale(self.deps)
+                if done:
+                    log.info("resumed %d interrupted moves", done)
+            except Exception:
+                log.exception("resuming interrupted moves failed")
+            await asyncio.sleep(period)
 
     async def _connect_bus(self) -> None:
         delay = 1.0
@@ -128,10 +145,11 @@ class Service:
 
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
-        if self._connecting is not None and not self._connecting.done():
-            self._connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connecting
+        for task in (self._resuming, self._connecting):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.relay.stop()
         await self.bus.close()
         await self.store.close()
@@ -157,7 +175,21 @@ async def build(settings: Settings) -> Service:
         mode=settings.device_validation,
         name_escape=settings.name_escape,
     )
-    deps = Deps(store=store, validator=validator, policy=policy)
+    move_settings = MoveSettings(
+        ack_timeout=settings.move_ack_timeout,
+        release_deadline=settings.move_release_deadline,
+        release_policy=ReleasePolicy(settings.move_release_policy),
+        implicit=settings.implicit_moves,
+        stale_after=max(30.0, 3 * (settings.move_ack_timeout + settings.move_release_deadline)),
+    )
+    releases = BusReleases(bus, prefix=settings.bus_prefix, name_escape=settings.name_escape)
+    deps = Deps(
+        store=store,
+        validator=validator,
+        policy=policy,
+        releases=releases,
+        move_settings=move_settings,
+    )
     relay = Relay(
         store,
         bus,

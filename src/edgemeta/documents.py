@@ -413,6 +413,8 @@ def move_doc(m: Move) -> Doc:
         "reason": m.reason.value,
         "state": m.state.value,
     }
+    if m.note:
+        doc["note"] = m.note
     if m.requested_by:
         doc["requestedBy"] = m.requested_by
     if m.correlation_id:
@@ -435,8 +437,8 @@ def move_doc(m: Move) -> Doc:
     return doc
 
 
-def move_from(doc: Doc, target: Doc | None = None) -> Move:
-    """Read a move document (``target``: the stored target device, kept apart from the API)."""
+def move_from(doc: Doc, target: Doc | None = None, origin: Doc | None = None) -> Move:
+    """Read a move document (the target and origin devices are stored beside it)."""
     return Move(
         id=doc["id"],
         device_name=doc["deviceName"],
@@ -445,10 +447,12 @@ def move_from(doc: Doc, target: Doc | None = None) -> Move:
         policy=StatePolicy(doc["statePolicy"]),
         reason=MoveReason(doc["reason"]),
         state=MoveState(doc["state"]),
+        note=doc.get("note", ""),
         requested_by=doc.get("requestedBy", ""),
         correlation_id=doc.get("correlationId", ""),
         device_revision=doc.get("deviceRevision", 0),
         target=device_from(target) if target else None,
+        origin=device_from(origin) if origin else None,
         error=doc.get("error", ""),
         steps=tuple(
             MoveStep(s["step"], s["at"], s["outcome"], s.get("detail", ""))

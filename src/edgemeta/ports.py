@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from edgemeta.domain.events import Change
+from edgemeta.domain.moves import Move
 from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
 
 T = TypeVar("T")
@@ -180,6 +181,7 @@ class OutboxEvent:
     timestamp_ns: int
     details: bytes
     pos: int | None = None
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 class Outbox(Protocol):
@@ -229,6 +231,10 @@ class Tx(Protocol):
     @property
     def watchers(self) -> ProvisionWatcherRepo:
         """Provision watchers."""
+
+    @property
+    def moves(self) -> MoveRepo:
+        """Device moves and initial configurations."""
 
     @property
     def outbox(self) -> Outbox:
@@ -313,6 +319,59 @@ class Bus(Protocol):
 
     def has_subscribers(self, topic: str) -> bool | None:
         """Whether anyone listens on ``topic``: True/False if the bus knows, else None."""
+
+
+class MoveRepo(Protocol):
+    """Device moves (operations and their history) and initial device configurations."""
+
+    async def add(self, move: Move) -> None:
+        """Record a new move; Conflict if the device already has an unfinished one."""
+
+    async def update(self, move: Move) -> None:
+        """Store the move if it is still at ``move.revision - 1``; else Conflict."""
+
+    async def get(self, id_: str, *, for_update: bool = False) -> Move | None:
+        """The move with this id."""
+
+    async def active(self, device_name: str) -> Move | None:
+        """The device's unfinished move, if any."""
+
+    async def stale(self, modified_before: int, limit: int = 100) -> list[Move]:
+        """Unfinished moves nobody advanced since ``modified_before`` (ms)."""
+
+    async def page(
+        self, query: ListQuery, *, device: str | None = None, service: str | None = None
+    ) -> Page[Move]:
+        """Moves of one device, or from or to one service, oldest first."""
+
+    async def save_initial(self, device: Device) -> None:
+        """Keep a device's configuration as first provisioned."""
+
+    async def initial(self, name: str) -> Device | None:
+        """A device's initial configuration."""
+
+    async def drop_initial(self, name: str) -> None:
+        """Forget a deleted device's initial configuration."""
+
+
+class ReleaseWatch(Protocol):
+    """Waits for one device service to confirm it released a device."""
+
+    async def wait(self) -> None:
+        """Return once the release is confirmed (bound the wait with ``asyncio.timeout``)."""
+
+    async def close(self) -> None:
+        """Stop waiting."""
+
+
+class Releases(Protocol):
+    """How the move engine hears that an old owner let go of a device."""
+
+    async def watch(self, service: str, move_id: str) -> ReleaseWatch:
+        """Start listening for ``service``'s release of the move (before telling it)."""
+
+    def nobody_listens(self, service: str, profile_name: str) -> bool:
+        """True when the bus knows that no device service listens as ``service``."""
 
 
 class DeviceValidator(Protocol):

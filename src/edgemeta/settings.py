@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     validation_timeout: float = Field(5.0, gt=0, le=300)
     event_retention_hours: float = Field(168.0, ge=0)
 
+    move_ack_timeout: float = Field(5.0, gt=0, le=300)
+    move_release_deadline: float = Field(0.5, ge=0, le=300)
+    move_release_policy: Literal["rollback", "force"] = "rollback"
+    implicit_moves: bool = False
+
     max_result_count: int = Field(1024, ge=1, le=1_000_000)
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_devices: int = Field(0, ge=0)

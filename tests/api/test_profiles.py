@@ -103,8 +103,10 @@ async def test_whole_profile_rules(api: Api) -> None:
         ),
     ]
     for body in cases:
+        # EdgeX checks a profile as it decodes the request: the whole batch is one 400.
         r = await api.post("/deviceprofile", body)
-        assert r.json()[0]["statusCode"] == 400, body
+        assert r.status_code == 400, body
+        assert r.json()["statusCode"] == 400
     r = await api.post(
         "/deviceprofile", profile([r1], [{"name": "c", "readWrite": "R", "resourceOperations": []}])
     )

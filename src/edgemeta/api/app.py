@@ -28,6 +28,7 @@ from edgemeta.api.routes import (
     common,
     device_services,
     devices,
+    moves,
     profiles,
     systemevents,
     watchers,
@@ -116,7 +117,7 @@ def create_app(
 ) -> ASGIApp:
     """The application, with every core-metadata route."""
     inner: list[BaseRoute] = []
-    for module in (common, device_services, profiles, devices, watchers, systemevents):
+    for module in (common, device_services, profiles, devices, watchers, moves, systemevents):
         inner.extend(module.routes(api))
     inner.extend(extra_routes or [])
     spec = openapi_document()

@@ -40,6 +40,15 @@ class ApiContext:
     name_escape: bool = False
 
 
+class ItemError(EdgeMetaError):
+    """A batch item's error that carries more keys for its result (e.g. the ``move``)."""
+
+    def __init__(self, cause: EdgeMetaError, extra: dict[str, Any]) -> None:
+        super().__init__(cause.message)
+        self.kind = cause.kind
+        self.extra = extra
+
+
 def endpoint(fn: Handler) -> Handler:
     """Turn domain errors into EdgeX error responses, and anything else into a logged 500."""
 
@@ -107,13 +116,16 @@ async def run_batch(
         try:
             extra = await handle(item)
         except EdgeMetaError as exc:
-            results.append(base(status_of(exc), message=exc.message, request_id=rid))
+            failed = base(status_of(exc), message=exc.message, request_id=rid)
+            if isinstance(exc, ItemError):
+                failed.update(exc.extra)
+            results.append(failed)
             continue
         except Exception:
             log.exception("unexpected error in a batch item of %s", request.url.path)
             results.append(base(500, message="unexpected server error", request_id=rid))
             continue
-        body = base(ok_status, request_id=rid)
+        body = base(ok_status, message=extra.pop("message", ""), request_id=rid)
         body.update(extra)
         results.append(body)
     return respond(207, results)

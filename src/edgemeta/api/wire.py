@@ -539,6 +539,25 @@ class UpdateProvisionWatcherRequest(Envelope):
     provision_watcher: UpdateProvisionWatcherDTO
 
 
+class ReassignDTO(Wire):
+    """One device to move (edgemeta's reassign request)."""
+
+    device_name: Name
+    service_name: Name
+    expected_revision: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+    state_policy: Literal["migrate", "reset"] | None = None
+    requested_by: (
+        Annotated[str, StringConstraints(max_length=NAME_MAX), AfterValidator(_ref_name)] | None
+    ) = None
+    note: Text | None = None
+
+
+class ReassignRequest(Envelope):
+    """A ReassignDeviceRequest of seed option 2: move a named device to a named service."""
+
+    reassign: ReassignDTO
+
+
 def _require_target(id_: str | None, name: str | None) -> None:
     """Update DTOs name their record by ``id`` or ``name``; at least one must be given."""
     if not id_ and not name:

@@ -99,7 +99,9 @@ class Move:
     state: MoveState = MoveState.REQUESTED
     requested_by: str = ""
     correlation_id: str = ""
+    note: str = ""  # the requester's own words on why
     device_revision: int = 0  # the revision the move was planned from
+    origin: Device | None = None  # the device before the move (what a rollback restores)
     target: Device | None = None  # the device as the new service gets it
     error: str = ""
     steps: tuple[MoveStep, ...] = ()
@@ -160,6 +162,7 @@ def preflight(
     target_name: str,
     *,
     target_device_count: int,
+    target_profile: str,
     profile_exists: bool,
     expected_revision: int | None,
 ) -> Preflight:
@@ -178,8 +181,8 @@ def preflight(
         cap = Capabilities.of(target).capacity
         if cap and target_device_count >= cap:
             problems.append(f"device service '{target_name}' is at its capacity of {cap} devices")
-    if device.profile_name and not profile_exists:
-        problems.append(f"device profile '{device.profile_name}' does not exist")
+    if target_profile and not profile_exists:
+        problems.append(f"device profile '{target_profile}' does not exist")
     if target is not None and device.service_name == target.name:
         problems.append(f"device '{device.name}' is already owned by '{target_name}'")
     return Preflight(problems)

@@ -25,12 +25,14 @@ def _content(m: Move) -> str:
     body: dict[str, Any] = {"move": docs.move_doc(m)}
     if m.target is not None:
         body["target"] = docs.device_doc(m.target)
+    if m.origin is not None:
+        body["origin"] = docs.device_doc(m.origin)
     return orjson.dumps(body).decode()
 
 
 def _load(raw: str) -> Move:
     body = orjson.loads(raw)
-    return docs.move_from(body["move"], body.get("target"))
+    return docs.move_from(body["move"], body.get("target"), body.get("origin"))
 
 
 class SqlMoveRepo:

@@ -24,7 +24,7 @@ from edgemeta.store.driver import Driver, Row
 
 _COLUMNS = (
     "seq, event_id, type, action, owner, profile_name, record_key, revision, "
-    "correlation_id, timestamp_ns, details, pos"
+    "correlation_id, timestamp_ns, details, pos, tags"
 )
 
 
@@ -57,6 +57,7 @@ def _event(row: Row) -> OutboxEvent:
         timestamp_ns=int(row[9]),
         details=details.encode() if isinstance(details, str) else bytes(details),
         pos=None if row[11] is None else int(row[11]),
+        tags=tuple(orjson.loads(row[12]).items()) if row[12] else (),
     )
 
 
@@ -83,13 +84,14 @@ class SqlOutbox:
                 correlation_id,
                 now,
                 orjson.dumps(details_doc(c)).decode(),
+                orjson.dumps(dict(c.tags)).decode() if c.tags else None,
             )
             for c in changes
         ]
         await self.db.executemany(
             "INSERT INTO outbox (event_id, type, action, owner, profile_name, record_key,"
-            " revision, correlation_id, timestamp_ns, details)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " revision, correlation_id, timestamp_ns, details, tags)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 

@@ -219,7 +219,9 @@ class PostgresStore:
 
     def lease(self, name: str) -> PostgresLease:
         """A session advisory lock on its own connection: held while that connection lives."""
-        return PostgresLease(self.pool, name)
+        # The schema is part of the key: deployments in two schemas of one database are
+        # independent and must not share a lease.
+        return PostgresLease(self.pool, f"{self.schema}/{name}")
 
     async def close(self) -> None:
         """Close the pool."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from edgemeta.domain.errors import ContractInvalid, NotFound
-from edgemeta.ports import DeviceValidator, Store
+from edgemeta.domain.moves import ReleasePolicy
+from edgemeta.ports import DeviceValidator, Releases, ReleaseWatch, Store
 
 
 def now_ms() -> int:
@@ -41,6 +43,37 @@ class Policy:
     units: frozenset[str] = field(default_factory=frozenset)
 
 
+@dataclass(frozen=True, slots=True)
+class MoveSettings:
+    """How moves wait on device services (``EDGEMETA_MOVE_*`` settings)."""
+
+    ack_timeout: float = 5.0  # for an old owner that confirms releases
+    release_deadline: float = 0.5  # for an old owner that cannot (an EdgeX device service)
+    release_policy: ReleasePolicy = ReleasePolicy.ROLLBACK  # no confirmation in time
+    implicit: bool = False  # an add by another service becomes a move (seed option 1)
+    stale_after: float = 30.0  # seconds without progress before any instance resumes a move
+
+
+class NoReleases:
+    """Release confirmations when there is no bus: nobody listens, nobody confirms."""
+
+    async def watch(self, service: str, move_id: str) -> ReleaseWatch:
+        """A watch that never confirms."""
+        return _NeverConfirmed()
+
+    def nobody_listens(self, service: str, profile_name: str) -> bool:
+        """Nobody."""
+        return True
+
+
+class _NeverConfirmed:
+    async def wait(self) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        return None
+
+
 class AcceptAll:
     """A validator for when device validation is off: every device is accepted."""
 
@@ -55,6 +88,8 @@ class Deps:
     store: Store
     validator: DeviceValidator = field(default_factory=AcceptAll)
     policy: Policy = field(default_factory=Policy)
+    releases: Releases = field(default_factory=NoReleases)
+    move_settings: MoveSettings = field(default_factory=MoveSettings)
 
 
 def not_found(noun: str, name: str) -> NotFound:
