@@ -24,7 +24,7 @@ from edgemeta.ports import ListQuery
 MAX_OFFSET = 2**31 - 1
 DEFAULT_LIMIT = 20
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _int(params: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:

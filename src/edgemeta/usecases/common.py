@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from edgemeta.domain.errors import ContractInvalid, NotFound
+from edgemeta.domain.ids import is_uuid
 from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.ports import DeviceValidator, Releases, ReleaseWatch, Store
 
@@ -24,10 +25,8 @@ def new_id() -> str:
 
 def check_uuid(value: str, what: str) -> str:
     """``value`` if it is a UUID; ContractInvalid otherwise."""
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise ContractInvalid(f"{what} '{value}' is not a valid UUID") from None
+    if not is_uuid(value):
+        raise ContractInvalid(f"{what} '{value}' is not a valid UUID")
     return value
 
 

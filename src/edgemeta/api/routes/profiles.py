@@ -16,24 +16,12 @@ from edgemeta.api.body import decode_one, json_compatible, parse_json, read_body
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import check_range, list_query
 from edgemeta.api.responses import base, ok, respond
+from edgemeta.api.yaml_profile import load_profile
 from edgemeta.domain.errors import ContractInvalid
 from edgemeta.domain.profiles import validate_profile
 from edgemeta.domain.records import DeviceProfile
 from edgemeta.ports import Page
 from edgemeta.usecases import profiles as uc
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors and aliases: a profile never needs them, and an
-    alias bomb (a few bytes expanding to millions of nodes) would otherwise get through."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases are not accepted", event.start_mark
-            )
-        return super().compose_node(parent, index)
 
 
 def parse_profile_yaml(text: bytes) -> wire.DeviceProfileDTO:
@@ -43,7 +31,7 @@ def parse_profile_yaml(text: bytes) -> wire.DeviceProfileDTO:
     ``.nan``) is refused here, before it reaches a store that keeps JSON.
     """
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)
+        data = load_profile(text)
     except yaml.YAMLError as exc:
         raise ContractInvalid(f"device profile YAML cannot be parsed: {exc}") from None
     except RecursionError:
