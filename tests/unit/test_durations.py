@@ -24,7 +24,9 @@ def test_parses(text: str, ns: int) -> None:
     assert parse_duration(text) == ns
 
 
-@pytest.mark.parametrize("text", ["", "s", "15", "1x", "\u0661\u0665s", "1 s", "--1s", "9999999999h"])
+@pytest.mark.parametrize(
+    "text", ["", "s", "15", "1x", "\u0661\u0665s", "1 s", "--1s", "9999999999h"]
+)
 def test_refuses(text: str) -> None:
     with pytest.raises(DurationError):
         parse_duration(text)
