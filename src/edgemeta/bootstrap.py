@@ -180,7 +180,12 @@ async def build(settings: Settings) -> Service:
         release_deadline=settings.move_release_deadline,
         release_policy=ReleasePolicy(settings.move_release_policy),
         implicit=settings.implicit_moves,
-        stale_after=max(30.0, 3 * (settings.move_ack_timeout + settings.move_release_deadline)),
+        # Another instance may still be waiting on a move's release: never resume before that
+        # wait is surely over.
+        stale_after=max(
+            settings.move_stale_after,
+            2 * (settings.move_ack_timeout + settings.move_release_deadline),
+        ),
     )
     releases = BusReleases(bus, prefix=settings.bus_prefix, name_escape=settings.name_escape)
     deps = Deps(
