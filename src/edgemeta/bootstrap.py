@@ -28,6 +28,7 @@ from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.common import Deps, MoveSettings, Policy
 from edgemeta.usecases.moves import resume_stale
+from edgemeta.webhooks import HttpAllocationHook
 
 log = logging.getLogger("edgemeta")
 
@@ -151,6 +152,9 @@ class Service:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.relay.stop()
+        hook = self.deps.allocation_hook
+        if isinstance(hook, HttpAllocationHook):
+            await hook.close()
         await self.bus.close()
         await self.store.close()
 
@@ -194,6 +198,7 @@ async def build(settings: Settings) -> Service:
         policy=policy,
         releases=releases,
         move_settings=move_settings,
+        allocation_hook=HttpAllocationHook(),
     )
     relay = Relay(
         store,

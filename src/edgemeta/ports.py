@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from edgemeta.domain.enrollment import Enrollment, Registration
 from edgemeta.domain.events import Change
 from edgemeta.domain.moves import Move
 from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
@@ -237,6 +238,14 @@ class Tx(Protocol):
         """Device moves and initial configurations."""
 
     @property
+    def enrollments(self) -> EnrollmentRepo:
+        """Enrolments."""
+
+    @property
+    def registrations(self) -> RegistrationRepo:
+        """Registration records."""
+
+    @property
     def outbox(self) -> Outbox:
         """The outbox (write side)."""
 
@@ -354,6 +363,50 @@ class MoveRepo(Protocol):
         """Forget a deleted device's initial configuration."""
 
 
+class EnrollmentRepo(Protocol):
+    """Enrolments, keyed by name."""
+
+    async def add(self, enrollment: Enrollment) -> None:
+        """Insert; DuplicateName for a taken name, or a second individual enrolment."""
+
+    async def update(self, enrollment: Enrollment) -> None:
+        """Replace revision ``enrollment.revision - 1``; else Conflict."""
+
+    async def get(self, name: str, *, for_update: bool = False) -> Enrollment | None:
+        """The enrolment called ``name``."""
+
+    async def individual(self, registration_id: str) -> Enrollment | None:
+        """The individual enrolment of a registration id."""
+
+    async def groups(self) -> list[Enrollment]:
+        """Group enrolments, highest priority first."""
+
+    async def delete(self, name: str) -> None:
+        """Delete."""
+
+    async def page(self, query: ListQuery) -> Page[Enrollment]:
+        """All enrolments, oldest first."""
+
+
+class RegistrationRepo(Protocol):
+    """Registration records and token nonces."""
+
+    async def get(self, registration_id: str, *, for_update: bool = False) -> Registration | None:
+        """A device's registration record."""
+
+    async def save(self, registration: Registration) -> None:
+        """Insert revision 1 or replace revision - 1; else Conflict."""
+
+    async def page(self, query: ListQuery, *, enrollment: str | None = None) -> Page[Registration]:
+        """Records, all or of one enrolment."""
+
+    async def use_nonce(self, registration_id: str, nonce: str, expiry: int) -> bool:
+        """Record a token nonce; False if seen before."""
+
+    async def forget_nonces(self, expired_before: int) -> int:
+        """Drop expired nonces."""
+
+
 class ReleaseWatch(Protocol):
     """Waits for one device service to confirm it released a device."""
 
@@ -372,6 +425,13 @@ class Releases(Protocol):
 
     def nobody_listens(self, service: str, profile_name: str) -> bool:
         """True when the bus knows that no device service listens as ``service``."""
+
+
+class AllocationHook(Protocol):
+    """Custom allocation: asks a webhook which device service a registration goes to."""
+
+    async def decide(self, url: str, time_limit: float, request: dict[str, object]) -> str:
+        """The chosen service name; raise ServiceUnavailable if the webhook fails or times out."""
 
 
 class DeviceValidator(Protocol):

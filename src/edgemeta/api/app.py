@@ -30,6 +30,7 @@ from edgemeta.api.routes import (
     devices,
     moves,
     profiles,
+    provisioning,
     systemevents,
     watchers,
 )
@@ -117,7 +118,17 @@ def create_app(
 ) -> ASGIApp:
     """The application, with every core-metadata route."""
     inner: list[BaseRoute] = []
-    for module in (common, device_services, profiles, devices, watchers, moves, systemevents):
+    modules = (
+        common,
+        device_services,
+        profiles,
+        devices,
+        watchers,
+        moves,
+        provisioning,
+        systemevents,
+    )
+    for module in modules:
         inner.extend(module.routes(api))
     inner.extend(extra_routes or [])
     spec = openapi_document()

@@ -7,10 +7,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from edgemeta.domain.errors import ContractInvalid, NotFound
+from edgemeta.domain.errors import ContractInvalid, NotFound, ServiceUnavailable
 from edgemeta.domain.ids import is_uuid
 from edgemeta.domain.moves import ReleasePolicy
-from edgemeta.ports import DeviceValidator, Releases, ReleaseWatch, Store
+from edgemeta.ports import AllocationHook, DeviceValidator, Releases, ReleaseWatch, Store
 
 
 def now_ms() -> int:
@@ -73,6 +73,14 @@ class _NeverConfirmed:
         return None
 
 
+class NoWebhooks:
+    """Allocation webhooks when none can be called: every call fails (fallback applies)."""
+
+    async def decide(self, url: str, time_limit: float, request: dict[str, object]) -> str:
+        """Fail."""
+        raise ServiceUnavailable("allocation webhooks are not available")
+
+
 class AcceptAll:
     """A validator for when device validation is off: every device is accepted."""
 
@@ -89,6 +97,7 @@ class Deps:
     policy: Policy = field(default_factory=Policy)
     releases: Releases = field(default_factory=NoReleases)
     move_settings: MoveSettings = field(default_factory=MoveSettings)
+    allocation_hook: AllocationHook = field(default_factory=NoWebhooks)
 
 
 def not_found(noun: str, name: str) -> NotFound:
