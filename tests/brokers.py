@@ -3,6 +3,7 @@ and NATS are never touched): a real Mosquitto or nats-server on a free port."""
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -38,10 +39,13 @@ def _wait_port(port: int, up: bool, timeout: float = 10.0) -> None:
 class PrivateBroker:
     """A broker process on its own port; ``stop()`` and ``start()`` at will."""
 
-    def __init__(self, kind: str, workdir: Path) -> None:
+    def __init__(self, kind: str, workdir: Path, *, persistent: bool = False) -> None:
         self.kind = kind
         self.port = _free_port()
         self.workdir = workdir
+        # Mosquitto only: keep persistent sessions (subscriptions and queued QoS 1 messages)
+        # across a restart. nats-server always keeps JetStream in its -sd directory.
+        self.persistent = persistent
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,9 +55,22 @@ class PrivateBroker:
     def _command(self) -> list[str]:
         if self.kind == "mqtt":
             conf = self.workdir / "mosquitto.conf"
-            conf.write_text(
-                f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            )
+            lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+            if self.persistent:
+                store = self.workdir / "mosquitto-data"
+                store.mkdir(exist_ok=True)
+                # Run as root, Mosquitto drops to its own user, which may not write here.
+                lines += [
+                    f"user {getpass.getuser()}",
+                    "persistence true",
+                    f"persistence_location {store}/",
+                ]
+            else:
+                lines.append("persistence false")
+            # A subscriber that is away or slow must not lose what is queued for it: the
+            # default keeps 1000 messages per client and drops the rest.
+            lines += ["max_queued_messages 0", "max_queued_bytes 0"]
+            conf.write_text("\n".join(lines) + "\n")
             return ["mosquitto", "-c", str(conf)]
         store = self.workdir / "jetstream"
         store.mkdir(exist_ok=True)
@@ -73,9 +90,12 @@ class PrivateBroker:
 
 
 @contextmanager
-def private_broker(kind: str, workdir: Path) -> Iterator[PrivateBroker]:
+def private_broker(
+    kind: str, workdir: Path, *, persistent: bool = False
+) -> Iterator[PrivateBroker]:
     """A private broker of ``kind`` ("mqtt" or "nats"), skipped if the binary is missing
-    (and failed under CI, where the machine must have it)."""
+    (and failed under CI, where the machine must have it). ``persistent``: Mosquitto keeps
+    persistent sessions across ``stop()``/``start()``."""
     binary = "mosquitto" if kind == "mqtt" else "nats-server"
     if shutil.which(binary) is None:
         import os
@@ -83,7 +103,7 @@ def private_broker(kind: str, workdir: Path) -> Iterator[PrivateBroker]:
         if os.environ.get("CI"):
             pytest.fail(f"{binary} is not installed; CI needs it")
         pytest.skip(f"{binary} is not installed")
-    broker = PrivateBroker(kind, workdir)
+    broker = PrivateBroker(kind, workdir, persistent=persistent)
     broker.start()
     try:
         yield broker

@@ -155,6 +155,10 @@ class Relay:
         """Relay until cancelled."""
         backoff = 0.05
         while True:
+            # Cleared before looking, not after: a commit reported while a step reads (on
+            # PostgreSQL, after the read's snapshot but before its answer) must wake the wait
+            # below at once instead of being forgotten until the next poll.
+            self.wakeup.clear()
             try:
                 n = await self.step()
                 backoff = 0.05
@@ -171,7 +175,6 @@ class Relay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
-            self.wakeup.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
             # that races with the event being set, and the relay would then never stop.
             with contextlib.suppress(TimeoutError):

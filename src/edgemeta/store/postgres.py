@@ -218,9 +218,12 @@ class PostgresStore:
             await self.pool.release(conn)
 
     def lease(self, name: str) -> PostgresLease:
-        """A session advisory lock on its own connection: held while that connection lives."""
-        # The schema is part of the key: deployments in two schemas of one database are
-        # independent and must not share a lease.
+        """A session advisory lock on its own connection: held while that connection lives.
+
+        Advisory locks are per database, not per schema, so the key names the schema too:
+        instances on other schemas of the same database (other tenants, other test runs)
+        must not take each other's lease.
+        """
         return PostgresLease(self.pool, f"{self.schema}/{name}")
 
     async def close(self) -> None:
