@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from importlib import resources
@@ -16,12 +18,17 @@ from edgemeta.api.app import create_app
 from edgemeta.api.handlers import ApiContext
 from edgemeta.bus.memory import MemoryBus
 from edgemeta.bus.relay import Relay
+from edgemeta.bus.releases import BusReleases
 from edgemeta.bus.stream import Notifier
 from edgemeta.bus.validation import BusDeviceValidator
+from edgemeta.domain.errors import ServiceUnavailable
+from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.ports import Bus, Store
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
-from edgemeta.usecases.common import Deps, Policy
+from edgemeta.usecases.common import Deps, MoveSettings, Policy
+from edgemeta.usecases.moves import resume_stale
+from edgemeta.webhooks import HttpAllocationHook
 
 log = logging.getLogger("edgemeta")
 
@@ -99,15 +106,55 @@ class Service:
     relay: Relay
     deps: Deps
     app: ASGIApp
+    _connecting: asyncio.Task[None] | None = None
+    _resuming: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Connect the bus and start relaying system events."""
-        await self.bus.start()
+        """Connect the bus and start relaying system events.
+
+        A broker that is down does not stop edgemeta from starting: writes are accepted and
+        their events wait in the outbox; the bus keeps trying to connect in the background
+        and the relay delivers once it is up.
+        """
+        self._connecting = asyncio.create_task(self._connect_bus(), name="edgemeta-bus-connect")
+        await asyncio.wait([self._connecting], timeout=3.0)
         self.relay.start()
+        self._resuming = asyncio.create_task(self._resume_moves(), name="edgemeta-move-resume")
+
+    async def _resume_moves(self) -> None:
+        """Finish or fail moves that an interrupted instance left unfinished, now and then."""
+        period = self.deps.move_settings.stale_after / 3
+        while True:
+            try:
+                done = await resume_stale(self.deps)
+                if done:
+                    log.info("resumed %d interrupted moves", done)
+            except Exception:
+                log.exception("resuming interrupted moves failed")
+            await asyncio.sleep(period)
+
+    async def _connect_bus(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self.bus.start()
+                return
+            except ServiceUnavailable as exc:
+                log.warning("%s; edgemeta keeps events in the outbox and retries", exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
+        for task in (self._resuming, self._connecting):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.relay.stop()
+        hook = self.deps.allocation_hook
+        if isinstance(hook, HttpAllocationHook):
+            await hook.close()
         await self.bus.close()
         await self.store.close()
 
@@ -132,7 +179,27 @@ async def build(settings: Settings) -> Service:
         mode=settings.device_validation,
         name_escape=settings.name_escape,
     )
-    deps = Deps(store=store, validator=validator, policy=policy)
+    move_settings = MoveSettings(
+        ack_timeout=settings.move_ack_timeout,
+        release_deadline=settings.move_release_deadline,
+        release_policy=ReleasePolicy(settings.move_release_policy),
+        implicit=settings.implicit_moves,
+        # Another instance may still be waiting on a move's release: never resume before that
+        # wait is surely over.
+        stale_after=max(
+            settings.move_stale_after,
+            2 * (settings.move_ack_timeout + settings.move_release_deadline),
+        ),
+    )
+    releases = BusReleases(bus, prefix=settings.bus_prefix, name_escape=settings.name_escape)
+    deps = Deps(
+        store=store,
+        validator=validator,
+        policy=policy,
+        releases=releases,
+        move_settings=move_settings,
+        allocation_hook=HttpAllocationHook(),
+    )
     relay = Relay(
         store,
         bus,

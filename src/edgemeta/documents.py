@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from edgemeta.domain.moves import Move, MoveReason, MoveState, MoveStep, StatePolicy
 from edgemeta.domain.records import (
     JSON,
     AdminState,
@@ -391,6 +392,71 @@ def watcher_from(doc: Doc) -> ProvisionWatcher:
             admin_state=AdminState(dd["adminState"]),
             auto_events=tuple(auto_event_from(a) for a in dd.get("autoEvents") or ()),
             properties=props,
+        ),
+        created=doc.get("created", 0),
+        modified=doc.get("modified", 0),
+        revision=doc.get("revision", 1),
+    )
+
+
+# -- moves ---------------------------------------------------------------------------------
+
+
+def move_doc(m: Move) -> Doc:
+    """A move, as the API shows it and the store keeps it."""
+    doc: Doc = {
+        "id": m.id,
+        "deviceName": m.device_name,
+        "fromService": m.from_service,
+        "toService": m.to_service,
+        "statePolicy": m.policy.value,
+        "reason": m.reason.value,
+        "state": m.state.value,
+    }
+    if m.note:
+        doc["note"] = m.note
+    if m.requested_by:
+        doc["requestedBy"] = m.requested_by
+    if m.correlation_id:
+        doc["correlationId"] = m.correlation_id
+    doc["deviceRevision"] = m.device_revision
+    if m.error:
+        doc["error"] = m.error
+    doc["steps"] = [
+        {
+            "step": s.step,
+            "at": s.at,
+            "outcome": s.outcome,
+            **({"detail": s.detail} if s.detail else {}),
+        }
+        for s in m.steps
+    ]
+    doc["created"] = m.created
+    doc["modified"] = m.modified
+    doc["revision"] = m.revision
+    return doc
+
+
+def move_from(doc: Doc, target: Doc | None = None, origin: Doc | None = None) -> Move:
+    """Read a move document (the target and origin devices are stored beside it)."""
+    return Move(
+        id=doc["id"],
+        device_name=doc["deviceName"],
+        from_service=doc["fromService"],
+        to_service=doc["toService"],
+        policy=StatePolicy(doc["statePolicy"]),
+        reason=MoveReason(doc["reason"]),
+        state=MoveState(doc["state"]),
+        note=doc.get("note", ""),
+        requested_by=doc.get("requestedBy", ""),
+        correlation_id=doc.get("correlationId", ""),
+        device_revision=doc.get("deviceRevision", 0),
+        target=device_from(target) if target else None,
+        origin=device_from(origin) if origin else None,
+        error=doc.get("error", ""),
+        steps=tuple(
+            MoveStep(s["step"], s["at"], s["outcome"], s.get("detail", ""))
+            for s in doc.get("steps") or ()
         ),
         created=doc.get("created", 0),
         modified=doc.get("modified", 0),

@@ -20,7 +20,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from edgemeta.domain.enrollment import Enrollment, Registration
 from edgemeta.domain.events import Change
+from edgemeta.domain.moves import Move
 from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
 
 T = TypeVar("T")
@@ -180,6 +182,7 @@ class OutboxEvent:
     timestamp_ns: int
     details: bytes
     pos: int | None = None
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 class Outbox(Protocol):
@@ -195,8 +198,11 @@ class OutboxFeed(Protocol):
     async def pending(self, limit: int) -> list[OutboxEvent]:
         """Undelivered events in commit order, oldest first."""
 
-    async def mark_delivered(self, seqs: Sequence[int], delivered_ns: int) -> list[int]:
-        """Record delivery; returns the delivery positions given to ``seqs``, in order."""
+    async def mark_delivered(
+        self, seqs: Sequence[int], delivered_ns: int, failure: str | None = None
+    ) -> list[int]:
+        """Record delivery (or, with ``failure``, that the bus refused them for good);
+        returns the delivery positions given to ``seqs``, in order."""
 
     async def delivered_since(self, pos: int, limit: int) -> list[OutboxEvent]:
         """Delivered events with a position greater than ``pos``, in delivery order."""
@@ -226,6 +232,18 @@ class Tx(Protocol):
     @property
     def watchers(self) -> ProvisionWatcherRepo:
         """Provision watchers."""
+
+    @property
+    def moves(self) -> MoveRepo:
+        """Device moves and initial configurations."""
+
+    @property
+    def enrollments(self) -> EnrollmentRepo:
+        """Enrolments."""
+
+    @property
+    def registrations(self) -> RegistrationRepo:
+        """Registration records."""
 
     @property
     def outbox(self) -> Outbox:
@@ -316,6 +334,110 @@ class Bus(Protocol):
 
     def has_subscribers(self, topic: str) -> bool | None:
         """Whether anyone listens on ``topic``: True/False if the bus knows, else None."""
+
+
+class MoveRepo(Protocol):
+    """Device moves (operations and their history) and initial device configurations."""
+
+    async def add(self, move: Move) -> None:
+        """Record a new move; Conflict if the device already has an unfinished one."""
+
+    async def update(self, move: Move) -> None:
+        """Store the move if it is still at ``move.revision - 1``; else Conflict."""
+
+    async def get(self, id_: str, *, for_update: bool = False) -> Move | None:
+        """The move with this id."""
+
+    async def active(self, device_name: str) -> Move | None:
+        """The device's unfinished move, if any."""
+
+    async def stale(self, modified_before: int, limit: int = 100) -> list[Move]:
+        """Unfinished moves nobody advanced since ``modified_before`` (ms)."""
+
+    async def page(
+        self, query: ListQuery, *, device: str | None = None, service: str | None = None
+    ) -> Page[Move]:
+        """Moves of one device, or from or to one service, oldest first."""
+
+    async def save_initial(self, device: Device) -> None:
+        """Keep a device's configuration as first provisioned."""
+
+    async def initial(self, name: str) -> Device | None:
+        """A device's initial configuration."""
+
+    async def drop_initial(self, name: str) -> None:
+        """Forget a deleted device's initial configuration."""
+
+
+class EnrollmentRepo(Protocol):
+    """Enrolments, keyed by name."""
+
+    async def add(self, enrollment: Enrollment) -> None:
+        """Insert; DuplicateName for a taken name, or a second individual enrolment."""
+
+    async def update(self, enrollment: Enrollment) -> None:
+        """Replace revision ``enrollment.revision - 1``; else Conflict."""
+
+    async def get(self, name: str, *, for_update: bool = False) -> Enrollment | None:
+        """The enrolment called ``name``."""
+
+    async def individual(self, registration_id: str) -> Enrollment | None:
+        """The individual enrolment of a registration id."""
+
+    async def groups(self) -> list[Enrollment]:
+        """Group enrolments, highest priority first."""
+
+    async def delete(self, name: str) -> None:
+        """Delete."""
+
+    async def page(self, query: ListQuery) -> Page[Enrollment]:
+        """All enrolments, oldest first."""
+
+
+class RegistrationRepo(Protocol):
+    """Registration records and token nonces."""
+
+    async def get(self, registration_id: str, *, for_update: bool = False) -> Registration | None:
+        """A device's registration record."""
+
+    async def save(self, registration: Registration) -> None:
+        """Insert revision 1 or replace revision - 1; else Conflict."""
+
+    async def page(self, query: ListQuery, *, enrollment: str | None = None) -> Page[Registration]:
+        """Records, all or of one enrolment."""
+
+    async def use_nonce(self, registration_id: str, nonce: str, expiry: int) -> bool:
+        """Record a token nonce; False if seen before."""
+
+    async def forget_nonces(self, expired_before: int) -> int:
+        """Drop expired nonces."""
+
+
+class ReleaseWatch(Protocol):
+    """Waits for one device service to confirm it released a device."""
+
+    async def wait(self) -> None:
+        """Return once the release is confirmed (bound the wait with ``asyncio.timeout``)."""
+
+    async def close(self) -> None:
+        """Stop waiting."""
+
+
+class Releases(Protocol):
+    """How the move engine hears that an old owner let go of a device."""
+
+    async def watch(self, service: str, move_id: str) -> ReleaseWatch:
+        """Start listening for ``service``'s release of the move (before telling it)."""
+
+    def nobody_listens(self, service: str, profile_name: str) -> bool:
+        """True when the bus knows that no device service listens as ``service``."""
+
+
+class AllocationHook(Protocol):
+    """Custom allocation: asks a webhook which device service a registration goes to."""
+
+    async def decide(self, url: str, time_limit: float, request: dict[str, object]) -> str:
+        """The chosen service name; raise ServiceUnavailable if the webhook fails or times out."""
 
 
 class DeviceValidator(Protocol):

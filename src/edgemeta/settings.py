@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     validation_timeout: float = Field(5.0, gt=0, le=300)
     event_retention_hours: float = Field(168.0, ge=0)
 
+    move_ack_timeout: float = Field(5.0, gt=0, le=300)
+    move_release_deadline: float = Field(0.5, ge=0, le=300)
+    move_release_policy: Literal["rollback", "force"] = "rollback"
+    implicit_moves: bool = False
+    move_stale_after: float = Field(30.0, ge=0.1, le=86400)
+
     max_result_count: int = Field(1024, ge=1, le=1_000_000)
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_devices: int = Field(0, ge=0)
@@ -58,8 +64,11 @@ class Settings(BaseSettings):
     @classmethod
     def _prefix(cls, v: str) -> str:
         v = v.strip("/")
-        if not v or any(c in v for c in "+#"):
-            raise ValueError("bus prefix must be a non-empty topic without wildcards")
+        levels = v.split("/")
+        if not v or any(not lv or any(c in lv for c in "+#*> \t.") for lv in levels):
+            raise ValueError(
+                "bus prefix must be topic levels without wildcards, dots, spaces or empty levels"
+            )
         return v
 
     @model_validator(mode="after")

@@ -1,4 +1,5 @@
-"""An edgemeta app on each backend, driven in-process through httpx's ASGI transport."""
+"""API test fixtures: an edgemeta app on each backend (in-process through httpx's ASGI
+transport, or over real HTTP), empty or seeded with a small inventory."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import uvicorn
 from edgemeta.bootstrap import Service, build
 from edgemeta.settings import Settings
 from tests import servers
+from tests.api.live import LiveApp, open_live_app
+from tests.api.seed import seed
 from tests.conftest import _drop_schema
 
 
@@ -159,3 +162,33 @@ async def serve_http(app: Any) -> AsyncIterator[str]:
         server.should_exit = True
         server.force_exit = True  # don't wait for open event streams to end
         await task
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=BACKENDS, scope="module")
+def seeded_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveApp]:
+    """One app per backend for a whole module, seeded once."""
+    app = open_live_app(request.param, tmp_path_factory.mktemp("seeded"))
+    try:
+        seed(app)
+        yield app
+    finally:
+        app.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def live_app(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LiveApp]:
+    """A fresh, seeded app per test, on each backend."""
+    app = open_live_app(request.param, tmp_path)
+    try:
+        seed(app)
+        yield app
+    finally:
+        app.close()

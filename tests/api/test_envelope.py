@@ -207,3 +207,23 @@ async def test_oversized_body_is_413(tmp_path) -> None:
         r = await c.post("/api/v3/deviceservice", content=b"[" + b" " * 5000 + b"]")
         assert r.status_code == 413 and r.json()["statusCode"] == 413
     await service.store.close()
+
+
+async def test_ids_must_be_canonical_uuids_and_names_free_of_c1_controls(sqlite_api: Api) -> None:
+    base = {"name": "s", "baseAddress": "http://a:1", "adminState": "UNLOCKED"}
+    for bad_id in (
+        "{12345678-1234-1234-1234-123456789abc}",
+        "urn:uuid:12345678-1234-1234-1234-123456789abc",
+        "12345678123412341234123456789abc",
+    ):
+        r = await sqlite_api.post(
+            "/deviceservice", [{"apiVersion": "v3", "service": {**base, "id": bad_id}}]
+        )
+        assert r.status_code == 400, bad_id
+    r = await sqlite_api.post(
+        "/deviceservice", [{"apiVersion": "v3", "service": {**base, "name": "a\x85b"}}]
+    )
+    assert r.status_code == 400
+    assert (
+        await sqlite_api.get("/device/id/{12345678-1234-1234-1234-123456789abc}")
+    ).status_code == 400

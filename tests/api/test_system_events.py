@@ -358,3 +358,71 @@ async def test_sse_stream_reports_a_gap_after_purge(tmp_path: Any) -> None:
         assert (gap.value.first, gap.value.last) == (2, 3)
         assert ev.position == 4 and ev.event["details"]["name"] == "s3"
     await service.stop()
+
+
+class PickyBus(MemoryBus):
+    """A bus that refuses one topic for good, as a broker refuses a topic or a payload."""
+
+    async def publish_batch(self, messages: Any) -> int:
+        from edgemeta.domain.errors import LimitExceeded
+
+        for i, (topic, _) in enumerate(messages):
+            if topic.endswith("/poison"):
+                if i == 0:
+                    raise LimitExceeded("payload over the broker's limit")
+                await super().publish_batch(messages[:i])
+                return i
+        return await super().publish_batch(messages)
+
+
+async def test_an_event_the_bus_refuses_for_good_is_set_aside_not_retried(tmp_path: Any) -> None:
+    from edgemeta.bus.relay import Relay
+
+    service, _ = await make_service("sqlite", tmp_path)
+    bus = PickyBus()
+    relay = Relay(service.store, bus, poll_interval=0.05, backoff_max=0.1)
+    sub = await bus.subscribe("edgex/#")
+    transport = httpx.ASGITransport(app=service.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://e") as c:
+        api = Api(c, service)
+        for name in ("a", "poison", "b"):
+            await api.add_service(name)
+        await relay.drain()
+        got = await collect(sub, 2)
+    assert [m.topic.rsplit("/", 1)[1] for m in got] == ["a", "b"]
+    assert relay.set_aside == 1
+    async with service.store.read() as tx:
+        kept = await tx.feed.delivered_since(0, 10)
+        failure = await tx.feed.db.fetchval(
+            "SELECT failure FROM outbox WHERE record_key = 'poison'"
+        )
+    assert [e.record_key for e in kept] == ["a", "poison", "b"]  # still in the feed, in order
+    assert "limit" in failure
+    await service.store.close()
+
+
+async def test_service_starts_and_accepts_writes_while_the_broker_is_down(tmp_path: Any) -> None:
+    from tests.brokers import private_broker
+
+    with private_broker("mqtt", tmp_path) as broker:
+        broker.stop()
+        service, _ = await make_service("sqlite", tmp_path, bus_url=broker.url)
+        await service.start()  # does not fail, does not hang
+        transport = httpx.ASGITransport(app=service.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://e") as c:
+            api = Api(c, service)
+            for i in range(5):
+                await api.add_service(f"s{i}")
+            assert len(await api.events()) == 5  # kept in the outbox
+            broker.start()
+            from edgemeta.bus.mqtt import MqttBus
+
+            watcher = MqttBus(broker.url)
+            await watcher.start()
+            sub = await watcher.subscribe("edgex/#")
+            async with asyncio.timeout(30):
+                while await api.events():
+                    await asyncio.sleep(0.1)
+            await watcher.close()
+        await service.stop()
+    assert sub is not None

@@ -311,3 +311,27 @@ async def test_concurrent_adds_of_one_name_create_one_record(store: Store) -> No
     assert results.count("ok") == 1 and results.count("dup") == 7
     async with store.read() as tx:
         assert await tx.devices.count() == 1
+
+
+async def test_postgres_lease_is_per_schema(postgres_url: str) -> None:
+    """Advisory locks are database-wide: a relay on one schema must not block another's."""
+    from edgemeta.store import open_store
+    from tests import servers
+    from tests.conftest import _drop_schema
+
+    schemas = [servers.unique("lease_a"), servers.unique("lease_b")]
+    a, b, a_too = [await open_store(f"{postgres_url}?schema={s}") for s in (*schemas, schemas[0])]
+    try:
+        first, other_schema, same_schema = (s.lease("outbox-relay") for s in (a, b, a_too))
+        assert await first.acquire()
+        assert await other_schema.acquire()  # another schema: its own lease
+        assert not await same_schema.acquire()  # the same schema: one holder at a time
+        await first.release()
+        assert await same_schema.acquire()
+        await same_schema.release()
+        await other_schema.release()
+    finally:
+        for s in (a, b, a_too):
+            await s.close()
+        for name in schemas:
+            await _drop_schema(name)

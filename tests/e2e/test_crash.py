@@ -16,8 +16,19 @@ from tests.e2e.procs import start
 async def _writer(url: str, names: list[str], accepted: list[str]) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         for name in names:
-            r = await client.post(f"{url}/deviceservice", json=[{"apiVersion": "v3", "service": {
-                "name": name, "baseAddress": "http://x:1", "adminState": "UNLOCKED"}}])
+            r = await client.post(
+                f"{url}/deviceservice",
+                json=[
+                    {
+                        "apiVersion": "v3",
+                        "service": {
+                            "name": name,
+                            "baseAddress": "http://x:1",
+                            "adminState": "UNLOCKED",
+                        },
+                    }
+                ],
+            )
             if r.json()[0]["statusCode"] == 201:
                 accepted.append(name)
 
@@ -35,8 +46,9 @@ async def _kill_during_writes(url: str, proc_kill: object, total: int) -> list[s
 
 async def _all_events(url: str, expected: int) -> list[str]:
     names: list[str] = []
-    stream = system_events(url, ["edgex/system-events/core-metadata/deviceservice/add/#"],
-                           last_event_id=0)
+    stream = system_events(
+        url, ["edgex/system-events/core-metadata/deviceservice/add/#"], last_event_id=0
+    )
     try:
         async with asyncio.timeout(20):
             async for ev in stream:

@@ -28,7 +28,9 @@ from edgemeta.api.routes import (
     common,
     device_services,
     devices,
+    moves,
     profiles,
+    provisioning,
     systemevents,
     watchers,
 )
@@ -38,11 +40,26 @@ _CID_HEADER = b"x-correlation-id"
 _CID_MAX = 128
 
 
+def _usable_cid(value: bytes) -> bool:
+    """1 to 128 printable ASCII characters, not starting or ending with a space.
+
+    The id is echoed in a response header and stored with every system event, so a NUL
+    (which PostgreSQL cannot store), a line break or another control character must not pass.
+    """
+    return (
+        0 < len(value) <= _CID_MAX
+        and all(0x20 <= b <= 0x7E for b in value)
+        and value[0] != 0x20
+        and value[-1] != 0x20
+    )
+
+
 class CorrelationMiddleware:
     """Echo ``X-Correlation-ID`` (or a new UUID) and route on the undecoded path.
 
     Routing on ``raw_path`` lets a name hold an escaped ``/`` (``%2F``); path parameters are
-    then decoded exactly once by the handlers, as EdgeX's UrlDecodeMiddleware does.
+    then decoded exactly once by the handlers, as EdgeX's UrlDecodeMiddleware does. A
+    correlation id that is not printable ASCII (or is too long) is replaced by a new UUID.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -55,10 +72,11 @@ class CorrelationMiddleware:
             return
         cid = ""
         for key, value in scope["headers"]:
-            if key == _CID_HEADER:
-                cid = value.decode("latin-1")
+            if key.lower() == _CID_HEADER:
+                if _usable_cid(value):
+                    cid = value.decode("ascii")
                 break
-        if not cid or len(cid) > _CID_MAX:
+        if not cid:
             cid = str(uuid.uuid4())
         scope.setdefault("state", {})["correlation_id"] = cid
         raw = scope.get("raw_path")
@@ -100,7 +118,17 @@ def create_app(
 ) -> ASGIApp:
     """The application, with every core-metadata route."""
     inner: list[BaseRoute] = []
-    for module in (common, device_services, profiles, devices, watchers, systemevents):
+    modules = (
+        common,
+        device_services,
+        profiles,
+        devices,
+        watchers,
+        moves,
+        provisioning,
+        systemevents,
+    )
+    for module in modules:
         inner.extend(module.routes(api))
     inner.extend(extra_routes or [])
     spec = openapi_document()

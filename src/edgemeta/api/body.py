@@ -3,10 +3,17 @@
 A batch body must be a JSON array whose every element validates; otherwise the whole
 request is one 400 naming the first problem (``[2].device.adminState: ...``), and nothing is
 processed. Only a valid batch is handled item by item (207).
+
+A body may nest at most :data:`MAX_DEPTH` arrays and objects. Free-form fields
+(``properties``, ``protocols``, ``location``, ``tags``, ``attributes``) are stored and served
+inside other documents, and orjson refuses to serialize past 255 levels: without this bound a
+deep enough value is stored once and then makes every read of it, lists included, a 500.
 """
 
 from __future__ import annotations
 
+import datetime
+import math
 from typing import Any, TypeVar
 
 import orjson
@@ -17,6 +24,10 @@ from edgemeta.domain.errors import ContractInvalid, LimitExceeded
 
 M = TypeVar("M", bound=BaseModel)
 _ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {}
+
+MAX_DEPTH = 64
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -35,13 +46,66 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(raw: bytes) -> Any:
-    """Parse JSON; ContractInvalid naming the position of the error."""
+    """Parse JSON; ContractInvalid naming the position of the error or the excess depth."""
     if not raw.strip():
         raise ContractInvalid("request body is empty")
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ContractInvalid(f"request body is not valid JSON: {exc}") from None
+    check_depth(data, "request body")
+    return data
+
+
+def check_depth(data: Any, what: str) -> None:
+    """ContractInvalid if ``data`` nests arrays and objects deeper than MAX_DEPTH."""
+    level: list[Any] = [data]
+    depth = 0
+    while level:
+        containers = [v for v in level if isinstance(v, (dict, list))]
+        if not containers:
+            return
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise ContractInvalid(f"{what} is nested deeper than {MAX_DEPTH} levels")
+        level = []
+        for c in containers:
+            level.extend(c.values() if isinstance(c, dict) else c)
+
+
+def json_compatible(data: Any, where: str = "") -> Any:
+    """``data`` (as a YAML loader builds it) as JSON values; ContractInvalid naming what is not.
+
+    Dates and timestamps become ISO 8601 strings; byte strings, sets, non-string keys,
+    integers outside 64 bits and non-finite numbers are refused, as JSON cannot carry them.
+    """
+    check_depth(data, where or "document")
+    return _json_value(data, where)
+
+
+def _json_value(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ContractInvalid(f"{where or 'value'}: integer {value} is out of 64-bit range")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ContractInvalid(f"{where or 'value'}: {value} is not a JSON number")
+        return value
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ContractInvalid(f"{where or 'document'}: key {k!r} is not a string")
+            out[k] = _json_value(v, f"{where}.{k}" if where else k)
+        return out
+    raise ContractInvalid(f"{where or 'value'}: a {type(value).__name__} is not a JSON value")
 
 
 def describe(exc: ValidationError, prefix: str = "") -> str:

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from edgemeta.api import wire
+from edgemeta.api import wire, wire_provisioning
+from edgemeta.domain.enrollment import (
+    AllocationPolicy,
+    Candidate,
+    Enrollment,
+    EnrollmentKind,
+    InitialState,
+    Match,
+    Report,
+    ReprovisionPolicy,
+    Webhook,
+)
 from edgemeta.domain.patches import (
     CommandPatch,
     DevicePatch,
@@ -253,4 +264,67 @@ def watcher_patch(w: wire.UpdateProvisionWatcherDTO) -> ProvisionWatcherPatch:
             auto_events=_opt_auto_events(dd.auto_events),
             properties=dd.properties,
         ),
+    )
+
+
+# -- provisioning ----------------------------------------------------------------------------
+
+
+def enrollment(e: wire_provisioning.EnrollmentDTO) -> Enrollment:
+    """Enrollment from a request."""
+    alloc = e.allocation
+    hook = alloc.webhook
+    init = e.initial_state or wire_provisioning.InitialStateDTO()
+    att = e.attestation or wire_provisioning.AttestationDTO()
+    match = e.match or wire_provisioning.MatchDTO()
+    return Enrollment(
+        id=e.id or "",
+        name=e.name,
+        kind=EnrollmentKind(e.kind),
+        registration_id=e.registration_id or "",
+        match=Match(
+            name_pattern=match.name_pattern or "",
+            labels=_labels(match.labels),
+            identifiers=match.identifiers or {},
+        ),
+        allocation=AllocationPolicy(alloc.policy),
+        candidates=tuple(
+            Candidate(service=c.name, weight=1 if c.weight is None else c.weight, site=c.site or "")
+            for c in alloc.services
+        ),
+        webhook=None
+        if hook is None
+        else Webhook(
+            url=hook.url,
+            timeout=hook.timeout or 2.0,
+            fallback=AllocationPolicy(hook.fallback or "hashed"),
+        ),
+        reprovision=ReprovisionPolicy(e.reprovision_policy or "migrate"),
+        initial=InitialState(
+            profile_name=init.profile_name or "",
+            description=init.description or "",
+            admin_state=AdminState(init.admin_state or "UNLOCKED"),
+            protocols=init.protocols or {},
+            properties=init.properties or {},
+            tags=init.tags or {},
+            labels=_labels(init.labels),
+            auto_events=_auto_events(init.auto_events),
+        ),
+        primary_key=att.primary_key or "",
+        secondary_key=att.secondary_key or "",
+        enabled=True if e.enabled is None else e.enabled,
+        hold_down_s=60.0 if e.hold_down_seconds is None else e.hold_down_seconds,
+        priority=e.priority or 0,
+    )
+
+
+def report(r: wire_provisioning.RegistrationDTO) -> Report:
+    """Report from a registration request."""
+    return Report(
+        registration_id=r.registration_id,
+        labels=_labels(r.labels),
+        protocols=r.protocols or {},
+        site=r.site or "",
+        latencies=r.latencies or {},
+        payload=r.payload,
     )

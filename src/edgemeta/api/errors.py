@@ -6,6 +6,8 @@ from edgemeta.domain.errors import EdgeMetaError, Kind
 
 STATUS: dict[Kind, int] = {
     Kind.CONTRACT_INVALID: 400,
+    Kind.UNAUTHORIZED: 401,
+    Kind.FORBIDDEN: 403,
     Kind.NOT_FOUND: 404,
     Kind.DUPLICATE_NAME: 409,
     Kind.STATUS_CONFLICT: 409,

@@ -42,6 +42,15 @@ class ApiContext:
     name_escape: bool = False
 
 
+class ItemError(EdgeMetaError):
+    """A batch item's error that carries more keys for its result (e.g. the ``move``)."""
+
+    def __init__(self, cause: EdgeMetaError, extra: dict[str, Any]) -> None:
+        super().__init__(cause.message)
+        self.kind = cause.kind
+        self.extra = extra
+
+
 def endpoint(fn: Handler) -> Handler:
     """Turn domain errors into EdgeX error responses, and anything else into a logged 500."""
 
@@ -66,7 +75,11 @@ def correlation_id(request: Request) -> str:
 
 
 def path(request: Request, key: str) -> str:
-    """A path parameter, percent-decoded once (EdgeX's UrlDecodeMiddleware)."""
+    """A path parameter, percent-decoded once (EdgeX's UrlDecodeMiddleware).
+
+    NUL is refused: no stored name or text can hold one, and PostgreSQL cannot even compare
+    against it.
+    """
     raw: str = request.path_params[key]
     try:
         value = unquote(raw, errors="strict")
@@ -74,6 +87,8 @@ def path(request: Request, key: str) -> str:
         raise ContractInvalid(f"path parameter {key} is not valid UTF-8 once decoded") from None
     if not value.strip():
         raise ContractInvalid(f"path parameter {key} must not be blank")
+    if "\x00" in value:
+        raise ContractInvalid(f"path parameter {key} must not contain NUL characters")
     return value
 
 
@@ -83,14 +98,23 @@ async def run_batch(
     model: type[E],
     handle: Callable[[E], Awaitable[dict[str, Any]]],
     ok_status: int,
+    check: Callable[[E], None] | None = None,
     around: Callable[[list[E]], AbstractAsyncContextManager[Any]] | None = None,
 ) -> Response:
     """Decode a batch (one 400 if any item is invalid), then handle each item: 207.
 
+    ``check`` runs on every item before any is handled, for the rules EdgeX applies while
+    decoding (a ContractInvalid from it is a 400 for the whole request, naming the item).
     ``around``, given the decoded items, may return a context to handle them all in (e.g. one
     store transaction for the batch).
     """
     items = decode_batch(await read_body(request, api.max_body_bytes), model)
+    if check is not None:
+        for i, item in enumerate(items):
+            try:
+                check(item)
+            except ContractInvalid as exc:
+                raise ContractInvalid(f"[{i}]: {exc.message}") from None
     async with around(items) if around else contextlib.nullcontext():
         return respond(207, await _handle_items(request, items, handle, ok_status))
 
@@ -107,13 +131,16 @@ async def _handle_items(
         try:
             extra = await handle(item)
         except EdgeMetaError as exc:
-            results.append(base(status_of(exc), message=exc.message, request_id=rid))
+            failed = base(status_of(exc), message=exc.message, request_id=rid)
+            if isinstance(exc, ItemError):
+                failed.update(exc.extra)
+            results.append(failed)
             continue
         except Exception:
             log.exception("unexpected error in a batch item of %s", request.url.path)
             results.append(base(500, message="unexpected server error", request_id=rid))
             continue
-        body = base(ok_status, request_id=rid)
+        body = base(ok_status, message=extra.pop("message", ""), request_id=rid)
         body.update(extra)
         results.append(body)
     return results

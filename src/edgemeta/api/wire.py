@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -29,11 +28,13 @@ from pydantic.alias_generators import to_camel
 
 from edgemeta.domain import valuetypes
 from edgemeta.domain.durations import DurationError, parse_duration
+from edgemeta.domain.ids import is_uuid
 
 NAME_MAX = 256
 TEXT_MAX = 16 * 1024
 LABELS_MAX = 256
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 control characters: a broker refuses them in topics, a terminal misprints them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _name(value: str) -> str:
@@ -61,19 +62,14 @@ def _ref_name(value: str) -> str:
 def _request_id(value: str | None) -> str:
     if not value:
         return ""
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise ValueError("must be a UUID or empty") from None
+    if not is_uuid(value):
+        raise ValueError("must be a UUID or empty")
     return value
 
 
 def _uuid_or_empty(value: str | None) -> str | None:
-    if value:
-        try:
-            uuid.UUID(value)
-        except ValueError:
-            raise ValueError("must be a UUID") from None
+    if value and not is_uuid(value):
+        raise ValueError("must be a UUID")
     return value
 
 
@@ -537,6 +533,25 @@ class UpdateProvisionWatcherRequest(Envelope):
     """UpdateProvisionWatcherRequest."""
 
     provision_watcher: UpdateProvisionWatcherDTO
+
+
+class ReassignDTO(Wire):
+    """One device to move (edgemeta's reassign request)."""
+
+    device_name: Name
+    service_name: Name
+    expected_revision: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+    state_policy: Literal["migrate", "reset"] | None = None
+    requested_by: (
+        Annotated[str, StringConstraints(max_length=NAME_MAX), AfterValidator(_ref_name)] | None
+    ) = None
+    note: Text | None = None
+
+
+class ReassignRequest(Envelope):
+    """A ReassignDeviceRequest of seed option 2: move a named device to a named service."""
+
+    reassign: ReassignDTO
 
 
 def _require_target(id_: str | None, name: str | None) -> None:

@@ -28,7 +28,7 @@ def system_event(ev: OutboxEvent) -> dict[str, Any]:
         "action": ev.action,
         "source": SOURCE,
         "owner": ev.owner,
-        "tags": {"revision": str(ev.revision), "eventId": ev.event_id},
+        "tags": {**dict(ev.tags), "revision": str(ev.revision), "eventId": ev.event_id},
         "details": orjson.Fragment(ev.details),
         "timestamp": ev.timestamp_ns,
     }

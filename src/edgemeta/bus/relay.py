@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from edgemeta.bus.envelope import system_event_envelope
 from edgemeta.bus.topics import system_event_topic
-from edgemeta.domain.errors import EdgeMetaError
+from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, LimitExceeded
 from edgemeta.ports import Bus, OutboxEvent, Store
 
 log = logging.getLogger("edgemeta.relay")
@@ -59,6 +59,7 @@ class Relay:
         self.wakeup = asyncio.Event()
         self.listeners: list[Listener] = []
         self.delivered_total = 0
+        self.set_aside = 0
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
@@ -97,6 +98,11 @@ class Relay:
         messages = [(self.topic(ev), system_event_envelope(ev)) for ev in batch]
         try:
             confirmed = await self.bus.publish_batch(messages)
+        except (ContractInvalid, LimitExceeded) as exc:
+            # The bus refuses the first event for good (adapters publish what precedes a bad
+            # message and report the count): set it aside instead of retrying it forever.
+            await self._set_aside(batch[0], messages[0][0], exc.message)
+            return 1
         except EdgeMetaError as exc:
             log.warning("publishing system events failed: %s", exc.message)
             confirmed = 0
@@ -107,9 +113,26 @@ class Relay:
             self.delivered_total += confirmed
             for listener in self.listeners:
                 listener(last[-1])
-        if confirmed < len(batch):
-            raise _Stalled()
+        if confirmed == 0:
+            raise _Stalled()  # nothing went: back off (a partial batch is retried at once)
         return confirmed
+
+    async def _set_aside(self, ev: OutboxEvent, topic: str, reason: str) -> None:
+        log.error(
+            "the bus refuses system event %s (%s %s of %s) on %s for good: %s; it stays in "
+            "the outbox, readable from the event stream, but no broker has it",
+            ev.event_id,
+            ev.type,
+            ev.action,
+            ev.record_key,
+            topic,
+            reason,
+        )
+        async with self.store.write() as tx:
+            last = await tx.feed.mark_delivered([ev.seq], time.time_ns(), failure=reason)
+        self.set_aside += 1
+        for listener in self.listeners:
+            listener(last[-1])
 
     async def drain(self) -> int:
         """Publish until nothing is pending (for tests and shutdown)."""
@@ -132,11 +155,15 @@ class Relay:
         """Relay until cancelled."""
         backoff = 0.05
         while True:
+            # Cleared before looking, not after: a commit reported while a step reads (on
+            # PostgreSQL, after the read's snapshot but before its answer) must wake the wait
+            # below at once instead of being forgotten until the next poll.
+            self.wakeup.clear()
             try:
                 n = await self.step()
                 backoff = 0.05
-                if n == self.batch_size:
-                    continue  # more is waiting
+                if n:
+                    continue  # there may be more: look again before sleeping
                 await self._purge()
             except _Stalled:
                 self.failures += 1
@@ -148,7 +175,6 @@ class Relay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
-            self.wakeup.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
             # that races with the event being set, and the relay would then never stop.
             with contextlib.suppress(TimeoutError):

@@ -21,7 +21,8 @@ _EDGEX_EXTRA = str.maketrans({"+": "%2B", "-": "%2D", ".": "%2E", "_": "%5F", "~
 def level(name: str, *, name_escape: bool = False) -> str:
     """A name as one topic level."""
     if name_escape:
-        return quote(name, safe="!$&'()*,;=:@").translate(_EDGEX_EXTRA)
+        # Go's url.PathEscape keeps only unreserved characters and $ & + : = @ in a segment.
+        return quote(name, safe="$&:=@").translate(_EDGEX_EXTRA)
     return name.translate(_MINIMAL)
 
 

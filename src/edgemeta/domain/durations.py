@@ -21,7 +21,8 @@ _UNITS_NS: dict[str, int] = {
     "d": 86400 * 1_000_000_000,
 }
 
-_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h|d)")
+# ASCII digits only, as Go (Python's \d would also take other scripts' digits).
+_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h|d)")
 _MAX_NS = 2**63 - 1
 
 

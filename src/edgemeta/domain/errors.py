@@ -12,6 +12,8 @@ Tree::
 
     EdgeMetaError
     ├── ContractInvalid      bad input (400)
+    ├── Unauthorized         a registration could not prove who it is (401)
+    ├── Forbidden            the caller is known but not allowed (403)
     ├── NotFound             an entity named in the path or body does not exist (404)
     ├── Conflict             duplicate name, delete while referenced, stale revision (409)
     ├── LimitExceeded        a body or a capacity over its limit (413)
@@ -31,6 +33,8 @@ class Kind(StrEnum):
     """EdgeX error kinds that edgemeta produces."""
 
     CONTRACT_INVALID = "ContractInvalid"
+    UNAUTHORIZED = "Unauthorized"
+    FORBIDDEN = "Forbidden"
     NOT_FOUND = "EntityDoesNotExist"
     DUPLICATE_NAME = "DuplicateName"
     STATUS_CONFLICT = "StatusConflict"
@@ -56,6 +60,18 @@ class ContractInvalid(EdgeMetaError):
     """The request is malformed or violates a rule of the contract."""
 
     kind = Kind.CONTRACT_INVALID
+
+
+class Unauthorized(EdgeMetaError):
+    """Credentials are missing, wrong, expired or replayed (the detail is logged, not told)."""
+
+    kind = Kind.UNAUTHORIZED
+
+
+class Forbidden(EdgeMetaError):
+    """The caller is known but not allowed (e.g. its enrolment is disabled)."""
+
+    kind = Kind.FORBIDDEN
 
 
 class NotFound(EdgeMetaError):

@@ -51,6 +51,7 @@ class Change:
     owner: str
     record: Record
     profile_name: str = ""
+    tags: tuple[tuple[str, str], ...] = ()  # extra SystemEvent tags, e.g. ("moveId", "...")
 
     @property
     def key(self) -> str:

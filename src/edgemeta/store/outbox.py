@@ -24,7 +24,7 @@ from edgemeta.store.driver import Driver, Row
 
 _COLUMNS = (
     "seq, event_id, type, action, owner, profile_name, record_key, revision, "
-    "correlation_id, timestamp_ns, details, pos"
+    "correlation_id, timestamp_ns, details, pos, tags"
 )
 
 
@@ -57,6 +57,7 @@ def _event(row: Row) -> OutboxEvent:
         timestamp_ns=int(row[9]),
         details=details.encode() if isinstance(details, str) else bytes(details),
         pos=None if row[11] is None else int(row[11]),
+        tags=tuple(orjson.loads(row[12]).items()) if row[12] else (),
     )
 
 
@@ -83,13 +84,14 @@ class SqlOutbox:
                 correlation_id,
                 now,
                 orjson.dumps(details_doc(c)).decode(),
+                orjson.dumps(dict(c.tags)).decode() if c.tags else None,
             )
             for c in changes
         ]
         await self.db.executemany(
             "INSERT INTO outbox (event_id, type, action, owner, profile_name, record_key,"
-            " revision, correlation_id, timestamp_ns, details)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " revision, correlation_id, timestamp_ns, details, tags)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -107,8 +109,11 @@ class SqlOutboxFeed:
         )
         return [_event(r) for r in rows]
 
-    async def mark_delivered(self, seqs: Sequence[int], delivered_ns: int) -> list[int]:
-        """Give ``seqs`` consecutive delivery positions (must run in a write transaction)."""
+    async def mark_delivered(
+        self, seqs: Sequence[int], delivered_ns: int, failure: str | None = None
+    ) -> list[int]:
+        """Give ``seqs`` consecutive delivery positions (must run in a write transaction);
+        ``failure`` records why the bus refused them for good, if it did."""
         if not seqs:
             return []
         top = int(
@@ -119,8 +124,9 @@ class SqlOutboxFeed:
         first = top - len(seqs) + 1
         positions = list(range(first, top + 1))
         await self.db.executemany(
-            "UPDATE outbox SET pos = ?, delivered_ns = ? WHERE seq = ? AND pos IS NULL",
-            [(p, delivered_ns, s) for p, s in zip(positions, seqs, strict=True)],
+            "UPDATE outbox SET pos = ?, delivered_ns = ?, failure = ?"
+            " WHERE seq = ? AND pos IS NULL",
+            [(p, delivered_ns, failure, s) for p, s in zip(positions, seqs, strict=True)],
         )
         return positions
 

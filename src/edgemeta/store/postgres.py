@@ -270,8 +270,13 @@ class PostgresStore:
             listener()
 
     def lease(self, name: str) -> PostgresLease:
-        """A session advisory lock on its own connection: held while that connection lives."""
-        return PostgresLease(self.pool, name)
+        """A session advisory lock on its own connection: held while that connection lives.
+
+        Advisory locks are per database, not per schema, so the key names the schema too:
+        instances on other schemas of the same database (other tenants, other test runs)
+        must not take each other's lease.
+        """
+        return PostgresLease(self.pool, f"{self.schema}/{name}")
 
     async def close(self) -> None:
         """Close the pool."""

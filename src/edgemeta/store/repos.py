@@ -280,6 +280,10 @@ class SqlDeviceRepo(_Repo[Device]):
 
     async def descendants(self, name: str, max_levels: int, query: ListQuery) -> Page[Device]:
         """Devices below ``name``; cycles in parent links are tolerated (each device once)."""
+        if max_levels > 0 and max_levels >= await self.count():
+            # No tree is deeper than the number of devices: a larger bound is "all levels",
+            # which ends on a cycle, where the bounded query would go round it max_levels times.
+            max_levels = 0
         if max_levels > 0:
             tree = (
                 "WITH RECURSIVE tree(name, lvl) AS ("

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from edgemeta.store.driver import Driver
+from edgemeta.store.moves import SqlMoveRepo
 from edgemeta.store.outbox import SqlOutbox, SqlOutboxFeed
+from edgemeta.store.provisioning import SqlEnrollmentRepo, SqlRegistrationRepo
 from edgemeta.store.repos import (
     SqlDeviceProfileRepo,
     SqlDeviceRepo,
@@ -15,12 +17,25 @@ from edgemeta.store.repos import (
 class SqlTx:
     """Repositories bound to one driver (one connection, one transaction)."""
 
-    __slots__ = ("devices", "feed", "outbox", "profiles", "services", "watchers")
+    __slots__ = (
+        "devices",
+        "enrollments",
+        "feed",
+        "moves",
+        "outbox",
+        "profiles",
+        "registrations",
+        "services",
+        "watchers",
+    )
 
     def __init__(self, db: Driver) -> None:
         self.services = SqlDeviceServiceRepo(db)
         self.profiles = SqlDeviceProfileRepo(db)
         self.devices = SqlDeviceRepo(db)
         self.watchers = SqlProvisionWatcherRepo(db)
+        self.moves = SqlMoveRepo(db)
+        self.enrollments = SqlEnrollmentRepo(db)
+        self.registrations = SqlRegistrationRepo(db)
         self.outbox = SqlOutbox(db)
         self.feed = SqlOutboxFeed(db)

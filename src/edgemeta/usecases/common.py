@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
 
-from edgemeta.domain.errors import ContractInvalid, NotFound
-from edgemeta.ports import DeviceValidator, Store
+from edgemeta.domain.errors import ContractInvalid, NotFound, ServiceUnavailable
+from edgemeta.domain.ids import is_uuid
+from edgemeta.domain.moves import ReleasePolicy
+from edgemeta.ports import AllocationHook, DeviceValidator, Releases, ReleaseWatch, Store
 
 
 def now_ms() -> int:
@@ -22,10 +25,8 @@ def new_id() -> str:
 
 def check_uuid(value: str, what: str) -> str:
     """``value`` if it is a UUID; ContractInvalid otherwise."""
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise ContractInvalid(f"{what} '{value}' is not a valid UUID") from None
+    if not is_uuid(value):
+        raise ContractInvalid(f"{what} '{value}' is not a valid UUID")
     return value
 
 
@@ -39,6 +40,45 @@ class Policy:
     strict_profile_deletes: bool = False
     uom_validation: bool = False
     units: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class MoveSettings:
+    """How moves wait on device services (``EDGEMETA_MOVE_*`` settings)."""
+
+    ack_timeout: float = 5.0  # for an old owner that confirms releases
+    release_deadline: float = 0.5  # for an old owner that cannot (an EdgeX device service)
+    release_policy: ReleasePolicy = ReleasePolicy.ROLLBACK  # no confirmation in time
+    implicit: bool = False  # an add by another service becomes a move (seed option 1)
+    stale_after: float = 30.0  # seconds without progress before any instance resumes a move
+
+
+class NoReleases:
+    """Release confirmations when there is no bus: nobody listens, nobody confirms."""
+
+    async def watch(self, service: str, move_id: str) -> ReleaseWatch:
+        """A watch that never confirms."""
+        return _NeverConfirmed()
+
+    def nobody_listens(self, service: str, profile_name: str) -> bool:
+        """Nobody."""
+        return True
+
+
+class _NeverConfirmed:
+    async def wait(self) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        return None
+
+
+class NoWebhooks:
+    """Allocation webhooks when none can be called: every call fails (fallback applies)."""
+
+    async def decide(self, url: str, time_limit: float, request: dict[str, object]) -> str:
+        """Fail."""
+        raise ServiceUnavailable("allocation webhooks are not available")
 
 
 class AcceptAll:
@@ -55,6 +95,9 @@ class Deps:
     store: Store
     validator: DeviceValidator = field(default_factory=AcceptAll)
     policy: Policy = field(default_factory=Policy)
+    releases: Releases = field(default_factory=NoReleases)
+    move_settings: MoveSettings = field(default_factory=MoveSettings)
+    allocation_hook: AllocationHook = field(default_factory=NoWebhooks)
 
 
 def not_found(noun: str, name: str) -> NotFound:

@@ -18,9 +18,11 @@ from dataclasses import replace
 from edgemeta.domain import events
 from edgemeta.domain.devices import drop_invalid_auto_events, validate_against_profile
 from edgemeta.domain.errors import Conflict, ContractInvalid, DuplicateName
+from edgemeta.domain.moves import MoveReason
 from edgemeta.domain.patches import DevicePatch, apply_device_patch, same_content
 from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page, Tx
+from edgemeta.usecases import moves
 from edgemeta.usecases.common import AcceptAll, Deps, new_id, not_found, now_ms
 
 
@@ -55,12 +57,24 @@ async def add_device(
     async with deps.store.read() as tx:
         await _check_references(tx, device)
         existing = await tx.devices.get(device.name)
-        if existing is not None and not force:
+    if existing is not None:
+        other_owner = existing.service_name != device.service_name
+        if other_owner and (force or deps.move_settings.implicit):
+            # Another service claims the device: that is a move (seed option 1), made safe by
+            # the move engine. EdgeX's force skips validation; an implicit add does not.
+            return await _move_by_add(
+                deps,
+                existing,
+                device,
+                correlation_id,
+                force=force,
+                bypass_validation=bypass_validation,
+            )
+        if not force:
             raise DuplicateName(
                 f"device name {device.name} already exists "
                 f"(owned by device service '{existing.service_name}')"
             )
-    if existing is not None:
         return await _replace_device(deps, existing, device, correlation_id)
     if not (bypass_validation or force):
         await deps.validator.validate(device.service_name, device, correlation_id)
@@ -69,16 +83,24 @@ async def add_device(
     async with deps.store.write() as tx:
         await _check_capacity(deps, tx)
         await tx.devices.add(d)
+        await tx.moves.save_initial(d)  # the initial configuration a reset returns to
         await tx.outbox.append(events.device_added(d), correlation_id)
     return d.id
 
 
-def validation_may_wait(deps: Deps, service_names: Iterable[str]) -> bool:
-    """Whether adding devices of these services may wait on a device service's answer.
+def adds_may_wait(
+    deps: Deps, service_names: Iterable[str], *, force: bool, bypass_validation: bool
+) -> bool:
+    """Whether adding devices of these services may wait on anything but the database.
 
-    When it cannot, a batch of adds can run as one database transaction (``Store.batch``):
-    nothing inside waits on anything but the database.
+    That is a device service's validation answer, or the move engine (which waits for the old
+    owner's release) when an add can become a move: ``force``, or implicit moves. When nothing
+    can wait, a batch of adds can run as one database transaction (``Store.batch``).
     """
+    if force or deps.move_settings.implicit:
+        return True
+    if bypass_validation:
+        return False
     validator = deps.validator
     if isinstance(validator, AcceptAll):
         return False
@@ -86,6 +108,30 @@ def validation_may_wait(deps: Deps, service_names: Iterable[str]) -> bool:
     if asks is None:
         return True
     return any(asks(name) for name in set(service_names))
+
+
+async def _move_by_add(
+    deps: Deps, existing: Device, device: Device, cid: str, *, force: bool, bypass_validation: bool
+) -> str:
+    """An add of a device another service owns, made a move by the engine."""
+    if device.id and device.id != existing.id:
+        raise ContractInvalid(
+            f"device '{device.name}' exists with id {existing.id}, not {device.id}"
+        )
+    await moves.move_device(
+        deps,
+        moves.MoveRequest(
+            device_name=device.name,
+            to_service=device.service_name,
+            reason=MoveReason.FORCED_ADD if force else MoveReason.IMPLICIT_ADD,
+            expected_revision=existing.revision,
+            requested_by=f"device service '{device.service_name}'",
+            target=device,
+            bypass_validation=bypass_validation or force,
+        ),
+        cid,
+    )
+    return existing.id
 
 
 async def _replace_device(deps: Deps, existing: Device, device: Device, cid: str) -> str:
@@ -98,6 +144,7 @@ async def _replace_device(deps: Deps, existing: Device, device: Device, cid: str
         before = await tx.devices.get(device.name, for_update=True)
         if before is None:
             raise Conflict(f"device '{device.name}' was deleted concurrently")
+        await moves.ensure_not_moving(tx, device.name)
         await _check_references(tx, device)
         after = replace(
             device,
@@ -150,7 +197,9 @@ async def _patched(tx: Tx, before: Device, patch: DevicePatch) -> Device:
 async def patch_device(
     deps: Deps, patch: DevicePatch, correlation_id: str, *, bypass_validation: bool = False
 ) -> None:
-    """Apply a partial update; a new ``serviceName`` tells the old and the new owner."""
+    """Apply a partial update. A new ``serviceName`` makes it a move: the move engine tells
+    the old owner, waits for its release, then tells the new one (EdgeX clients see the
+    ``update`` to the old and to the new owner they expect)."""
     if patch.service_name is not None:
         async with deps.store.read() as tx:
             if await tx.services.get(patch.service_name) is None:
@@ -160,16 +209,33 @@ async def patch_device(
         after = await _patched(tx, before, patch)
     if same_content(before, after):
         return
+    if after.service_name != before.service_name:
+        await moves.move_device(
+            deps,
+            moves.MoveRequest(
+                device_name=before.name,
+                to_service=after.service_name,
+                reason=MoveReason.PATCH,
+                expected_revision=before.revision,
+                target=after,
+                bypass_validation=bypass_validation,
+            ),
+            correlation_id,
+        )
+        return
     if not bypass_validation:
         await deps.validator.validate(after.service_name, after, correlation_id)
     async with deps.store.write() as tx:
         current = await _find(tx, patch, for_update=True)
+        await moves.ensure_not_moving(tx, current.name)
         if current.revision != before.revision:
             # Someone changed the device since we read it: apply the patch to what is stored.
             before = current
             after = await _patched(tx, before, patch)
             if same_content(before, after):
                 return
+            if after.service_name != before.service_name:
+                raise Conflict(f"device '{before.name}' changed owner meanwhile; try again")
         after = replace(after, modified=now_ms(), revision=before.revision + 1)
         await tx.devices.update(after)
         await tx.outbox.append(events.device_updated(before, after), correlation_id)
@@ -227,6 +293,8 @@ async def delete_device(deps: Deps, name: str, correlation_id: str) -> None:
             raise not_found("device", name)
         if await tx.devices.has_children(name):
             raise Conflict(f"device '{name}' cannot be deleted: it has child devices")
+        await moves.ensure_not_moving(tx, name)
         await tx.devices.delete(name)
+        await tx.moves.drop_initial(name)
         gone = replace(found, revision=found.revision + 1)
         await tx.outbox.append(events.device_deleted(gone), correlation_id)

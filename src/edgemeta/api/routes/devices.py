@@ -13,7 +13,14 @@ from starlette.routing import Route
 from edgemeta import documents as docs
 from edgemeta.api import convert, wire
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
-from edgemeta.api.query import MAX_OFFSET, check_range, flag, int_param, list_query
+from edgemeta.api.query import (
+    MAX_OFFSET,
+    check_range,
+    flag,
+    int_param,
+    list_query,
+    name_param,
+)
 from edgemeta.api.responses import base, ok, respond
 from edgemeta.domain.records import Device
 from edgemeta.ports import Page
@@ -44,14 +51,15 @@ def routes(api: ApiContext) -> list[Route]:
             return {"id": new_id}
 
         def around(items: list[wire.AddDeviceRequest]) -> AbstractAsyncContextManager[Any]:
-            # Nothing to wait for from device services: one transaction (one commit) for the
-            # whole batch, each device in a savepoint so a refused one is undone alone.
+            # Nothing to wait for but the database (no validation over the bus, no move): one
+            # transaction (one commit) for the whole batch, each device in a savepoint so a
+            # refused one is undone alone.
             services = (i.device.service_name for i in items)
-            if bypass or force or not uc.validation_may_wait(deps, services):
-                return deps.store.batch()
-            return contextlib.nullcontext()
+            if uc.adds_may_wait(deps, services, force=force, bypass_validation=bypass):
+                return contextlib.nullcontext()
+            return deps.store.batch()
 
-        return await run_batch(request, api, wire.AddDeviceRequest, one, 201, around)
+        return await run_batch(request, api, wire.AddDeviceRequest, one, 201, around=around)
 
     @endpoint
     async def patch(request: Request) -> Response:
@@ -70,9 +78,10 @@ def routes(api: ApiContext) -> list[Route]:
     async def all_(request: Request) -> Response:
         params = request.query_params
         q = list_query(params, api.max_result_count)
-        ancestor = params.get("descendantsOf")
+        ancestor = name_param(params, "descendantsOf")
+        # Checked even without descendantsOf: a bad value is a 400, never silently ignored.
+        levels = int_param(params, "maxLevels", 0, -MAX_OFFSET, MAX_OFFSET)
         if ancestor:
-            levels = int_param(params, "maxLevels", 0, -MAX_OFFSET, MAX_OFFSET)
             return _page(await uc.list_descendants(deps, ancestor, levels, q))
         page = await uc.list_devices(deps, q)
         check_range(page.total, q)

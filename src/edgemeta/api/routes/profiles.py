@@ -12,36 +12,39 @@ from starlette.routing import Route
 
 from edgemeta import documents as docs
 from edgemeta.api import convert, wire
-from edgemeta.api.body import decode_one, parse_json, read_body
+from edgemeta.api.body import decode_one, json_compatible, parse_json, read_body
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import check_range, list_query
 from edgemeta.api.responses import base, ok, respond
+from edgemeta.api.yaml_profile import load_profile
 from edgemeta.domain.errors import ContractInvalid
+from edgemeta.domain.profiles import validate_profile
 from edgemeta.domain.records import DeviceProfile
 from edgemeta.ports import Page
 from edgemeta.usecases import profiles as uc
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors and aliases: a profile never needs them, and an
-    alias bomb (a few bytes expanding to millions of nodes) would otherwise get through."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases are not accepted", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
 def parse_profile_yaml(text: bytes) -> wire.DeviceProfileDTO:
-    """A DeviceProfile from YAML; ContractInvalid naming what is wrong."""
+    """A DeviceProfile from YAML; ContractInvalid naming what is wrong.
+
+    What YAML can say and JSON cannot (byte strings, sets, integer keys, huge integers,
+    ``.nan``) is refused here, before it reaches a store that keeps JSON.
+    """
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)
+        data = load_profile(text)
     except yaml.YAMLError as exc:
         raise ContractInvalid(f"device profile YAML cannot be parsed: {exc}") from None
-    return decode_one(data, wire.DeviceProfileDTO, "profile")
+    except RecursionError:
+        raise ContractInvalid("device profile YAML is nested too deeply") from None
+    return decode_one(json_compatible(data, "profile"), wire.DeviceProfileDTO, "profile")
+
+
+def _consistent(item: wire.DeviceProfileRequest) -> None:
+    """The whole-profile rules, which EdgeX checks while decoding the request (one 400)."""
+    try:
+        validate_profile(convert.profile(item.profile))
+    except ContractInvalid as exc:
+        raise ContractInvalid(f"profile: {exc.message}") from None
 
 
 def _page(page: Page[DeviceProfile], counts: dict[str, int] | None) -> Response:
@@ -76,7 +79,7 @@ def routes(api: ApiContext) -> list[Route]:
         async def one(item: wire.DeviceProfileRequest) -> dict[str, Any]:
             return {"id": await uc.add_profile(deps, convert.profile(item.profile), cid)}
 
-        return await run_batch(request, api, wire.DeviceProfileRequest, one, 201)
+        return await run_batch(request, api, wire.DeviceProfileRequest, one, 201, check=_consistent)
 
     @endpoint
     async def put(request: Request) -> Response:
@@ -87,7 +90,7 @@ def routes(api: ApiContext) -> list[Route]:
             await uc.update_profile(deps, convert.profile(item.profile), cid)
             return {}
 
-        return await run_batch(request, api, wire.DeviceProfileRequest, one, 200)
+        return await run_batch(request, api, wire.DeviceProfileRequest, one, 200, check=_consistent)
 
     @endpoint
     async def add_yaml(request: Request) -> Response:

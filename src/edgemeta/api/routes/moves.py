@@ -1,0 +1,103 @@
+"""Moves: ``POST /device/reassign`` (seed options 2 and 2a), and the move history.
+
+A reassign item is answered when its move has ended: 200 with the ``move`` (state
+``assigned``), or the error that ended it with the ``move`` as far as it got (``failed``,
+``rolledBack``). ``dryRun=true`` runs every check — the target exists and is unlocked, the
+profile exists, the target's capacity, the expected revision, no move under way, and the new
+service accepts the device — and changes nothing; the answer lists the problems (``checks``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edgemeta import documents as docs
+from edgemeta.api import wire
+from edgemeta.api.handlers import (
+    ApiContext,
+    ItemError,
+    correlation_id,
+    endpoint,
+    path,
+    run_batch,
+)
+from edgemeta.api.query import check_range, flag, list_query
+from edgemeta.api.responses import base, ok, respond
+from edgemeta.domain.errors import Conflict, ContractInvalid, EdgeMetaError
+from edgemeta.domain.moves import Move, MoveReason, StatePolicy
+from edgemeta.ports import Page
+from edgemeta.usecases import moves as uc
+
+
+def _page(page: Page[Move]) -> Response:
+    body = base(200)
+    body["totalCount"] = page.total
+    body["moves"] = [docs.move_doc(m) for m in page.items]
+    return respond(200, body)
+
+
+def routes(api: ApiContext) -> list[Route]:
+    """The move routes."""
+    deps = api.deps
+
+    @endpoint
+    async def reassign(request: Request) -> Response:
+        cid = correlation_id(request)
+        dry = flag(request.query_params, "dryRun")
+
+        async def one(item: wire.ReassignRequest) -> dict[str, Any]:
+            r = item.reassign
+            req = uc.MoveRequest(
+                device_name=r.device_name,
+                to_service=r.service_name,
+                policy=StatePolicy(r.state_policy or "migrate"),
+                reason=MoveReason.OPERATOR,
+                expected_revision=r.expected_revision,
+                requested_by=r.requested_by or "",
+                note=r.note or "",
+            )
+            if dry:
+                check = await uc.dry_run(deps, req, cid)
+                if check.ok:
+                    return {"message": "dry run: every check passed", "checks": []}
+                first = check.problems[0]
+                kind: type[EdgeMetaError] = (
+                    Conflict if ("revision" in first or "already" in first) else ContractInvalid
+                )
+                raise ItemError(kind("; ".join(check.problems)), {"checks": check.problems})
+            try:
+                move = await uc.move_device(deps, req, cid)
+            except uc.MoveError as exc:
+                raise ItemError(exc, {"move": docs.move_doc(exc.move)}) from None
+            return {"move": docs.move_doc(move)}
+
+        return await run_batch(request, api, wire.ReassignRequest, one, 200)
+
+    @endpoint
+    async def by_id(request: Request) -> Response:
+        return ok(move=docs.move_doc(await uc.get_move(deps, path(request, "id"))))
+
+    @endpoint
+    async def of_device(request: Request) -> Response:
+        q = list_query(request.query_params, api.max_result_count, with_labels=False)
+        page = await uc.list_moves(deps, q, device=path(request, "name"))
+        check_range(page.total, q)
+        return _page(page)
+
+    @endpoint
+    async def of_service(request: Request) -> Response:
+        q = list_query(request.query_params, api.max_result_count, with_labels=False)
+        page = await uc.list_moves(deps, q, service=path(request, "name"))
+        check_range(page.total, q)
+        return _page(page)
+
+    return [
+        Route("/device/reassign", reassign, methods=["POST"]),
+        Route("/device/move/id/{id}", by_id, methods=["GET"]),
+        Route("/device/name/{name}/moves", of_device, methods=["GET"]),
+        Route("/deviceservice/name/{name}/moves", of_service, methods=["GET"]),
+    ]

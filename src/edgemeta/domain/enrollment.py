@@ -1,0 +1,191 @@
+"""Enrolments and registrations: how a device finds its device service, and what moves with
+it when it is sent elsewhere (after Azure DPS, seed 001).
+
+An **enrolment** says which devices may register (one device by name: *individual*; devices
+matched by name pattern, labels or protocol properties: *group*), how they prove who they are
+(symmetric keys), which device service they go to (the **allocation policy**), what state a
+new device starts with (**initial state**), and what happens when a registered device
+registers again and is allocated elsewhere (the **reprovisioning policy**):
+
+- ``migrate`` (default): the device moves with its current state;
+- ``reset``: it moves (or stays) and is reset to its initial state;
+- ``never``: it stays where it is (sticky).
+
+A **registration record** per device says where it stands: status ``unassigned``,
+``assigning``, ``assigned``, ``failed`` or ``disabled``, and, once assigned, how it got there
+(substatus ``initialAssignment``, ``deviceDataMigrated``, ``deviceDataReset`` or
+``reprovisionedToInitialAssignment``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from edgemeta.domain.records import JSON, AdminState, AutoEvent, JSONObject
+
+
+class EnrollmentKind(StrEnum):
+    """One device, or a group of devices."""
+
+    INDIVIDUAL = "individual"
+    GROUP = "group"
+
+
+class AllocationPolicy(StrEnum):
+    """How a registration chooses its device service."""
+
+    STATIC = "static"  # always the one service named
+    HASHED = "hashed"  # a weighted, stable hash of the registration id over the services
+    NEAREST = "nearest"  # the service at the reported site, or with the lowest reported latency
+    CUSTOM = "custom"  # a webhook decides; a fallback policy when it fails
+
+
+class ReprovisionPolicy(StrEnum):
+    """What a registration of an already registered device does."""
+
+    MIGRATE = "migrate"
+    RESET = "reset"
+    NEVER = "never"
+
+
+class RegistrationStatus(StrEnum):
+    """Where a device's registration stands."""
+
+    UNASSIGNED = "unassigned"
+    ASSIGNING = "assigning"
+    ASSIGNED = "assigned"
+    FAILED = "failed"
+    DISABLED = "disabled"
+
+
+class Substatus(StrEnum):
+    """How an assigned device got where it is."""
+
+    INITIAL_ASSIGNMENT = "initialAssignment"
+    DATA_MIGRATED = "deviceDataMigrated"
+    DATA_RESET = "deviceDataReset"
+    REPROVISIONED_TO_INITIAL = "reprovisionedToInitialAssignment"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidate:
+    """A device service an enrolment may allocate to."""
+
+    service: str
+    weight: int = 1
+    site: str = ""  # for the nearest policy: the site this service serves
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Webhook:
+    """Custom allocation: POSTs the registration, expects ``{"serviceName": ...}`` back."""
+
+    url: str
+    timeout: float = 2.0
+    fallback: AllocationPolicy = AllocationPolicy.HASHED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InitialState:
+    """The configuration a device starts with (and a reset returns to)."""
+
+    profile_name: str = ""
+    description: str = ""
+    admin_state: AdminState = AdminState.UNLOCKED
+    protocols: dict[str, JSONObject] = field(default_factory=dict)
+    properties: JSONObject = field(default_factory=dict)
+    tags: JSONObject = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+    auto_events: tuple[AutoEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Match:
+    """Which devices a group enrolment covers: all given conditions must hold."""
+
+    name_pattern: str = ""  # a regular expression the whole registration id must match
+    labels: tuple[str, ...] = ()  # labels the registration must report
+    identifiers: dict[str, str] = field(default_factory=dict)  # protocol property → regex
+
+    def matches(self, registration_id: str, labels: tuple[str, ...], props: JSONObject) -> bool:
+        """Whether a registration with these reported facts is covered."""
+        if self.name_pattern and re.fullmatch(self.name_pattern, registration_id) is None:
+            return False
+        if any(label not in labels for label in self.labels):
+            return False
+        for key, pattern in self.identifiers.items():
+            value = props.get(key)
+            if not isinstance(value, str) or re.fullmatch(pattern, value) is None:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Enrollment:
+    """Who may register, how they prove it, where they go, what state moves with them."""
+
+    id: str
+    name: str
+    kind: EnrollmentKind
+    registration_id: str = ""  # individual: the device's name
+    match: Match = field(default_factory=Match)  # group
+    allocation: AllocationPolicy = AllocationPolicy.HASHED
+    candidates: tuple[Candidate, ...] = ()
+    webhook: Webhook | None = None
+    reprovision: ReprovisionPolicy = ReprovisionPolicy.MIGRATE
+    initial: InitialState = field(default_factory=InitialState)
+    primary_key: str = ""  # base64; the group key for groups, the device key for individuals
+    secondary_key: str = ""
+    enabled: bool = True
+    hold_down_s: float = 60.0  # flapping protection: no second move within this time
+    priority: int = 0  # among matching groups, the highest wins (then the oldest)
+    created: int = 0
+    modified: int = 0
+    revision: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registration:
+    """A device's registration record."""
+
+    registration_id: str
+    enrollment: str = ""
+    status: RegistrationStatus = RegistrationStatus.UNASSIGNED
+    substatus: Substatus | None = None
+    assigned_service: str = ""
+    initial_service: str = ""  # where the first registration put it
+    last_move: str = ""  # the id of the last move made for it
+    last_moved: int = 0  # ms; for flapping protection
+    pending_service: str = ""  # a move decided while the device was away, made when next seen
+    quarantined_from: str = ""  # the service it returns to when let out of quarantine
+    report: JSONObject = field(default_factory=dict)  # the last report (hints for reprovisioning)
+    error: str = ""
+    created: int = 0
+    modified: int = 0
+    revision: int = 1
+
+    @property
+    def name(self) -> str:
+        """Registrations are keyed by registration id (the device name)."""
+        return self.registration_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """What a registering device (or the device service on its behalf) reports."""
+
+    registration_id: str
+    labels: tuple[str, ...] = ()
+    protocols: dict[str, JSONObject] = field(default_factory=dict)
+    site: str = ""
+    latencies: dict[str, float] = field(default_factory=dict)  # service → measured latency (ms)
+    payload: JSON = None  # passed to a custom allocation webhook
+
+    def flat_properties(self) -> JSONObject:
+        """Every protocol property, flattened (``{"Address": ..., "MAC": ...}``)."""
+        out: JSONObject = {}
+        for props in self.protocols.values():
+            out.update(props)
+        return out

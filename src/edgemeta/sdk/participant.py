@@ -1,0 +1,235 @@
+"""The device-service side of edgemeta, in Python: a participant in moves.
+
+A :class:`DeviceServiceParticipant` is what a device service built on it runs beside its
+drivers. It
+
+- registers its device service (``POST /deviceservice``) and says it confirms releases and,
+  optionally, its capacity (``properties.edgemeta``);
+- keeps the set of devices it serves from system events, as EdgeX's device SDKs do: an ``add``
+  or ``update`` naming it as ``serviceName`` starts serving, an ``update`` naming another
+  service or a ``delete`` stops it;
+- answers EdgeX's validation requests (``<prefix>/<service>/validate/device``);
+- confirms a release (``<prefix>/response/<service>/<moveId>``) once it has stopped serving a
+  device that moved away, so the move engine can tell the new owner;
+- reconciles at start: it serves exactly the devices the store says it owns, so a service that
+  was down during a move converges.
+
+It depends on edgemeta's wire format only (HTTP API, bus topics and envelopes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import orjson
+
+from edgemeta.bus.envelope import decode, envelope
+from edgemeta.bus.topics import level, response_topic, validate_topic
+from edgemeta.domain.errors import EdgeMetaError
+from edgemeta.ports import Bus, Message, Subscription
+
+log = logging.getLogger("edgemeta.sdk")
+
+DeviceDoc = dict[str, Any]
+Hook = Callable[[DeviceDoc], Awaitable[None]]
+Validator = Callable[[DeviceDoc], Awaitable[None]]
+
+
+class Refused(Exception):
+    """Raise from a validator to refuse a device; the message goes back to edgemeta."""
+
+
+async def _nothing(device: DeviceDoc) -> None:
+    return None
+
+
+class DeviceServiceParticipant:
+    """One device service's view of the devices it serves, kept right across moves."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        api_url: str,
+        bus: Bus,
+        prefix: str = "edgex",
+        base_address: str = "http://127.0.0.1:59999",
+        acks_release: bool = True,
+        capacity: int = 0,
+        validate: Validator | None = None,
+        on_serve: Hook | None = None,
+        on_release: Hook | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.name = name
+        self.api = api_url.rstrip("/").removesuffix("/api/v3") + "/api/v3"
+        self.bus = bus
+        self.prefix = prefix
+        self.base_address = base_address
+        self.acks_release = acks_release
+        self.capacity = capacity
+        self.validate = validate
+        self.on_serve = on_serve or _nothing
+        self.on_release = on_release or _nothing
+        self.http = http or httpx.AsyncClient(timeout=30)
+        self._own_http = http is None
+        self.serving: dict[str, DeviceDoc] = {}
+        self.released: list[str] = []  # names released, in order (for tests and logs)
+        self._subs: list[Subscription] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Register, listen, then reconcile with the store."""
+        await self.register()
+        mine = f"{self.prefix}/system-events/core-metadata/+/+/{level(self.name)}/#"
+        for topic, handler in (
+            (mine, self._on_system_event),
+            (validate_topic(self.prefix, self.name), self._on_validate),
+        ):
+            sub = await self.bus.subscribe(topic)
+            self._subs.append(sub)
+            self._tasks.append(asyncio.create_task(self._pump(sub, handler)))
+        await self.reconcile()
+
+    async def stop(self) -> None:
+        """Stop listening (what it serves is left as it is: a stop is not a release)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for sub in self._subs:
+            with contextlib.suppress(EdgeMetaError):
+                await sub.close()
+        self._tasks.clear()
+        self._subs.clear()
+        if self._own_http:
+            await self.http.aclose()
+
+    async def register(self) -> None:
+        """Add the device service, or update its address and capabilities if it exists."""
+        props = {"edgemeta": {"acksRelease": self.acks_release}}
+        if self.capacity:
+            props["edgemeta"]["capacity"] = self.capacity  # type: ignore[assignment]
+        service = {
+            "name": self.name,
+            "baseAddress": self.base_address,
+            "adminState": "UNLOCKED",
+            "properties": props,
+        }
+        r = await self.http.post(
+            f"{self.api}/deviceservice", json=[{"apiVersion": "v3", "service": service}]
+        )
+        r.raise_for_status()
+        if r.json()[0]["statusCode"] == 409:
+            r = await self.http.patch(
+                f"{self.api}/deviceservice",
+                json=[
+                    {
+                        "apiVersion": "v3",
+                        "service": {
+                            "name": self.name,
+                            "baseAddress": self.base_address,
+                            "properties": props,
+                        },
+                    }
+                ],
+            )
+            r.raise_for_status()
+
+    async def reconcile(self) -> None:
+        """Serve exactly the devices the store says this service owns."""
+        owned: dict[str, DeviceDoc] = {}
+        offset = 0
+        while True:
+            r = await self.http.get(
+                f"{self.api}/device/service/name/{self.name}",
+                params={"offset": offset, "limit": -1},
+            )
+            r.raise_for_status()
+            body = r.json()
+            for d in body["devices"]:
+                owned[d["name"]] = d
+            offset += len(body["devices"])
+            if not body["devices"] or offset >= body["totalCount"]:
+                break
+        async with self._lock:
+            for gone in [n for n in self.serving if n not in owned]:
+                await self._release(gone, None)
+            for name, doc in owned.items():
+                if name not in self.serving:
+                    await self._serve(doc)
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def _pump(self, sub: Subscription, handler: Callable[[Message], Awaitable[None]]) -> None:
+        async for message in sub:
+            try:
+                await handler(message)
+            except Exception:
+                log.exception("%s: handling %s failed", self.name, message.topic)
+
+    async def _on_system_event(self, message: Message) -> None:
+        event = decode(message.payload)["payload"]
+        if event.get("type") != "device":
+            return
+        device: DeviceDoc = event["details"]
+        name = device["name"]
+        move_id = (event.get("tags") or {}).get("moveId")
+        async with self._lock:
+            if event["action"] == "delete":
+                if name in self.serving:
+                    await self._release(name, None)
+                return
+            if device.get("serviceName") == self.name:
+                await self._serve(device)
+                return
+            # The device belongs to another service now: let go, then say so.
+            if name in self.serving:
+                await self._release(name, move_id)
+            elif move_id:
+                await self._confirm(move_id)  # not serving it: release is already true
+
+    async def _on_validate(self, message: Message) -> None:
+        request = orjson.loads(message.payload)
+        request_id = request.get("requestID") or request.get("requestId") or ""
+        device = (request.get("payload") or {}).get("device") or {}
+        reply = response_topic(self.prefix, self.name, request_id)
+        try:
+            if self.validate is not None:
+                await self.validate(device)
+        except Refused as exc:
+            await self.bus.publish(
+                reply, envelope(str(exc), error_code=1, content_type="text/plain")
+            )
+            return
+        await self.bus.publish(reply, envelope({"apiVersion": "v3", "message": "device validated"}))
+
+    async def _serve(self, device: DeviceDoc) -> None:
+        new = device["name"] not in self.serving
+        self.serving[device["name"]] = device
+        if new:
+            await self.on_serve(device)
+
+    async def _release(self, name: str, move_id: str | None) -> None:
+        device = self.serving.pop(name)
+        self.released.append(name)
+        await self.on_release(device)
+        if move_id:
+            await self._confirm(move_id)
+
+    async def _confirm(self, move_id: str) -> None:
+        if not self.acks_release:
+            return
+        await self.bus.publish(
+            response_topic(self.prefix, self.name, move_id),
+            envelope({"apiVersion": "v3", "statusCode": 200}, request_id=move_id),
+        )

@@ -1,0 +1,154 @@
+"""Moves and initial device configurations, in SQL shared by every database.
+
+A move's row keeps its document plus the target device (the state the new service gets), so
+an interrupted move can be resumed by any instance. The partial unique index on unfinished
+moves per device is what makes moves of one device one at a time, across instances.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from edgemeta import documents as docs
+from edgemeta.domain.errors import Conflict
+from edgemeta.domain.moves import ACTIVE_STATES, Move
+from edgemeta.domain.records import Device
+from edgemeta.ports import ListQuery, Page
+from edgemeta.store.driver import Driver, IntegrityViolation
+
+_ACTIVE = "state IN (" + ", ".join(f"'{s}'" for s in ACTIVE_STATES) + ")"
+
+
+def _content(m: Move) -> str:
+    body: dict[str, Any] = {"move": docs.move_doc(m)}
+    if m.target is not None:
+        body["target"] = docs.device_doc(m.target)
+    if m.origin is not None:
+        body["origin"] = docs.device_doc(m.origin)
+    return orjson.dumps(body).decode()
+
+
+def _load(raw: str) -> Move:
+    body = orjson.loads(raw)
+    return docs.move_from(body["move"], body.get("target"), body.get("origin"))
+
+
+class SqlMoveRepo:
+    """Device moves (operations and history) and initial configurations."""
+
+    def __init__(self, db: Driver) -> None:
+        self.db = db
+
+    async def add(self, move: Move) -> None:
+        """Record a new move; Conflict if the device already has an unfinished one."""
+        try:
+            await self.db.execute(
+                "INSERT INTO device_move (id, device_name, from_service, to_service, state,"
+                " created, modified, revision, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                move.id,
+                move.device_name,
+                move.from_service,
+                move.to_service,
+                move.state.value,
+                move.created,
+                move.modified,
+                move.revision,
+                _content(move),
+            )
+        except IntegrityViolation as exc:
+            active = await self._active_id(move.device_name)
+            raise Conflict(
+                f"device '{move.device_name}' is already being moved (move {active or '?'})"
+            ) from exc
+
+    async def _active_id(self, device_name: str) -> str | None:
+        # After a failed INSERT the PostgreSQL transaction is aborted: this read only works on
+        # SQLite, and is just for the message.
+        try:
+            row = await self.db.fetchone(
+                f"SELECT id FROM device_move WHERE device_name = ? AND {_ACTIVE}", device_name
+            )
+        except Exception:
+            return None
+        return None if row is None else str(row[0])
+
+    async def update(self, move: Move) -> None:
+        """Store the move's new state if nobody changed it since ``move.revision - 1``."""
+        n = await self.db.execute(
+            "UPDATE device_move SET state = ?, modified = ?, revision = ?, content = ?"
+            " WHERE id = ? AND revision = ?",
+            move.state.value,
+            move.modified,
+            move.revision,
+            _content(move),
+            move.id,
+            move.revision - 1,
+        )
+        if n != 1:
+            raise Conflict(f"move {move.id} was changed concurrently")
+
+    async def get(self, id_: str, *, for_update: bool = False) -> Move | None:
+        """The move with this id."""
+        lock = self.db.dialect.for_update if for_update else ""
+        row = await self.db.fetchone(f"SELECT content FROM device_move WHERE id = ?{lock}", id_)
+        return None if row is None else _load(row[0])
+
+    async def active(self, device_name: str) -> Move | None:
+        """The device's unfinished move, if any."""
+        row = await self.db.fetchone(
+            f"SELECT content FROM device_move WHERE device_name = ? AND {_ACTIVE}", device_name
+        )
+        return None if row is None else _load(row[0])
+
+    async def stale(self, modified_before: int, limit: int = 100) -> list[Move]:
+        """Unfinished moves nobody has advanced since ``modified_before`` (ms)."""
+        rows = await self.db.fetchall(
+            f"SELECT content FROM device_move WHERE {_ACTIVE} AND modified < ?"
+            " ORDER BY modified LIMIT ?",
+            modified_before,
+            limit,
+        )
+        return [_load(r[0]) for r in rows]
+
+    async def page(
+        self, query: ListQuery, *, device: str | None = None, service: str | None = None
+    ) -> Page[Move]:
+        """Moves of one device, or from or to one service, oldest first."""
+        if device is not None:
+            cond, args = "device_name = ?", [device]
+        elif service is not None:
+            cond, args = "(from_service = ? OR to_service = ?)", [service, service]
+        else:
+            cond, args = "1 = 1", []
+        total = int(await self.db.fetchval(f"SELECT count(*) FROM device_move WHERE {cond}", *args))
+        if total == 0 or query.limit == 0 or query.offset >= total:
+            return Page(total, [])
+        rows = await self.db.fetchall(
+            f"SELECT content FROM device_move WHERE {cond} ORDER BY created, seq LIMIT ? OFFSET ?",
+            *args,
+            query.limit,
+            query.offset,
+        )
+        return Page(total, [_load(r[0]) for r in rows])
+
+    async def save_initial(self, device: Device) -> None:
+        """Keep the device's configuration as first provisioned (replacing a previous device's
+        of the same name, which was deleted)."""
+        await self.db.execute("DELETE FROM device_initial WHERE name = ?", device.name)
+        await self.db.execute(
+            "INSERT INTO device_initial (name, created, content) VALUES (?, ?, ?)",
+            device.name,
+            device.created,
+            orjson.dumps(docs.device_doc(device)).decode(),
+        )
+
+    async def initial(self, name: str) -> Device | None:
+        """The device's initial configuration."""
+        row = await self.db.fetchone("SELECT content FROM device_initial WHERE name = ?", name)
+        return None if row is None else docs.device_from(orjson.loads(row[0]))
+
+    async def drop_initial(self, name: str) -> None:
+        """Forget a deleted device's initial configuration."""
+        await self.db.execute("DELETE FROM device_initial WHERE name = ?", name)

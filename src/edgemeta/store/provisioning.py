@@ -1,0 +1,184 @@
+"""Enrolments, registration records and token nonces, in SQL shared by every database."""
+
+from __future__ import annotations
+
+import orjson
+
+from edgemeta import provisioning_documents as pdocs
+from edgemeta.domain.enrollment import Enrollment, EnrollmentKind, Registration
+from edgemeta.domain.errors import Conflict, DuplicateName
+from edgemeta.ports import ListQuery, Page
+from edgemeta.store.driver import Driver, IntegrityViolation
+
+
+def _dump(doc: dict[str, object]) -> str:
+    return orjson.dumps(doc).decode()
+
+
+class SqlEnrollmentRepo:
+    """Enrolments, keyed by name; at most one individual enrolment per registration id."""
+
+    def __init__(self, db: Driver) -> None:
+        self.db = db
+
+    async def add(self, e: Enrollment) -> None:
+        """Insert; DuplicateName for a taken name or id, or a second individual enrolment."""
+        try:
+            await self.db.execute(
+                "INSERT INTO enrollment (id, name, kind, registration_id, enabled, priority,"
+                " created, revision, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                e.id,
+                e.name,
+                e.kind.value,
+                e.registration_id if e.kind == EnrollmentKind.INDIVIDUAL else "",
+                1 if e.enabled else 0,
+                e.priority,
+                e.created,
+                e.revision,
+                _dump(pdocs.enrollment_doc(e)),
+            )
+        except IntegrityViolation as exc:
+            if exc.constraint.endswith("_id_key"):
+                raise DuplicateName(f"enrollment id {e.id} already exists") from exc
+            if exc.constraint.endswith("_name_key"):
+                raise DuplicateName(f"enrollment name {e.name} already exists") from exc
+            raise DuplicateName(
+                f"registration id '{e.registration_id}' already has an individual enrollment"
+            ) from exc
+
+    async def update(self, e: Enrollment) -> None:
+        """Replace if still at ``e.revision - 1``; Conflict otherwise."""
+        n = await self.db.execute(
+            "UPDATE enrollment SET enabled = ?, priority = ?, revision = ?, content = ?"
+            " WHERE name = ? AND revision = ?",
+            1 if e.enabled else 0,
+            e.priority,
+            e.revision,
+            _dump(pdocs.enrollment_doc(e)),
+            e.name,
+            e.revision - 1,
+        )
+        if n != 1:
+            raise Conflict(f"enrollment '{e.name}' was changed concurrently")
+
+    async def get(self, name: str, *, for_update: bool = False) -> Enrollment | None:
+        """The enrolment called ``name``."""
+        lock = self.db.dialect.for_update if for_update else ""
+        row = await self.db.fetchone(f"SELECT content FROM enrollment WHERE name = ?{lock}", name)
+        return None if row is None else pdocs.enrollment_from(orjson.loads(row[0]))
+
+    async def individual(self, registration_id: str) -> Enrollment | None:
+        """The individual enrolment of ``registration_id``."""
+        row = await self.db.fetchone(
+            "SELECT content FROM enrollment WHERE kind = 'individual' AND registration_id = ?",
+            registration_id,
+        )
+        return None if row is None else pdocs.enrollment_from(orjson.loads(row[0]))
+
+    async def groups(self) -> list[Enrollment]:
+        """Every group enrolment, highest priority first, then oldest."""
+        rows = await self.db.fetchall(
+            "SELECT content FROM enrollment WHERE kind = 'group'"
+            " ORDER BY priority DESC, created, seq"
+        )
+        return [pdocs.enrollment_from(orjson.loads(r[0])) for r in rows]
+
+    async def delete(self, name: str) -> None:
+        """Delete (registration records are kept, as DPS keeps them)."""
+        await self.db.execute("DELETE FROM enrollment WHERE name = ?", name)
+
+    async def page(self, query: ListQuery) -> Page[Enrollment]:
+        """All enrolments, oldest first."""
+        total = int(await self.db.fetchval("SELECT count(*) FROM enrollment"))
+        if total == 0 or query.limit == 0 or query.offset >= total:
+            return Page(total, [])
+        rows = await self.db.fetchall(
+            "SELECT content FROM enrollment ORDER BY created, seq LIMIT ? OFFSET ?",
+            query.limit,
+            query.offset,
+        )
+        return Page(total, [pdocs.enrollment_from(orjson.loads(r[0])) for r in rows])
+
+
+class SqlRegistrationRepo:
+    """Registration records (one per device) and the nonces of used tokens."""
+
+    def __init__(self, db: Driver) -> None:
+        self.db = db
+
+    async def get(self, registration_id: str, *, for_update: bool = False) -> Registration | None:
+        """The record of ``registration_id``."""
+        lock = self.db.dialect.for_update if for_update else ""
+        row = await self.db.fetchone(
+            f"SELECT content FROM registration WHERE registration_id = ?{lock}", registration_id
+        )
+        return None if row is None else pdocs.registration_from(orjson.loads(row[0]))
+
+    async def save(self, r: Registration) -> None:
+        """Insert the first revision, or replace revision ``r.revision - 1``; else Conflict."""
+        content = _dump(pdocs.registration_doc(r))
+        if r.revision == 1:
+            try:
+                await self.db.execute(
+                    "INSERT INTO registration (registration_id, enrollment, status, created,"
+                    " modified, revision, content) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    r.registration_id,
+                    r.enrollment,
+                    r.status.value,
+                    r.created,
+                    r.modified,
+                    r.revision,
+                    content,
+                )
+            except IntegrityViolation as exc:
+                raise Conflict(
+                    f"registration '{r.registration_id}' was recorded concurrently"
+                ) from exc
+            return
+        n = await self.db.execute(
+            "UPDATE registration SET enrollment = ?, status = ?, modified = ?, revision = ?,"
+            " content = ? WHERE registration_id = ? AND revision = ?",
+            r.enrollment,
+            r.status.value,
+            r.modified,
+            r.revision,
+            content,
+            r.registration_id,
+            r.revision - 1,
+        )
+        if n != 1:
+            raise Conflict(f"registration '{r.registration_id}' was changed concurrently")
+
+    async def page(self, query: ListQuery, *, enrollment: str | None = None) -> Page[Registration]:
+        """Records, all or of one enrolment, oldest first."""
+        cond, args = ("WHERE enrollment = ?", [enrollment]) if enrollment else ("", [])
+        total = int(await self.db.fetchval(f"SELECT count(*) FROM registration {cond}", *args))
+        if total == 0 or query.limit == 0 or query.offset >= total:
+            return Page(total, [])
+        rows = await self.db.fetchall(
+            f"SELECT content FROM registration {cond} ORDER BY created, registration_id"
+            " LIMIT ? OFFSET ?",
+            *args,
+            query.limit,
+            query.offset,
+        )
+        return Page(total, [pdocs.registration_from(orjson.loads(r[0])) for r in rows])
+
+    async def use_nonce(self, registration_id: str, nonce: str, expiry: int) -> bool:
+        """Record a token's nonce; False if it was used before (a replay)."""
+        try:
+            await self.db.execute(
+                "INSERT INTO registration_nonce (registration_id, nonce, expiry) VALUES (?, ?, ?)",
+                registration_id,
+                nonce,
+                expiry,
+            )
+        except IntegrityViolation:
+            return False
+        return True
+
+    async def forget_nonces(self, expired_before: int) -> int:
+        """Drop nonces of tokens that have expired (they cannot be replayed any more)."""
+        return await self.db.execute(
+            "DELETE FROM registration_nonce WHERE expiry < ?", expired_before
+        )

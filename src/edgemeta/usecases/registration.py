@@ -1,0 +1,529 @@
+"""Registration: a device (or a device service on its behalf) asks where it belongs.
+
+1. Find its enrolment: the individual one for its registration id, else the first group
+   enrolment (highest priority) whose match covers what it reports.
+2. Attest: a registration token signed with the device's key (derived from the group key for
+   groups), not expired, not replayed. Any failure is a 401 that says no more than "refused";
+   the reason goes to the log.
+3. Allocate: static, weighted hash, nearest (reported site or latencies) or a webhook (with a
+   timeout and a fallback policy).
+4. Assign: a first registration creates the device from the enrolment's initial state; a later
+   one applies the reprovisioning policy through the move engine — ``migrate`` (current state
+   moves), ``reset`` (the initial state is restored, moving or not), ``never`` (it stays).
+
+Beyond DPS: an operator reprovisions one device or a whole enrolment from the server; a device
+that is down (``operatingState`` DOWN) when that happens gets a **pending** move, made when it
+next registers; a device may be **quarantined** (moved, reset, to a quarantine service) and let
+out again; and a device moved less than the enrolment's hold-down ago is not moved again
+(flapping protection).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from edgemeta.domain import events
+from edgemeta.domain.allocation import allocate
+from edgemeta.domain.attestation import (
+    AttestationError,
+    derive_device_key,
+    parse_token,
+    verify,
+)
+from edgemeta.domain.enrollment import (
+    AllocationPolicy,
+    Candidate,
+    Enrollment,
+    EnrollmentKind,
+    Registration,
+    RegistrationStatus,
+    Report,
+    ReprovisionPolicy,
+    Substatus,
+)
+from edgemeta.domain.errors import (
+    Conflict,
+    ContractInvalid,
+    DuplicateName,
+    EdgeMetaError,
+    Forbidden,
+    Unauthorized,
+)
+from edgemeta.domain.moves import Move, MoveReason, StatePolicy
+from edgemeta.domain.patches import same_content
+from edgemeta.domain.records import AdminState, Device, OperatingState
+from edgemeta.ports import ListQuery, Page
+from edgemeta.usecases import devices as device_uc
+from edgemeta.usecases import moves
+from edgemeta.usecases.common import Deps, new_id, not_found, now_ms
+
+log = logging.getLogger("edgemeta.registration")
+
+REFUSED = "registration refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Where a registration (or a reprovisioning) left the device."""
+
+    registration: Registration
+    device: Device | None = None
+    move: Move | None = None
+
+
+def _report_doc(report: Report) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    if report.labels:
+        doc["labels"] = list(report.labels)
+    if report.protocols:
+        doc["protocols"] = report.protocols
+    if report.site:
+        doc["site"] = report.site
+    if report.latencies:
+        doc["latencies"] = report.latencies
+    return doc
+
+
+def _report_from(registration_id: str, doc: dict[str, Any]) -> Report:
+    return Report(
+        registration_id=registration_id,
+        labels=tuple(doc.get("labels") or ()),
+        protocols=doc.get("protocols") or {},
+        site=doc.get("site", ""),
+        latencies=doc.get("latencies") or {},
+    )
+
+
+def _keys(e: Enrollment, registration_id: str) -> tuple[str, ...]:
+    keys = tuple(k for k in (e.primary_key, e.secondary_key) if k)
+    if e.kind == EnrollmentKind.GROUP:
+        return tuple(derive_device_key(k, registration_id) for k in keys)
+    return keys
+
+
+async def _enrollment_for(deps: Deps, report: Report) -> Enrollment | None:
+    async with deps.store.read() as tx:
+        found = await tx.enrollments.individual(report.registration_id)
+        if found is not None:
+            return found
+        groups = await tx.enrollments.groups()
+    props = report.flat_properties()
+    for g in groups:
+        if g.match.matches(report.registration_id, report.labels, props):
+            return g
+    return None
+
+
+async def register(deps: Deps, token: str, report: Report, correlation_id: str) -> Outcome:
+    """Attest, allocate and assign one registration."""
+    rid = report.registration_id
+    enrollment = await _enrollment_for(deps, report)
+    if enrollment is None:
+        log.warning("registration of '%s' refused: no enrollment covers it", rid)
+        raise Unauthorized(REFUSED)
+    try:
+        parsed = parse_token(token)
+        verify(parsed, rid, _keys(enrollment, rid), int(time.time()))
+    except AttestationError as exc:
+        log.warning("registration of '%s' refused (enrollment '%s'): %s", rid, enrollment.name, exc)
+        raise Unauthorized(REFUSED) from None
+    async with deps.store.write() as tx:
+        fresh = await tx.registrations.use_nonce(rid, parsed.nonce, parsed.expiry)
+    if not fresh:
+        log.warning("registration of '%s' refused: the token was used before (replay)", rid)
+        raise Unauthorized(REFUSED)
+    if not enrollment.enabled:
+        await _record(
+            deps,
+            rid,
+            enrollment,
+            status=RegistrationStatus.DISABLED,
+            report=report,
+            error=f"enrollment '{enrollment.name}' is disabled",
+        )
+        raise Forbidden(f"enrollment '{enrollment.name}' is disabled")
+    try:
+        return await _assign(deps, enrollment, report, correlation_id, operator=False)
+    except Conflict:
+        # A concurrent registration of the same device got there first: decide again on
+        # what it stored (the device now exists, the record has moved on).
+        return await _assign(deps, enrollment, report, correlation_id, operator=False)
+
+
+async def _record(
+    deps: Deps,
+    rid: str,
+    enrollment: Enrollment,
+    *,
+    status: RegistrationStatus,
+    report: Report | None = None,
+    **changes: Any,
+) -> Registration:
+    """Write the registration record (read, change, write at the next revision)."""
+    async with deps.store.write() as tx:
+        old = await tx.registrations.get(rid, for_update=True)
+        now = now_ms()
+        base = old or Registration(registration_id=rid, created=now, revision=0)
+        new = replace(
+            base,
+            enrollment=enrollment.name,
+            status=status,
+            modified=now,
+            revision=base.revision + 1,
+            report=_report_doc(report) if report is not None else base.report,
+            error=changes.pop("error", ""),
+            **changes,
+        )
+        await tx.registrations.save(new)
+    return new
+
+
+async def _candidates(deps: Deps, e: Enrollment) -> list[Candidate]:
+    """The enrolment's device services that exist and are unlocked."""
+    usable: list[Candidate] = []
+    async with deps.store.read() as tx:
+        for c in e.candidates:
+            s = await tx.services.get(c.service)
+            if s is not None and s.admin_state == AdminState.UNLOCKED:
+                usable.append(c)
+    return usable
+
+
+async def _allocate(deps: Deps, e: Enrollment, report: Report) -> str:
+    candidates = await _candidates(deps, e)
+    if e.allocation == AllocationPolicy.CUSTOM and e.webhook is not None:
+        request: dict[str, object] = {
+            "registrationId": report.registration_id,
+            "enrollment": e.name,
+            "candidates": [c.service for c in candidates],
+            "report": {**_report_doc(report), "payload": report.payload},
+        }
+        try:
+            chosen = await deps.allocation_hook.decide(e.webhook.url, e.webhook.timeout, request)
+            if chosen in {c.service for c in candidates}:
+                return chosen
+            log.warning("allocation webhook chose '%s', not a usable service; falling back", chosen)
+        except EdgeMetaError as exc:
+            log.warning(
+                "allocation webhook failed (%s); falling back to %s",
+                exc.message,
+                e.webhook.fallback.value,
+            )
+        return allocate(e.webhook.fallback, report, candidates)
+    return allocate(e.allocation, report, candidates)
+
+
+def _new_device(e: Enrollment, report: Report, service: str) -> Device:
+    s = e.initial
+    labels = tuple(dict.fromkeys((*s.labels, *report.labels)))
+    return Device(
+        id=new_id(),
+        name=report.registration_id,
+        service_name=service,
+        profile_name=s.profile_name,
+        description=s.description,
+        admin_state=s.admin_state,
+        operating_state=OperatingState.UP,
+        protocols={**s.protocols, **report.protocols},
+        properties=dict(s.properties),
+        tags=dict(s.tags),
+        labels=labels,
+        auto_events=s.auto_events,
+    )
+
+
+async def _assign(
+    deps: Deps, e: Enrollment, report: Report, cid: str, *, operator: bool
+) -> Outcome:
+    rid = report.registration_id
+    async with deps.store.read() as tx:
+        reg = await tx.registrations.get(rid)
+        device = await tx.devices.get(rid)
+    if reg is not None and reg.quarantined_from and device is not None:
+        # Quarantined: registrations do not take it out; an operator does.
+        record = await _record(
+            deps,
+            rid,
+            e,
+            status=RegistrationStatus.ASSIGNED,
+            report=report,
+            assigned_service=device.service_name,
+            pending_service="",
+        )
+        return Outcome(record, device)
+    target = reg.pending_service if reg is not None and reg.pending_service else None
+    if target is None:
+        target = await _allocate(deps, e, report)
+    if device is None:
+        return await _first(deps, e, report, target, cid)
+    return await _again(deps, e, reg, device, report, target, cid, operator=operator)
+
+
+async def _first(deps: Deps, e: Enrollment, report: Report, target: str, cid: str) -> Outcome:
+    rid = report.registration_id
+    await _record(deps, rid, e, status=RegistrationStatus.ASSIGNING, report=report)
+    device = _new_device(e, report, target)
+    try:
+        await device_uc.add_device(deps, device, cid)
+    except DuplicateName:
+        raise Conflict(f"device '{rid}' was registered concurrently") from None
+    except EdgeMetaError as exc:
+        await _record(deps, rid, e, status=RegistrationStatus.FAILED, error=exc.message)
+        raise
+    async with deps.store.read() as tx:
+        stored = await tx.devices.get(rid)
+    record = await _record(
+        deps,
+        rid,
+        e,
+        status=RegistrationStatus.ASSIGNED,
+        substatus=Substatus.INITIAL_ASSIGNMENT,
+        assigned_service=target,
+        initial_service=target,
+        pending_service="",
+    )
+    return Outcome(record, stored)
+
+
+async def _reset_in_place(deps: Deps, device: Device, cid: str) -> Device:
+    """Restore the device's initial configuration without changing its owner."""
+    async with deps.store.write() as tx:
+        await moves.ensure_not_moving(tx, device.name)
+        current = await tx.devices.get(device.name, for_update=True)
+        initial = await tx.moves.initial(device.name)
+        if current is None or initial is None:
+            raise ContractInvalid(f"device '{device.name}' has no initial configuration")
+        after = replace(
+            initial,
+            id=current.id,
+            service_name=current.service_name,
+            created=current.created,
+            modified=current.modified,
+            revision=current.revision,
+        )
+        if same_content(current, after):
+            return current
+        after = replace(after, modified=now_ms(), revision=current.revision + 1)
+        await tx.devices.update(after)
+        await tx.outbox.append(events.device_updated(current, after), cid)
+    return after
+
+
+async def _again(
+    deps: Deps,
+    e: Enrollment,
+    reg: Registration | None,
+    device: Device,
+    report: Report,
+    target: str,
+    cid: str,
+    *,
+    operator: bool,
+) -> Outcome:
+    rid = device.name
+    current = device.service_name
+    policy = e.reprovision
+    sub = reg.substatus if reg else None
+
+    async def record(status: RegistrationStatus, **changes: Any) -> Registration:
+        changes.setdefault("assigned_service", current)
+        changes.setdefault("substatus", sub)
+        return await _record(deps, rid, e, status=status, report=report, **changes)
+
+    if policy == ReprovisionPolicy.NEVER or target == current:
+        if policy == ReprovisionPolicy.RESET:
+            device = await _reset_in_place(deps, device, cid)
+            sub = Substatus.DATA_RESET
+        return Outcome(await record(RegistrationStatus.ASSIGNED, pending_service=""), device)
+    hold_ms = int(e.hold_down_s * 1000)
+    if reg is not None and reg.last_moved and now_ms() - reg.last_moved < hold_ms:
+        left = (reg.last_moved + hold_ms - now_ms()) / 1000
+        note = f"held down: not moved to '{target}' for another {left:.0f}s (flapping protection)"
+        return Outcome(
+            await record(RegistrationStatus.ASSIGNED, pending_service="", error=note), device
+        )
+    if operator and device.operating_state == OperatingState.DOWN:
+        # The device is away: move it when it is next seen (its next registration).
+        return Outcome(await record(RegistrationStatus.ASSIGNED, pending_service=target), device)
+    await record(RegistrationStatus.ASSIGNING)
+    state = StatePolicy.RESET if policy == ReprovisionPolicy.RESET else StatePolicy.MIGRATE
+    try:
+        move = await moves.move_device(
+            deps,
+            moves.MoveRequest(
+                device_name=rid,
+                to_service=target,
+                policy=state,
+                reason=MoveReason.POLICY,
+                requested_by=f"enrollment '{e.name}'",
+                note="operator reprovisioning" if operator else "registration",
+            ),
+            cid,
+        )
+    except EdgeMetaError as exc:
+        await record(RegistrationStatus.FAILED, error=exc.message)
+        raise
+    if reg is not None and target == reg.initial_service:
+        sub = Substatus.REPROVISIONED_TO_INITIAL
+    elif state == StatePolicy.RESET:
+        sub = Substatus.DATA_RESET
+    else:
+        sub = Substatus.DATA_MIGRATED
+    rec = await record(
+        RegistrationStatus.ASSIGNED,
+        assigned_service=target,
+        last_move=move.id,
+        last_moved=now_ms(),
+        pending_service="",
+    )
+    async with deps.store.read() as tx:
+        moved = await tx.devices.get(rid)
+    return Outcome(rec, moved, move)
+
+
+async def _enrollment_of(deps: Deps, reg: Registration) -> Enrollment:
+    async with deps.store.read() as tx:
+        e = await tx.enrollments.get(reg.enrollment)
+    if e is None:
+        raise not_found("enrollment", reg.enrollment)
+    return e
+
+
+async def get_registration(deps: Deps, registration_id: str) -> Registration:
+    """A device's registration record."""
+    async with deps.store.read() as tx:
+        found = await tx.registrations.get(registration_id)
+    if found is None:
+        raise not_found("registration", registration_id)
+    return found
+
+
+async def list_registrations(
+    deps: Deps, query: ListQuery, *, enrollment: str | None = None
+) -> Page[Registration]:
+    """Registration records, all or of one enrolment."""
+    async with deps.store.read() as tx:
+        return await tx.registrations.page(query, enrollment=enrollment)
+
+
+async def reprovision_device(deps: Deps, registration_id: str, cid: str) -> Outcome:
+    """Re-run allocation and the reprovisioning policy for one device, from the server."""
+    reg = await get_registration(deps, registration_id)
+    e = await _enrollment_of(deps, reg)
+    if not e.enabled:
+        raise Forbidden(f"enrollment '{e.name}' is disabled")
+    return await _assign(deps, e, _report_from(registration_id, reg.report), cid, operator=True)
+
+
+async def reprovision_enrollment(
+    deps: Deps, name: str, cid: str
+) -> list[tuple[str, Outcome | EdgeMetaError]]:
+    """Reprovision every device registered through an enrolment; per device, its outcome."""
+    async with deps.store.read() as tx:
+        if await tx.enrollments.get(name) is None:
+            raise not_found("enrollment", name)
+    results: list[tuple[str, Outcome | EdgeMetaError]] = []
+    offset = 0
+    while True:
+        page = await list_registrations(deps, ListQuery(offset=offset, limit=500), enrollment=name)
+        for reg in page.items:
+            try:
+                results.append(
+                    (reg.registration_id, await reprovision_device(deps, reg.registration_id, cid))
+                )
+            except EdgeMetaError as exc:
+                results.append((reg.registration_id, exc))
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return results
+
+
+async def quarantine(
+    deps: Deps, registration_id: str, service: str, note: str, cid: str
+) -> Outcome:
+    """Move a device to a quarantine service, reset to its initial state; registrations keep it
+    there until it is let out."""
+    reg = await get_registration(deps, registration_id)
+    e = await _enrollment_of(deps, reg)
+    async with deps.store.read() as tx:
+        device = await tx.devices.get(registration_id)
+    if device is None:
+        raise not_found("device", registration_id)
+    if reg.quarantined_from:
+        raise Conflict(f"device '{registration_id}' is already in quarantine")
+    move = await moves.move_device(
+        deps,
+        moves.MoveRequest(
+            device_name=registration_id,
+            to_service=service,
+            policy=StatePolicy.RESET,
+            reason=MoveReason.POLICY,
+            requested_by="operator",
+            note=note or "quarantine",
+        ),
+        cid,
+    )
+    record = await _record(
+        deps,
+        registration_id,
+        e,
+        status=RegistrationStatus.ASSIGNED,
+        substatus=Substatus.DATA_RESET,
+        assigned_service=service,
+        last_move=move.id,
+        last_moved=now_ms(),
+        quarantined_from=device.service_name,
+        pending_service="",
+    )
+    return Outcome(record, None, move)
+
+
+async def release_quarantine(deps: Deps, registration_id: str, cid: str) -> Outcome:
+    """Move a quarantined device back to the service it came from, with its current state."""
+    reg = await get_registration(deps, registration_id)
+    if not reg.quarantined_from:
+        raise Conflict(f"device '{registration_id}' is not in quarantine")
+    e = await _enrollment_of(deps, reg)
+    move = await moves.move_device(
+        deps,
+        moves.MoveRequest(
+            device_name=registration_id,
+            to_service=reg.quarantined_from,
+            policy=StatePolicy.MIGRATE,
+            reason=MoveReason.POLICY,
+            requested_by="operator",
+            note="out of quarantine",
+        ),
+        cid,
+    )
+    substatus = (
+        Substatus.REPROVISIONED_TO_INITIAL
+        if reg.quarantined_from == reg.initial_service
+        else Substatus.DATA_MIGRATED
+    )
+    record = await _record(
+        deps,
+        registration_id,
+        e,
+        status=RegistrationStatus.ASSIGNED,
+        substatus=substatus,
+        assigned_service=reg.quarantined_from,
+        last_move=move.id,
+        last_moved=now_ms(),
+        quarantined_from="",
+        pending_service="",
+    )
+    return Outcome(record, None, move)
+
+
+async def device_state(deps: Deps, name: str) -> tuple[Device | None, Device]:
+    """A device's initial configuration (as first provisioned) and its current state."""
+    async with deps.store.read() as tx:
+        current = await tx.devices.get(name)
+        initial = await tx.moves.initial(name)
+    if current is None:
+        raise not_found("device", name)
+    return initial, current
