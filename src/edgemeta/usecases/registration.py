@@ -326,18 +326,19 @@ async def _again(
     rid = device.name
     current = device.service_name
     policy = e.reprovision
-    sub = reg.substatus if reg else None
 
     async def record(status: RegistrationStatus, **changes: Any) -> Registration:
+        # Only what this decision changes: the rest is kept from the record as stored now
+        # (a concurrent registration may have written it since it was read above).
         changes.setdefault("assigned_service", current)
-        changes.setdefault("substatus", sub)
         return await _record(deps, rid, e, status=status, report=report, **changes)
 
     if policy == ReprovisionPolicy.NEVER or target == current:
+        changes: dict[str, Any] = {"pending_service": ""}
         if policy == ReprovisionPolicy.RESET:
             device = await _reset_in_place(deps, device, cid)
-            sub = Substatus.DATA_RESET
-        return Outcome(await record(RegistrationStatus.ASSIGNED, pending_service=""), device)
+            changes["substatus"] = Substatus.DATA_RESET
+        return Outcome(await record(RegistrationStatus.ASSIGNED, **changes), device)
     hold_ms = int(e.hold_down_s * 1000)
     if reg is not None and reg.last_moved and now_ms() - reg.last_moved < hold_ms:
         left = (reg.last_moved + hold_ms - now_ms()) / 1000
@@ -367,13 +368,14 @@ async def _again(
         await record(RegistrationStatus.FAILED, error=exc.message)
         raise
     if reg is not None and target == reg.initial_service:
-        sub = Substatus.REPROVISIONED_TO_INITIAL
+        sub: Substatus = Substatus.REPROVISIONED_TO_INITIAL
     elif state == StatePolicy.RESET:
         sub = Substatus.DATA_RESET
     else:
         sub = Substatus.DATA_MIGRATED
     rec = await record(
         RegistrationStatus.ASSIGNED,
+        substatus=sub,
         assigned_service=target,
         last_move=move.id,
         last_moved=now_ms(),
