@@ -144,7 +144,7 @@ class MqttBus:
         timeout: float = 5.0,
         connect_timeout: float = 10.0,
         reconnect_min: float = 0.1,
-        reconnect_max: float = 10.0,
+        reconnect_max: float = 2.0,
         keepalive: int = 30,
         max_inflight: int = 20,
         queue_size: int = 10_000,

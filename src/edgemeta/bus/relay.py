@@ -46,7 +46,7 @@ class Relay:
         batch_size: int = 500,
         poll_interval: float = 0.5,
         retention_s: float = 7 * 24 * 3600,
-        backoff_max: float = 10.0,
+        backoff_max: float = 2.0,  # a broker back is noticed within 2 s; retrying costs little
     ) -> None:
         self.store = store
         self.bus = bus

@@ -18,8 +18,21 @@ def _dump(doc: dict[str, object]) -> str:
 class SqlEnrollmentRepo:
     """Enrolments, keyed by name; at most one individual enrolment per registration id."""
 
+    # Group enrolments are read on every registration: parsed ones are kept by their stored
+    # text (the same text is the same enrolment), so a hit skips the parse but never serves a
+    # changed enrolment.
+    _parsed: dict[str, Enrollment] = {}
+
     def __init__(self, db: Driver) -> None:
         self.db = db
+
+    def _load(self, text: str) -> Enrollment:
+        found = self._parsed.get(text)
+        if found is None:
+            if len(self._parsed) > 1024:
+                self._parsed.clear()
+            found = self._parsed[text] = pdocs.enrollment_from(orjson.loads(text))
+        return found
 
     async def add(self, e: Enrollment) -> None:
         """Insert; DuplicateName for a taken name or id, or a second individual enrolment."""
@@ -81,7 +94,7 @@ class SqlEnrollmentRepo:
             "SELECT content FROM enrollment WHERE kind = 'group'"
             " ORDER BY priority DESC, created, seq"
         )
-        return [pdocs.enrollment_from(orjson.loads(r[0])) for r in rows]
+        return [self._load(r[0]) for r in rows]
 
     async def delete(self, name: str) -> None:
         """Delete (registration records are kept, as DPS keeps them)."""

@@ -76,16 +76,33 @@ async def add_device(
                 f"(owned by device service '{existing.service_name}')"
             )
         return await _replace_device(deps, existing, device, correlation_id)
-    if not (bypass_validation or force):
-        await deps.validator.validate(device.service_name, device, correlation_id)
+    stored = await _insert_new(
+        deps, device, correlation_id, validate=not (bypass_validation or force)
+    )
+    return stored.id
+
+
+async def create_device(
+    deps: Deps, device: Device, correlation_id: str, *, bypass_validation: bool = False
+) -> Device:
+    """A new device (DuplicateName if the name is taken), checked, validated by its service
+    unless bypassed, stored with its events; returns it as stored."""
+    async with deps.store.read() as tx:
+        await _check_references(tx, device)
+    return await _insert_new(deps, device, correlation_id, validate=not bypass_validation)
+
+
+async def _insert_new(deps: Deps, device: Device, cid: str, *, validate: bool) -> Device:
+    if validate:
+        await deps.validator.validate(device.service_name, device, cid)
     now = now_ms()
     d = replace(device, id=device.id or new_id(), created=now, modified=now, revision=1)
     async with deps.store.write() as tx:
         await _check_capacity(deps, tx)
         await tx.devices.add(d)
         await tx.moves.save_initial(d)  # the initial configuration a reset returns to
-        await tx.outbox.append(events.device_added(d), correlation_id)
-    return d.id
+        await tx.outbox.append(events.device_added(d), cid)
+    return d
 
 
 def adds_may_wait(

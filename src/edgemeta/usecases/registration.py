@@ -263,23 +263,23 @@ async def _assign(
 
 
 async def _first(deps: Deps, e: Enrollment, report: Report, target: str, cid: str) -> Outcome:
+    # Creating a device is one transaction: there is no "assigning" moment worth recording.
     rid = report.registration_id
-    await _record(deps, rid, e, status=RegistrationStatus.ASSIGNING, report=report)
-    device = _new_device(e, report, target)
     try:
-        await device_uc.add_device(deps, device, cid)
+        stored = await device_uc.create_device(deps, _new_device(e, report, target), cid)
     except DuplicateName:
         raise Conflict(f"device '{rid}' was registered concurrently") from None
     except EdgeMetaError as exc:
-        await _record(deps, rid, e, status=RegistrationStatus.FAILED, error=exc.message)
+        await _record(
+            deps, rid, e, status=RegistrationStatus.FAILED, report=report, error=exc.message
+        )
         raise
-    async with deps.store.read() as tx:
-        stored = await tx.devices.get(rid)
     record = await _record(
         deps,
         rid,
         e,
         status=RegistrationStatus.ASSIGNED,
+        report=report,
         substatus=Substatus.INITIAL_ASSIGNMENT,
         assigned_service=target,
         initial_service=target,
