@@ -66,6 +66,12 @@ class DeviceServiceRepo(Protocol):
     async def page(self, query: ListQuery) -> Page[DeviceService]:
         """A page of all services, oldest first."""
 
+    async def get_document(self, name: str) -> str | None:
+        """The stored document (the wire JSON) of the service called ``name``."""
+
+    async def documents(self, query: ListQuery) -> Page[str]:
+        """:meth:`page`, as stored documents (JSON text)."""
+
 
 class DeviceProfileRepo(Protocol):
     """Device profiles, keyed by name."""
@@ -117,6 +123,17 @@ class DeviceRepo(Protocol):
     ) -> Page[Device]:
         """A page of devices, optionally of one service and/or profile, oldest first."""
 
+    async def get_document(self, name: str) -> str | None:
+        """The stored document (the wire JSON) of the device called ``name``."""
+
+    async def documents(
+        self, query: ListQuery, *, service: str | None = None, profile: str | None = None
+    ) -> Page[str]:
+        """:meth:`page`, as stored documents (JSON text)."""
+
+    async def descendant_documents(self, name: str, max_levels: int, query: ListQuery) -> Page[str]:
+        """:meth:`descendants`, as stored documents (JSON text)."""
+
     async def descendants(self, name: str, max_levels: int, query: ListQuery) -> Page[Device]:
         """A page of the devices below ``name`` in the parent tree (``max_levels`` <= 0: all)."""
 
@@ -158,6 +175,14 @@ class ProvisionWatcherRepo(Protocol):
         self, query: ListQuery, *, service: str | None = None, profile: str | None = None
     ) -> Page[ProvisionWatcher]:
         """A page of watchers, optionally of one service and/or profile, oldest first."""
+
+    async def get_document(self, name: str) -> str | None:
+        """The stored document (the wire JSON) of the watcher called ``name``."""
+
+    async def documents(
+        self, query: ListQuery, *, service: str | None = None, profile: str | None = None
+    ) -> Page[str]:
+        """:meth:`page`, as stored documents (JSON text)."""
 
     async def count_by_service(self, service: str) -> int:
         """The number of watchers of ``service``."""

@@ -42,3 +42,19 @@ def ok(**resource: Any) -> Response:
 def error(status: int, message: str, request_id: str = "") -> Response:
     """An error: a single BaseResponse whose statusCode is the HTTP status."""
     return respond(status, base(status, message=message, request_id=request_id))
+
+
+_OK_HEAD = b'{"apiVersion":"' + API_VERSION.encode() + b'","statusCode":200'
+
+
+def stored_one(key: str, document: str) -> Response:
+    """200 with one stored document under ``key``, spliced in without re-encoding it."""
+    body = b'%s,"%s":%s}' % (_OK_HEAD, key.encode(), document.encode())
+    return Response(body, status_code=200, media_type=JSON_TYPE)
+
+
+def stored_page(key: str, total: int, documents: list[str]) -> Response:
+    """200 with ``totalCount`` and a list of stored documents, spliced in as they are."""
+    items = ",".join(documents).encode()
+    body = b'%s,"totalCount":%d,"%s":[%s]}' % (_OK_HEAD, total, key.encode(), items)
+    return Response(body, status_code=200, media_type=JSON_TYPE)

@@ -123,7 +123,7 @@ AdminStateWire = Literal["LOCKED", "UNLOCKED"]
 OperatingStateWire = Literal["UP", "DOWN", "UNKNOWN"]
 ReadWriteWire = Literal["R", "W", "RW", "WR"]
 Object = dict[str, Any]
-_KEY_TABLES: dict[type, dict[str, str]] = {}
+_KEY_TABLES: dict[type, tuple[dict[str, str], frozenset[str]]] = {}
 
 
 class Wire(BaseModel):
@@ -138,19 +138,21 @@ class Wire(BaseModel):
     )
 
     @classmethod
-    def _key_table(cls) -> dict[str, str]:
-        table = _KEY_TABLES.get(cls)
-        if table is None:
+    def _key_table(cls) -> tuple[dict[str, str], frozenset[str]]:
+        found = _KEY_TABLES.get(cls)
+        if found is None:
             table = {(f.alias or n).lower(): f.alias or n for n, f in cls.model_fields.items()}
-            _KEY_TABLES[cls] = table
-        return table
+            found = _KEY_TABLES[cls] = (table, frozenset(table.values()))
+        return found
 
     @model_validator(mode="before")
     @classmethod
     def _fold_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        table = cls._key_table()
+        table, exact = cls._key_table()
+        if exact.issuperset(data):
+            return data  # the common case: every key already spelled as declared
         out: dict[str, Any] = {}
         folded: list[tuple[str, Any]] = []
         for key, value in data.items():

@@ -8,6 +8,7 @@ nanoseconds.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _UNITS_NS: dict[str, int] = {
     "ns": 1,
@@ -30,6 +31,7 @@ class DurationError(ValueError):
     """The text is not a Go duration."""
 
 
+@lru_cache(maxsize=4096)  # the same few intervals are parsed over and over
 def parse_duration(text: str) -> int:
     """Parse a Go duration (plus ``d`` for days) into nanoseconds; raise DurationError."""
     s = text.strip()

@@ -162,7 +162,20 @@ class _Repo(Generic[R]):
                 f"{_NOUNS[self.table]} '{name}' is still referenced and cannot be deleted"
             ) from exc
 
+    async def get_document(self, name: str) -> str | None:
+        """The stored document of ``name``, as JSON text: exactly what the API serves."""
+        row = await self.db.fetchone(f"{self._select} WHERE name = ?", name)
+        return None if row is None else str(row[0])
+
     async def _page(self, query: ListQuery, where: list[str], args: list[object]) -> Page[R]:
+        page = await self._page_documents(query, where, args)
+        return Page(page.total, [self._from(orjson.loads(text)) for text in page.items])
+
+    async def _page_documents(
+        self, query: ListQuery, where: list[str], args: list[object]
+    ) -> Page[str]:
+        # The stored ``content`` is the wire document (documents.py writes both), so a list
+        # can be served without parsing and rebuilding each record.
         dialect: Dialect = self.db.dialect
         if query.labels:
             where = [*where, dialect.labels_match("labels", len(query.labels))]
@@ -177,7 +190,19 @@ class _Repo(Generic[R]):
             query.limit,
             query.offset,
         )
-        return Page(total, [self._from(orjson.loads(r[0])) for r in rows])
+        return Page(total, [str(r[0]) for r in rows])
+
+
+def _owner_filter(service: str | None, profile: str | None) -> tuple[list[str], list[object]]:
+    where: list[str] = []
+    args: list[object] = []
+    if service is not None:
+        where.append("service_name = ?")
+        args.append(service)
+    if profile is not None:
+        where.append("profile_name = ?")
+        args.append(profile)
+    return where, args
 
 
 class SqlDeviceServiceRepo(_Repo[DeviceService]):
@@ -199,6 +224,10 @@ class SqlDeviceServiceRepo(_Repo[DeviceService]):
     async def page(self, query: ListQuery) -> Page[DeviceService]:
         """All services, oldest first."""
         return await self._page(query, [], [])
+
+    async def documents(self, query: ListQuery) -> Page[str]:
+        """All services' documents (JSON text), oldest first."""
+        return await self._page_documents(query, [], [])
 
 
 class SqlDeviceProfileRepo(_Repo[DeviceProfile]):
@@ -268,18 +297,21 @@ class SqlDeviceRepo(_Repo[Device]):
         self, query: ListQuery, *, service: str | None = None, profile: str | None = None
     ) -> Page[Device]:
         """Devices, optionally of one service and/or profile."""
-        where: list[str] = []
-        args: list[object] = []
-        if service is not None:
-            where.append("service_name = ?")
-            args.append(service)
-        if profile is not None:
-            where.append("profile_name = ?")
-            args.append(profile)
-        return await self._page(query, where, args)
+        return await self._page(query, *_owner_filter(service, profile))
+
+    async def documents(
+        self, query: ListQuery, *, service: str | None = None, profile: str | None = None
+    ) -> Page[str]:
+        """The documents (JSON text) of :meth:`page`'s devices."""
+        return await self._page_documents(query, *_owner_filter(service, profile))
 
     async def descendants(self, name: str, max_levels: int, query: ListQuery) -> Page[Device]:
         """Devices below ``name``; cycles in parent links are tolerated (each device once)."""
+        page = await self.descendant_documents(name, max_levels, query)
+        return Page(page.total, [self._from(orjson.loads(text)) for text in page.items])
+
+    async def descendant_documents(self, name: str, max_levels: int, query: ListQuery) -> Page[str]:
+        """The documents (JSON text) of :meth:`descendants`."""
         if max_levels > 0 and max_levels >= await self.count():
             # No tree is deeper than the number of devices: a larger bound is "all levels",
             # which ends on a cycle, where the bounded query would go round it max_levels times.
@@ -322,7 +354,7 @@ class SqlDeviceRepo(_Repo[Device]):
             query.limit,
             query.offset,
         )
-        return Page(total, [self._from(orjson.loads(r[0])) for r in rows])
+        return Page(total, [str(r[0]) for r in rows])
 
     async def has_children(self, name: str) -> bool:
         """Whether a device names ``name`` as parent."""
@@ -393,15 +425,13 @@ class SqlProvisionWatcherRepo(_Repo[ProvisionWatcher]):
         self, query: ListQuery, *, service: str | None = None, profile: str | None = None
     ) -> Page[ProvisionWatcher]:
         """Watchers, optionally of one service and/or profile."""
-        where: list[str] = []
-        args: list[object] = []
-        if service is not None:
-            where.append("service_name = ?")
-            args.append(service)
-        if profile is not None:
-            where.append("profile_name = ?")
-            args.append(profile)
-        return await self._page(query, where, args)
+        return await self._page(query, *_owner_filter(service, profile))
+
+    async def documents(
+        self, query: ListQuery, *, service: str | None = None, profile: str | None = None
+    ) -> Page[str]:
+        """The documents (JSON text) of :meth:`page`'s watchers."""
+        return await self._page_documents(query, *_owner_filter(service, profile))
 
     async def count_by_service(self, service: str) -> int:
         """Watchers of ``service``."""

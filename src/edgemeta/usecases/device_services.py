@@ -84,3 +84,18 @@ async def delete_service(deps: Deps, name: str, correlation_id: str) -> None:
         await tx.services.delete(name)
         gone = replace(found, revision=found.revision + 1)
         await tx.outbox.append(events.service_changed(Action.DELETE, gone), correlation_id)
+
+
+async def get_service_document(deps: Deps, name: str) -> str:
+    """The service called ``name``, as its stored document (JSON text)."""
+    async with deps.store.read() as tx:
+        found = await tx.services.get_document(name)
+    if found is None:
+        raise not_found("device service", name)
+    return found
+
+
+async def list_service_documents(deps: Deps, query: ListQuery) -> Page[str]:
+    """:func:`list_services`, as stored documents."""
+    async with deps.store.read() as tx:
+        return await tx.services.documents(query)

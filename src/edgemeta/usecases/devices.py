@@ -315,3 +315,28 @@ async def delete_device(deps: Deps, name: str, correlation_id: str) -> None:
         await tx.moves.drop_initial(name)
         gone = replace(found, revision=found.revision + 1)
         await tx.outbox.append(events.device_deleted(gone), correlation_id)
+
+
+async def get_device_document(deps: Deps, name: str) -> str:
+    """The device called ``name``, as its stored document (JSON text)."""
+    async with deps.store.read() as tx:
+        found = await tx.devices.get_document(name)
+    if found is None:
+        raise not_found("device", name)
+    return found
+
+
+async def list_device_documents(
+    deps: Deps, query: ListQuery, *, service: str | None = None, profile: str | None = None
+) -> Page[str]:
+    """:func:`list_devices`, as stored documents."""
+    async with deps.store.read() as tx:
+        return await tx.devices.documents(query, service=service, profile=profile)
+
+
+async def list_descendant_documents(
+    deps: Deps, ancestor: str, max_levels: int, query: ListQuery
+) -> Page[str]:
+    """:func:`list_descendants`, as stored documents."""
+    async with deps.store.read() as tx:
+        return await tx.devices.descendant_documents(ancestor, max_levels, query)

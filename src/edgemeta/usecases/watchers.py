@@ -81,3 +81,20 @@ async def delete_watcher(deps: Deps, name: str, correlation_id: str) -> None:
         await tx.watchers.delete(name)
         gone = replace(found, revision=found.revision + 1)
         await tx.outbox.append(events.watcher_deleted(gone), correlation_id)
+
+
+async def get_watcher_document(deps: Deps, name: str) -> str:
+    """The watcher called ``name``, as its stored document (JSON text)."""
+    async with deps.store.read() as tx:
+        found = await tx.watchers.get_document(name)
+    if found is None:
+        raise not_found("provision watcher", name)
+    return found
+
+
+async def list_watcher_documents(
+    deps: Deps, query: ListQuery, *, service: str | None = None, profile: str | None = None
+) -> Page[str]:
+    """:func:`list_watchers`, as stored documents."""
+    async with deps.store.read() as tx:
+        return await tx.watchers.documents(query, service=service, profile=profile)

@@ -8,11 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgemeta import documents as docs
 from edgemeta.api import convert, wire
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import check_range, list_query
-from edgemeta.api.responses import base, ok, respond
+from edgemeta.api.responses import ok, stored_one, stored_page
 from edgemeta.usecases import device_services as uc
 
 
@@ -42,16 +41,13 @@ def routes(api: ApiContext) -> list[Route]:
     @endpoint
     async def all_(request: Request) -> Response:
         q = list_query(request.query_params, api.max_result_count)
-        page = await uc.list_services(deps, q)
+        page = await uc.list_service_documents(deps, q)
         check_range(page.total, q)
-        body = base(200)
-        body["totalCount"] = page.total
-        body["services"] = [docs.service_doc(s) for s in page.items]
-        return respond(200, body)
+        return stored_page("services", page.total, page.items)
 
     @endpoint
     async def by_name(request: Request) -> Response:
-        return ok(service=docs.service_doc(await uc.get_service(deps, path(request, "name"))))
+        return stored_one("service", await uc.get_service_document(deps, path(request, "name")))
 
     @endpoint
     async def delete(request: Request) -> Response:

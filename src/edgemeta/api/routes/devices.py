@@ -21,18 +21,9 @@ from edgemeta.api.query import (
     list_query,
     name_param,
 )
-from edgemeta.api.responses import base, ok, respond
-from edgemeta.domain.records import Device
-from edgemeta.ports import Page
+from edgemeta.api.responses import base, ok, respond, stored_one, stored_page
 from edgemeta.usecases import devices as uc
 from edgemeta.usecases.common import check_uuid
-
-
-def _page(page: Page[Device]) -> Response:
-    body = base(200)
-    body["totalCount"] = page.total
-    body["devices"] = [docs.device_doc(d) for d in page.items]
-    return respond(200, body)
 
 
 def routes(api: ApiContext) -> list[Route]:
@@ -82,14 +73,15 @@ def routes(api: ApiContext) -> list[Route]:
         # Checked even without descendantsOf: a bad value is a 400, never silently ignored.
         levels = int_param(params, "maxLevels", 0, -MAX_OFFSET, MAX_OFFSET)
         if ancestor:
-            return _page(await uc.list_descendants(deps, ancestor, levels, q))
-        page = await uc.list_devices(deps, q)
+            page = await uc.list_descendant_documents(deps, ancestor, levels, q)
+            return stored_page("devices", page.total, page.items)
+        page = await uc.list_device_documents(deps, q)
         check_range(page.total, q)
-        return _page(page)
+        return stored_page("devices", page.total, page.items)
 
     @endpoint
     async def by_name(request: Request) -> Response:
-        return ok(device=docs.device_doc(await uc.get_device(deps, path(request, "name"))))
+        return stored_one("device", await uc.get_device_document(deps, path(request, "name")))
 
     @endpoint
     async def by_id(request: Request) -> Response:
@@ -111,16 +103,16 @@ def routes(api: ApiContext) -> list[Route]:
     @endpoint
     async def by_service(request: Request) -> Response:
         q = list_query(request.query_params, api.max_result_count, with_labels=False)
-        page = await uc.list_devices(deps, q, service=path(request, "name"))
+        page = await uc.list_device_documents(deps, q, service=path(request, "name"))
         check_range(page.total, q)
-        return _page(page)
+        return stored_page("devices", page.total, page.items)
 
     @endpoint
     async def by_profile(request: Request) -> Response:
         q = list_query(request.query_params, api.max_result_count, with_labels=False)
-        page = await uc.list_devices(deps, q, profile=path(request, "name"))
+        page = await uc.list_device_documents(deps, q, profile=path(request, "name"))
         check_range(page.total, q)
-        return _page(page)
+        return stored_page("devices", page.total, page.items)
 
     return [
         Route("/device", add, methods=["POST"]),

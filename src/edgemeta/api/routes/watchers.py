@@ -8,21 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgemeta import documents as docs
 from edgemeta.api import convert, wire
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import check_range, list_query
-from edgemeta.api.responses import base, ok, respond
-from edgemeta.domain.records import ProvisionWatcher
-from edgemeta.ports import Page
+from edgemeta.api.responses import ok, stored_one, stored_page
 from edgemeta.usecases import watchers as uc
-
-
-def _page(page: Page[ProvisionWatcher]) -> Response:
-    body = base(200)
-    body["totalCount"] = page.total
-    body["provisionWatchers"] = [docs.watcher_doc(w) for w in page.items]
-    return respond(200, body)
 
 
 def routes(api: ApiContext) -> list[Route]:
@@ -51,28 +41,28 @@ def routes(api: ApiContext) -> list[Route]:
     @endpoint
     async def all_(request: Request) -> Response:
         q = list_query(request.query_params, api.max_result_count)
-        page = await uc.list_watchers(deps, q)
+        page = await uc.list_watcher_documents(deps, q)
         check_range(page.total, q)
-        return _page(page)
+        return stored_page("provisionWatchers", page.total, page.items)
 
     @endpoint
     async def by_name(request: Request) -> Response:
-        w = await uc.get_watcher(deps, path(request, "name"))
-        return ok(provisionWatcher=docs.watcher_doc(w))
+        document = await uc.get_watcher_document(deps, path(request, "name"))
+        return stored_one("provisionWatcher", document)
 
     @endpoint
     async def by_service(request: Request) -> Response:
         q = list_query(request.query_params, api.max_result_count, with_labels=False)
-        page = await uc.list_watchers(deps, q, service=path(request, "name"))
+        page = await uc.list_watcher_documents(deps, q, service=path(request, "name"))
         check_range(page.total, q)
-        return _page(page)
+        return stored_page("provisionWatchers", page.total, page.items)
 
     @endpoint
     async def by_profile(request: Request) -> Response:
         q = list_query(request.query_params, api.max_result_count, with_labels=False)
-        page = await uc.list_watchers(deps, q, profile=path(request, "name"))
+        page = await uc.list_watcher_documents(deps, q, profile=path(request, "name"))
         check_range(page.total, q)
-        return _page(page)
+        return stored_page("provisionWatchers", page.total, page.items)
 
     @endpoint
     async def delete(request: Request) -> Response:
