@@ -24,6 +24,28 @@ class IntegrityViolation(Exception):
         self.constraint = constraint
 
 
+class DocTexts:
+    """The JSON text of records written through one transaction view, so that the outbox and
+    the initial-configuration copy do not serialize the same record again. Entries hold the
+    record itself and match by identity, so an entry can only ever serve that very record."""
+
+    __slots__ = ("_by_id",)
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[object, str]] = {}
+
+    def put(self, record: object, text: str) -> None:
+        """Remember ``record``'s serialized document."""
+        if len(self._by_id) >= 512:
+            self._by_id.clear()
+        self._by_id[id(record)] = (record, text)
+
+    def get(self, record: object) -> str | None:
+        """The text remembered for this very record, if any."""
+        entry = self._by_id.get(id(record))
+        return entry[1] if entry is not None and entry[0] is record else None
+
+
 class Dialect(Protocol):
     """The few SQL fragments that differ between databases."""
 

@@ -16,7 +16,7 @@ from edgemeta.domain.errors import Conflict
 from edgemeta.domain.moves import ACTIVE_STATES, Move
 from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page
-from edgemeta.store.driver import Driver, IntegrityViolation
+from edgemeta.store.driver import DocTexts, Driver, IntegrityViolation
 
 _ACTIVE = "state IN (" + ", ".join(f"'{s}'" for s in ACTIVE_STATES) + ")"
 
@@ -38,8 +38,9 @@ def _load(raw: str) -> Move:
 class SqlMoveRepo:
     """Device moves (operations and history) and initial configurations."""
 
-    def __init__(self, db: Driver) -> None:
+    def __init__(self, db: Driver, texts: DocTexts | None = None) -> None:
         self.db = db
+        self.texts = texts
 
     async def add(self, move: Move) -> None:
         """Record a new move; Conflict if the device already has an unfinished one."""
@@ -141,7 +142,8 @@ class SqlMoveRepo:
             "INSERT INTO device_initial (name, created, content) VALUES (?, ?, ?)",
             device.name,
             device.created,
-            orjson.dumps(docs.device_doc(device)).decode(),
+            (self.texts.get(device) if self.texts else None)
+            or orjson.dumps(docs.device_doc(device)).decode(),
         )
 
     async def initial(self, name: str) -> Device | None:

@@ -20,7 +20,7 @@ from edgemeta import documents as docs
 from edgemeta.domain.events import Change
 from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
 from edgemeta.ports import OutboxEvent
-from edgemeta.store.driver import Driver, Row
+from edgemeta.store.driver import DocTexts, Driver, Row
 
 _COLUMNS = (
     "seq, event_id, type, action, owner, profile_name, record_key, revision, "
@@ -64,8 +64,13 @@ def _event(row: Row) -> OutboxEvent:
 class SqlOutbox:
     """Write side: queue the events of a change in its transaction."""
 
-    def __init__(self, db: Driver) -> None:
+    def __init__(self, db: Driver, texts: DocTexts | None = None) -> None:
         self.db = db
+        self.texts = texts
+
+    def _details(self, change: Change) -> str:
+        shared = self.texts.get(change.record) if self.texts is not None else None
+        return shared or orjson.dumps(details_doc(change)).decode()
 
     async def append(self, changes: Sequence[Change], correlation_id: str) -> None:
         """Insert one row per change, stamped now (nanoseconds) with a fresh event id."""
@@ -83,7 +88,7 @@ class SqlOutbox:
                 c.revision,
                 correlation_id,
                 now,
-                orjson.dumps(details_doc(c)).decode(),
+                self._details(c),
                 orjson.dumps(dict(c.tags)).decode() if c.tags else None,
             )
             for c in changes

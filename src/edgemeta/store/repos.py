@@ -20,7 +20,7 @@ from edgemeta import documents as docs
 from edgemeta.domain.errors import Conflict, DuplicateName
 from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
 from edgemeta.ports import ListQuery, Page
-from edgemeta.store.driver import Dialect, Driver, IntegrityViolation
+from edgemeta.store.driver import Dialect, DocTexts, Driver, IntegrityViolation
 
 R = TypeVar("R", DeviceService, DeviceProfile, Device, ProvisionWatcher)
 
@@ -65,8 +65,19 @@ class _Repo(Generic[R]):
         sets = ", ".join(f"{c} = ?" for c in ("revision", "labels", "content", *cls.extra_columns))
         cls._update = f"UPDATE {cls.table} SET {sets} WHERE name = ? AND revision = ?"
 
-    def __init__(self, db: Driver) -> None:
+    # Whether the stored document is also the system-event ``details`` (not for profiles,
+    # whose events carry linkedDeviceCount): then its text is shared with the outbox.
+    _share_text = True
+
+    def __init__(self, db: Driver, texts: DocTexts | None = None) -> None:
         self.db = db
+        self.texts = texts
+
+    def _serialize(self, record: R) -> str:
+        text = dumps(self._doc(record))
+        if self.texts is not None and self._share_text:
+            self.texts.put(record, text)
+        return text
 
     # -- what each record type supplies ---------------------------------------------------
     def _doc(self, record: R) -> dict[str, Any]:
@@ -112,7 +123,7 @@ class _Repo(Generic[R]):
                 record.created,
                 record.revision,
                 d.labels_value(record.labels),
-                dumps(self._doc(record)),
+                self._serialize(record),
                 *self._extra(record),
             )
         except IntegrityViolation as exc:
@@ -126,7 +137,7 @@ class _Repo(Generic[R]):
                 self._update,
                 record.revision,
                 d.labels_value(record.labels),
-                dumps(self._doc(record)),
+                self._serialize(record),
                 *self._extra(record),
                 record.name,
                 record.revision - 1,
@@ -234,6 +245,7 @@ class SqlDeviceProfileRepo(_Repo[DeviceProfile]):
     """Device profiles."""
 
     table = "device_profile"
+    _share_text = False
     extra_columns = ("manufacturer", "model")
     _memo_size = 256
 

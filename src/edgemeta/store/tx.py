@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgemeta.store.driver import Driver
+from edgemeta.store.driver import DocTexts, Driver
 from edgemeta.store.moves import SqlMoveRepo
 from edgemeta.store.outbox import SqlOutbox, SqlOutboxFeed
 from edgemeta.store.provisioning import SqlEnrollmentRepo, SqlRegistrationRepo
@@ -30,12 +30,13 @@ class SqlTx:
     )
 
     def __init__(self, db: Driver) -> None:
-        self.services = SqlDeviceServiceRepo(db)
-        self.profiles = SqlDeviceProfileRepo(db)
-        self.devices = SqlDeviceRepo(db)
-        self.watchers = SqlProvisionWatcherRepo(db)
-        self.moves = SqlMoveRepo(db)
+        texts = DocTexts()  # a record's document, serialized once per write
+        self.services = SqlDeviceServiceRepo(db, texts)
+        self.profiles = SqlDeviceProfileRepo(db, texts)
+        self.devices = SqlDeviceRepo(db, texts)
+        self.watchers = SqlProvisionWatcherRepo(db, texts)
+        self.moves = SqlMoveRepo(db, texts)
         self.enrollments = SqlEnrollmentRepo(db)
         self.registrations = SqlRegistrationRepo(db)
-        self.outbox = SqlOutbox(db)
+        self.outbox = SqlOutbox(db, texts)
         self.feed = SqlOutboxFeed(db)
