@@ -137,9 +137,10 @@ class SqlMoveRepo:
     async def save_initial(self, device: Device) -> None:
         """Keep the device's configuration as first provisioned (replacing a previous device's
         of the same name, which was deleted)."""
-        await self.db.execute("DELETE FROM device_initial WHERE name = ?", device.name)
         await self.db.execute(
-            "INSERT INTO device_initial (name, created, content) VALUES (?, ?, ?)",
+            "INSERT INTO device_initial (name, created, content) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET created = excluded.created,"
+            " content = excluded.content",
             device.name,
             device.created,
             (self.texts.get(device) if self.texts else None)

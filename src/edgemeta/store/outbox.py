@@ -93,12 +93,15 @@ class SqlOutbox:
             )
             for c in changes
         ]
-        await self.db.executemany(
+        sql = (
             "INSERT INTO outbox (event_id, type, action, owner, profile_name, record_key,"
             " revision, correlation_id, timestamp_ns, details, tags)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        if len(rows) == 1:
+            await self.db.execute(sql, *rows[0])  # most changes have one event: skip the loop
+        else:
+            await self.db.executemany(sql, rows)
 
 
 class SqlOutboxFeed:
