@@ -286,7 +286,12 @@ async def _rollback(deps: Deps, move: Move, cid: str) -> Move:
             MoveState.ROLLED_BACK, now, error=reason
         )
         move = await _save(tx, move)
-        await tx.outbox.append([_tagged(move.from_service, back, move)], cid)
+        # The old owner serves again. The new owner was never told to serve, but it may have
+        # found the device in its list while the store named it (a restart's reconcile between
+        # commit A and now): tell it too, so that it lets go.
+        await tx.outbox.append(
+            [_tagged(move.from_service, back, move), _tagged(move.to_service, back, move)], cid
+        )
     raise MoveError(ServiceUnavailable(reason), move)
 
 
