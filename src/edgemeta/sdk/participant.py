@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +39,13 @@ log = logging.getLogger("edgemeta.sdk")
 DeviceDoc = dict[str, Any]
 Hook = Callable[[DeviceDoc], Awaitable[None]]
 Validator = Callable[[DeviceDoc], Awaitable[None]]
+
+# A move is unfinished in these states; in ``releasing`` the store already names the new owner,
+# which must not serve until it is told (commit B).
+UNFINISHED = frozenset({"requested", "assigning", "releasing"})
+# How recently a device must have changed for reconcile to ask whether it is still arriving (a
+# move that waits longer than this has long been rolled back, forced or resumed).
+ARRIVING_HORIZON_MS = 10 * 60 * 1000
 
 
 class Refused(Exception):
@@ -83,6 +91,9 @@ class DeviceServiceParticipant:
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
+        # System events handled per device: a reconcile leaves alone a device it heard about
+        # while it was reading the store (the event is at least as new as what it read).
+        self._heard: dict[str, int] = {}
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -146,7 +157,15 @@ class DeviceServiceParticipant:
             r.raise_for_status()
 
     async def reconcile(self) -> None:
-        """Serve exactly the devices the store says this service owns."""
+        """Serve exactly the devices the store says this service owns.
+
+        A device whose move to this service is still waiting for its old owner to let go
+        (``releasing``: the store names this service already) is not served yet: the move
+        engine tells this service when it may (or, if the move is rolled back, that it may
+        not). A device heard of in a system event while the store was being read is left to
+        that event.
+        """
+        heard = dict(self._heard)
         owned: dict[str, DeviceDoc] = {}
         offset = 0
         while True:
@@ -161,12 +180,43 @@ class DeviceServiceParticipant:
             offset += len(body["devices"])
             if not body["devices"] or offset >= body["totalCount"]:
                 break
+        arriving = await self._arriving([d for n, d in owned.items() if n not in self.serving])
         async with self._lock:
-            for gone in [n for n in self.serving if n not in owned]:
+
+            def quiet(name: str) -> bool:
+                return self._heard.get(name, 0) == heard.get(name, 0)
+
+            for gone in [n for n in self.serving if n not in owned and quiet(n)]:
                 await self._release(gone, None)
             for name, doc in owned.items():
-                if name not in self.serving:
+                if name not in self.serving and name not in arriving and quiet(name):
                     await self._serve(doc)
+
+    async def _arriving(self, candidates: list[DeviceDoc]) -> set[str]:
+        """The candidates whose latest move is an unfinished move to this service."""
+        horizon = time.time() * 1000 - ARRIVING_HORIZON_MS
+        recent = [d["name"] for d in candidates if d.get("modified", 0) >= horizon]
+        found: set[str] = set()
+
+        async def check(name: str) -> None:
+            url = f"{self.api}/device/name/{name}/moves"
+            r = await self.http.get(url, params={"offset": 0, "limit": 1})
+            if r.status_code == 404:
+                return
+            r.raise_for_status()
+            total = r.json()["totalCount"]
+            if total == 0:
+                return
+            if total > 1:
+                r = await self.http.get(url, params={"offset": total - 1, "limit": 1})
+                r.raise_for_status()
+            moves = r.json()["moves"]
+            if moves and moves[-1]["toService"] == self.name and moves[-1]["state"] in UNFINISHED:
+                found.add(name)
+
+        for start in range(0, len(recent), 16):
+            await asyncio.gather(*(check(n) for n in recent[start : start + 16]))
+        return found
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -183,6 +233,7 @@ class DeviceServiceParticipant:
             return
         device: DeviceDoc = event["details"]
         name = device["name"]
+        self._heard[name] = self._heard.get(name, 0) + 1
         move_id = (event.get("tags") or {}).get("moveId")
         async with self._lock:
             if event["action"] == "delete":
