@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 import yaml
 from starlette.types import ASGIApp
 
-from edgemeta.api.app import create_app
+from edgemeta.api.app import create_app, create_data_app
+from edgemeta.api.data_routes import DataContext
 from edgemeta.api.handlers import ApiContext
+from edgemeta.bus.ingest import EventIngest
 from edgemeta.bus.memory import MemoryBus
 from edgemeta.bus.relay import Relay
 from edgemeta.bus.releases import BusReleases
@@ -78,6 +80,7 @@ def config_document(s: Settings) -> dict[str, Any]:
             },
             "UoM": {"Validation": s.uom_validation},
         },
+        "CoreData": {"Enabled": s.core_data, "Port": s.data_port},
         "Service": {
             "Host": s.host,
             "Port": s.port,
@@ -106,6 +109,8 @@ class Service:
     relay: Relay
     deps: Deps
     app: ASGIApp
+    data_app: ASGIApp | None = None
+    ingest: EventIngest | None = None
     _connecting: asyncio.Task[None] | None = None
     _resuming: asyncio.Task[None] | None = None
 
@@ -119,6 +124,8 @@ class Service:
         self._connecting = asyncio.create_task(self._connect_bus(), name="edgemeta-bus-connect")
         await asyncio.wait([self._connecting], timeout=3.0)
         self.relay.start()
+        if self.ingest is not None:
+            self.ingest.start()
         self._resuming = asyncio.create_task(self._resume_moves(), name="edgemeta-move-resume")
 
     async def _resume_moves(self) -> None:
@@ -151,6 +158,8 @@ class Service:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.ingest is not None:
+            await self.ingest.stop()
         await self.relay.stop()
         hook = self.deps.allocation_hook
         if isinstance(hook, HttpAllocationHook):
@@ -221,4 +230,45 @@ async def build(settings: Settings) -> Service:
         bus_prefix=settings.bus_prefix,
         name_escape=settings.name_escape,
     )
-    return Service(settings, store, bus, relay, deps, create_app(api))
+    data_app = ingest = None
+    if settings.core_data:
+        data_app = create_data_app(
+            DataContext(
+                store=store,
+                max_result_count=settings.max_result_count,
+                max_event_bytes=settings.max_event_bytes,
+                config=data_config_document(settings),
+            )
+        )
+        if settings.data_ingest:
+            ingest = EventIngest(
+                store,
+                bus,
+                prefix=settings.bus_prefix,
+                bus_url=settings.bus_url,
+                client_id=settings.data_client_id,
+                qos=max(settings.bus_qos, 1),
+                batch_max=settings.data_batch,
+            )
+    return Service(settings, store, bus, relay, deps, create_app(api), data_app, ingest)
+
+
+def data_config_document(s: Settings) -> dict[str, Any]:
+    """What core-data's GET /config shows."""
+    return {
+        "Writable": {"LogLevel": s.log_level, "PersistData": True},
+        "Service": {
+            "Host": s.host,
+            "Port": s.data_port,
+            "MaxResultCount": s.max_result_count,
+            "MaxRequestSize": s.max_event_bytes // 1024,
+        },
+        "Database": {"Url": s.redacted_database_url()},
+        "MessageBus": {
+            "Url": s.bus_url,
+            "BaseTopicPrefix": s.bus_prefix,
+            "SubscribeTopic": f"{s.bus_prefix}/events/device/#",
+            "ClientId": s.data_client_id,
+            "Ingest": s.data_ingest,
+        },
+    }

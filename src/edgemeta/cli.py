@@ -26,6 +26,29 @@ def _settings(**flags: Any) -> Settings:
     return Settings(**{k: v for k, v in flags.items() if v is not None})
 
 
+class _QuietServer(uvicorn.Server):
+    """A second server in the same process: the first one handles the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _config(app: Any, settings: Settings, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=port,
+        # uvicorn's own start/stop chatter only in DEBUG: edgemeta logs the one line that matters.
+        log_level="debug" if settings.log_level == "DEBUG" else "warning",
+        access_log=False,
+        lifespan="off",
+        http="httptools",
+        server_header=False,
+        log_config=None,  # keep the logging set up in serve()
+    )
+
+
 class _Server(uvicorn.Server):
     """Uvicorn, minus one habit: after a graceful stop on SIGINT/SIGTERM it re-raises the
     signal, which would kill the process before the relay delivers what is pending and the
@@ -41,30 +64,33 @@ class _Server(uvicorn.Server):
 async def _serve(settings: Settings) -> None:
     service = await build(settings)
     await service.start()
-    config = uvicorn.Config(
-        service.app,
-        host=settings.host,
-        port=settings.port,
-        # uvicorn's own start/stop chatter only in DEBUG: edgemeta logs the one line that matters.
-        log_level="debug" if settings.log_level == "DEBUG" else "warning",
-        access_log=False,
-        lifespan="off",
-        http="httptools",
-        server_header=False,
-        log_config=None,  # keep the logging set up in serve()
+    server = _Server(_config(service.app, settings, settings.port))
+    data_server = None
+    data_task = None
+    if service.data_app is not None:
+        data_server = _QuietServer(_config(service.data_app, settings, settings.data_port))
+        data_task = asyncio.create_task(data_server.serve(), name="edgemeta-core-data-http")
+    data = (
+        f", core-data on http://{settings.host}:{settings.data_port}/api/v3"
+        if data_server is not None
+        else ""
     )
-    server = _Server(config)
     log.info(
-        "edgemeta %s listening on http://%s:%d/api/v3, storing in %s, events on %s",
+        "edgemeta %s listening on http://%s:%d/api/v3%s, storing in %s, events on %s",
         __version__,
         settings.host,
         settings.port,
+        data,
         service.store.description,
         service.bus.description,
     )
     try:
         await server.serve()  # returns on SIGINT/SIGTERM, after in-flight requests finish
     finally:
+        if data_server is not None and data_task is not None:
+            data_server.should_exit = True
+            with contextlib.suppress(Exception):
+                await data_task
         await service.stop()
         log.info("edgemeta stopped")
 
@@ -91,6 +117,16 @@ def serve(
         str | None,
         typer.Option(help="auto, always or never [EDGEMETA_DEVICE_VALIDATION, auto]"),
     ] = None,
+    data_port: Annotated[
+        int | None, typer.Option(help="core-data's port [EDGEMETA_DATA_PORT, 59880]")
+    ] = None,
+    core_data: Annotated[
+        bool | None,
+        typer.Option(
+            "--core-data/--no-core-data",
+            help="Serve core-data (events, readings) in this process [EDGEMETA_CORE_DATA]",
+        ),
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR [EDGEMETA_LOG_LEVEL]")
     ] = None,
@@ -105,6 +141,8 @@ def serve(
             bus_url=bus_url,
             bus_prefix=bus_prefix,
             device_validation=device_validation,
+            data_port=data_port,
+            core_data=core_data,
             log_level=log_level.upper() if log_level else None,
         )
     except ValueError as exc:

@@ -23,6 +23,7 @@ from typing import Generic, Protocol, TypeVar
 from edgemeta.domain.enrollment import Enrollment, Registration
 from edgemeta.domain.events import Change
 from edgemeta.domain.moves import Move
+from edgemeta.domain.readings import CheckedEvent
 from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
 
 T = TypeVar("T")
@@ -271,12 +272,89 @@ class Tx(Protocol):
         """Registration records."""
 
     @property
+    def data(self) -> CoreDataRepo:
+        """core-data: events, readings and the index of what they are associated with."""
+
+    @property
     def outbox(self) -> Outbox:
         """The outbox (write side)."""
 
     @property
     def feed(self) -> OutboxFeed:
         """The outbox (read side: relay, streams, replay)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataQuery:
+    """A core-data list filter: any of device, resource name and origin range (ns)."""
+
+    device: str | None = None
+    resource: str | None = None
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DataAssociation:
+    """One row of the association index: how many events (kind ``source``) or readings
+    (kind ``resource``) a device holds for one name of its profile."""
+
+    profile_name: str
+    kind: str
+    name: str
+    device_name: str
+    count: int
+
+
+class CoreDataRepo(Protocol):
+    """core-data's events and readings, and the association index kept with them.
+
+    The index is written in the transaction of every insert and delete, so it is exact: a
+    rules check reads it, never the readings.
+    """
+
+    async def add_event(self, event: CheckedEvent) -> bool:
+        """Store an event and its readings; False (nothing stored) if its id exists."""
+
+    async def event_document(self, id_: str) -> str | None:
+        """The event with its readings, as JSON text."""
+
+    async def event_documents(self, query: DataQuery, page: ListQuery) -> Page[str]:
+        """Events, newest origin first, with their readings."""
+
+    async def reading_documents(self, query: DataQuery, page: ListQuery) -> Page[str]:
+        """Readings, newest origin first."""
+
+    async def count_events(self, device: str | None = None) -> int:
+        """How many events (of one device)."""
+
+    async def count_readings(self, device: str | None = None) -> int:
+        """How many readings (of one device)."""
+
+    async def delete_events(
+        self,
+        *,
+        id_: str | None = None,
+        device: str | None = None,
+        older_than: int | None = None,
+        limit: int = 5000,
+    ) -> tuple[int, int]:
+        """Delete up to ``limit`` matching events with their readings (one filter given);
+        returns (events, readings) deleted."""
+
+    async def associations(
+        self, *, profile: str | None = None, device: str | None = None
+    ) -> list[DataAssociation]:
+        """Index rows with a count above zero, of one profile or one device."""
+
+    async def auto_event_users(self, profile: str, sources: Sequence[str]) -> dict[str, str]:
+        """For each of ``sources``, one device of ``profile`` whose autoEvents name it."""
+
+    async def lock_device(self, name: str) -> Device | None:
+        """Read a device, holding it against deletion and profile changes until commit."""
+
+    async def lock_profile(self, name: str) -> DeviceProfile | None:
+        """Read a profile, holding it against changes and deletion until commit."""
 
 
 class Lease(Protocol):

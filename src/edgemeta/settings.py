@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     uom_validation: bool = False
     uom_file: Path | None = None
 
+    core_data: bool = True  # serve core-data (events and readings) in the same process
+    data_port: int = Field(59880, ge=0, le=65535)
+    data_ingest: bool = True  # store the events device services publish on the bus
+    data_client_id: str = Field("edgemeta-core-data", min_length=1, max_length=128)
+    data_batch: int = Field(500, ge=1, le=10_000)
+    max_event_bytes: int = Field(25_000 * 1024, ge=1024)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("bus_prefix")

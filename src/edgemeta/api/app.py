@@ -22,6 +22,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgemeta.api import data_routes
+from edgemeta.api.data_routes import DataContext
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.responses import error
 from edgemeta.api.routes import (
@@ -145,5 +147,18 @@ def create_app(
         routes=prefixed,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
+    )
+    return CorrelationMiddleware(app)
+
+
+def create_data_app(ctx: DataContext) -> ASGIApp:
+    """The core-data application (its own port), with the same envelope and middleware."""
+    routes: list[BaseRoute] = [
+        Route(API_BASE + r.path, r.endpoint, methods=r.methods, name=r.name)
+        for r in data_routes.routes(ctx)
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     return CorrelationMiddleware(app)

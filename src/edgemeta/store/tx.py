@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgemeta.store.coredata import SqlCoreDataRepo
 from edgemeta.store.driver import DocTexts, Driver
 from edgemeta.store.moves import SqlMoveRepo
 from edgemeta.store.outbox import SqlOutbox, SqlOutboxFeed
@@ -18,6 +19,7 @@ class SqlTx:
     """Repositories bound to one driver (one connection, one transaction)."""
 
     __slots__ = (
+        "data",
         "devices",
         "enrollments",
         "feed",
@@ -38,5 +40,6 @@ class SqlTx:
         self.moves = SqlMoveRepo(db, texts)
         self.enrollments = SqlEnrollmentRepo(db)
         self.registrations = SqlRegistrationRepo(db)
+        self.data = SqlCoreDataRepo(db)
         self.outbox = SqlOutbox(db, texts)
         self.feed = SqlOutboxFeed(db)

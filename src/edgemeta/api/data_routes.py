@@ -1,0 +1,293 @@
+"""core-data's REST API (EdgeX ``core-data.yaml``): events and readings, on their own port.
+
+Paths, bodies and status codes follow EdgeX: an add answers 201 with the event id; lists are
+newest first with ``totalCount``, ``offset`` (``-1`` skips the count, as in EdgeX),
+``limit`` and ``numeric=true``; ``start``/``end`` and ``age`` are nanoseconds; deleting a
+device's events and purging by age answer 202. Unlike EdgeX, both deletions are done when
+the 202 is sent (so a device can be deleted right after its events), and ``aggregateFunc``
+answers 501 (not implemented yet).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edgemeta import __version__
+from edgemeta.api.body import parse_json, read_body
+from edgemeta.api.handlers import endpoint, path
+from edgemeta.api.query import DEFAULT_LIMIT, MAX_OFFSET, int_param
+from edgemeta.api.responses import JSON_TYPE, base, respond
+from edgemeta.api.routes.common import unix_date
+from edgemeta.documents import API_VERSION
+from edgemeta.domain.errors import ContractInvalid, RangeNotSatisfiable, Unsupported
+from edgemeta.domain.ids import is_uuid
+from edgemeta.domain.readings import EventAddress, numeric_document, parse_request
+from edgemeta.ports import DataQuery, ListQuery, Page, Store
+from edgemeta.usecases import coredata as uc
+
+SERVICE_NAME = "core-data"
+_NS_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class DataContext:
+    """What the core-data routes need."""
+
+    store: Store
+    max_result_count: int = 1024
+    max_event_bytes: int = 25_000 * 1024
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _paging(params: Mapping[str, str], max_count: int) -> tuple[ListQuery, bool]:
+    """offset (-1: no total count), limit (-1: the maximum); whether to count."""
+    offset = int_param(params, "offset", 0, -1, MAX_OFFSET)
+    limit = int_param(params, "limit", DEFAULT_LIMIT, -1, max_count)
+    if limit == -1:
+        limit = max_count
+    if params.get("aggregateFunc"):
+        raise Unsupported("aggregateFunc is not implemented by edgemeta's core-data yet")
+    return ListQuery(offset=max(offset, 0), limit=limit), offset != -1
+
+
+def _ns(request: Request, key: str) -> int:
+    raw = path(request, key)
+    if not raw.isascii() or not raw.isdigit() or int(raw) > _NS_MAX:
+        raise ContractInvalid(f"{key} must be a non-negative integer of nanoseconds, not {raw!r}")
+    return int(raw)
+
+
+def _range(request: Request) -> tuple[int, int]:
+    start, end = _ns(request, "start"), _ns(request, "end")
+    if end < start:
+        raise ContractInvalid(f"end {end} is before start {start}")
+    return start, end
+
+
+def _numeric_event(document: str) -> str:
+    doc = orjson.loads(document)
+    doc["readings"] = [
+        orjson.loads(numeric_document(orjson.dumps(r).decode())) for r in doc["readings"]
+    ]
+    return orjson.dumps(doc).decode()
+
+
+def _page(key: str, page: Page[str], query: ListQuery, counted: bool, numeric: bool) -> Response:
+    if counted and page.total > 0 and query.limit != 0 and query.offset > page.total:
+        raise RangeNotSatisfiable(
+            f"query objects bounds out of range. length:{page.total} offset:{query.offset}"
+        )
+    items = page.items
+    if numeric:
+        convert = _numeric_event if key == "events" else numeric_document
+        items = [convert(d) for d in items]
+    head = b'{"apiVersion":"%s","statusCode":200,"totalCount":%d,"%s":[' % (
+        API_VERSION.encode(),
+        page.total if counted else 0,
+        key.encode(),
+    )
+    return Response(head + ",".join(items).encode() + b"]}", media_type=JSON_TYPE)
+
+
+def routes(ctx: DataContext) -> list[Route]:
+    """The core-data routes (without the ``/api/v3`` base)."""
+    store = ctx.store
+
+    async def ping(request: Request) -> Response:
+        return respond(
+            200, {"apiVersion": API_VERSION, "timestamp": unix_date(), "serviceName": SERVICE_NAME}
+        )
+
+    async def version(request: Request) -> Response:
+        return respond(
+            200, {"apiVersion": API_VERSION, "version": __version__, "serviceName": SERVICE_NAME}
+        )
+
+    async def config(request: Request) -> Response:
+        return respond(
+            200, {"apiVersion": API_VERSION, "config": ctx.config, "serviceName": SERVICE_NAME}
+        )
+
+    @endpoint
+    async def add_event(request: Request) -> Response:
+        address = EventAddress(
+            path(request, "serviceName"),
+            path(request, "profileName"),
+            path(request, "deviceName"),
+            path(request, "sourceName"),
+        )
+        if "cbor" in request.headers.get("content-type", ""):
+            raise Unsupported("CBOR events are not supported yet; send JSON")
+        raw, rid = parse_request(parse_json(await read_body(request, ctx.max_event_bytes)))
+        event_id = await uc.add_event(store, raw, address, rid)
+        body = base(201, request_id=rid)
+        body["id"] = event_id
+        return respond(201, body)
+
+    async def _events(request: Request, query: DataQuery) -> Response:
+        q, counted = _paging(request.query_params, ctx.max_result_count)
+        page = await uc.list_events(store, query, q)
+        numeric = request.query_params.get("numeric", "").lower() == "true"
+        return _page("events", page, q, counted, numeric)
+
+    async def _readings(request: Request, query: DataQuery) -> Response:
+        q, counted = _paging(request.query_params, ctx.max_result_count)
+        page = await uc.list_readings(store, query, q)
+        numeric = request.query_params.get("numeric", "").lower() == "true"
+        return _page("readings", page, q, counted, numeric)
+
+    @endpoint
+    async def events_all(request: Request) -> Response:
+        return await _events(request, DataQuery())
+
+    @endpoint
+    async def events_of_device(request: Request) -> Response:
+        return await _events(request, DataQuery(device=path(request, "name")))
+
+    @endpoint
+    async def events_in_range(request: Request) -> Response:
+        start, end = _range(request)
+        return await _events(request, DataQuery(start=start, end=end))
+
+    def _event_id(request: Request) -> str:
+        id_ = path(request, "id")
+        if not is_uuid(id_):
+            raise ContractInvalid(f"id {id_!r} is not a UUID")
+        return id_
+
+    @endpoint
+    async def event_by_id(request: Request) -> Response:
+        document = await uc.get_event(store, _event_id(request))
+        head = b'{"apiVersion":"%s","statusCode":200,"event":' % API_VERSION.encode()
+        return Response(head + document.encode() + b"}", media_type=JSON_TYPE)
+
+    @endpoint
+    async def delete_event(request: Request) -> Response:
+        await uc.delete_event(store, _event_id(request))
+        return respond(200, base(200))
+
+    def _count(what: str, device: str | None) -> Any:
+        async def handler(request: Request) -> Response:
+            n = await uc.count(store, what, path(request, "name") if device else None)
+            body = base(200)
+            body["count"] = n
+            return respond(200, body)
+
+        return endpoint(handler)
+
+    @endpoint
+    async def delete_of_device(request: Request) -> Response:
+        await uc.delete_device_events(store, path(request, "name"))
+        return respond(202, base(202))
+
+    @endpoint
+    async def purge_by_age(request: Request) -> Response:
+        age = _ns(request, "age")
+        await uc.purge_older_than(store, time.time_ns() - age)
+        return respond(202, base(202))
+
+    @endpoint
+    async def readings_all(request: Request) -> Response:
+        return await _readings(request, DataQuery())
+
+    @endpoint
+    async def readings_of_device(request: Request) -> Response:
+        return await _readings(request, DataQuery(device=path(request, "name")))
+
+    @endpoint
+    async def readings_of_resource(request: Request) -> Response:
+        return await _readings(request, DataQuery(resource=path(request, "resourceName")))
+
+    @endpoint
+    async def readings_of_device_resource(request: Request) -> Response:
+        return await _readings(
+            request,
+            DataQuery(device=path(request, "deviceName"), resource=path(request, "resourceName")),
+        )
+
+    @endpoint
+    async def readings_in_range(request: Request) -> Response:
+        start, end = _range(request)
+        return await _readings(request, DataQuery(start=start, end=end))
+
+    @endpoint
+    async def readings_of_resource_in_range(request: Request) -> Response:
+        start, end = _range(request)
+        query = DataQuery(resource=path(request, "resourceName"), start=start, end=end)
+        return await _readings(request, query)
+
+    @endpoint
+    async def readings_of_device_resource_in_range(request: Request) -> Response:
+        start, end = _range(request)
+        query = DataQuery(
+            device=path(request, "deviceName"),
+            resource=path(request, "resourceName"),
+            start=start,
+            end=end,
+        )
+        return await _readings(request, query)
+
+    @endpoint
+    async def readings_of_device_in_range(request: Request) -> Response:
+        start, end = _range(request)
+        raw = await read_body(request, 1024 * 1024)
+        if raw.strip():
+            body = parse_json(raw)
+            if not isinstance(body, dict):
+                raise ContractInvalid("request body must be a JSON object")
+            if body.get("resourceNames"):
+                raise Unsupported("filtering by resourceNames is not implemented yet")
+        query = DataQuery(device=path(request, "deviceName"), start=start, end=end)
+        return await _readings(request, query)
+
+    r = "/reading"
+    dev_r = f"{r}/device/name/{{deviceName}}/resourceName/{{resourceName}}"
+    return [
+        Route("/ping", ping, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/config", config, methods=["GET"]),
+        Route("/event/all", events_all, methods=["GET"]),
+        Route("/event/count", _count("event", None), methods=["GET"]),
+        Route("/event/count/device/name/{name}", _count("event", "device"), methods=["GET"]),
+        Route("/event/device/name/{name}", events_of_device, methods=["GET"]),
+        Route("/event/device/name/{name}", delete_of_device, methods=["DELETE"]),
+        Route("/event/id/{id}", event_by_id, methods=["GET"]),
+        Route("/event/id/{id}", delete_event, methods=["DELETE"]),
+        Route("/event/start/{start}/end/{end}", events_in_range, methods=["GET"]),
+        Route("/event/age/{age}", purge_by_age, methods=["DELETE"]),
+        Route(
+            "/event/{serviceName}/{profileName}/{deviceName}/{sourceName}",
+            add_event,
+            methods=["POST"],
+        ),
+        Route(f"{r}/all", readings_all, methods=["GET"]),
+        Route(f"{r}/count", _count("reading", None), methods=["GET"]),
+        Route(f"{r}/count/device/name/{{name}}", _count("reading", "device"), methods=["GET"]),
+        Route(f"{r}/device/name/{{name}}", readings_of_device, methods=["GET"]),
+        Route(f"{r}/resourceName/{{resourceName}}", readings_of_resource, methods=["GET"]),
+        Route(dev_r, readings_of_device_resource, methods=["GET"]),
+        Route(f"{r}/start/{{start}}/end/{{end}}", readings_in_range, methods=["GET"]),
+        Route(
+            f"{r}/resourceName/{{resourceName}}/start/{{start}}/end/{{end}}",
+            readings_of_resource_in_range,
+            methods=["GET"],
+        ),
+        Route(
+            f"{dev_r}/start/{{start}}/end/{{end}}",
+            readings_of_device_resource_in_range,
+            methods=["GET"],
+        ),
+        Route(
+            f"{r}/device/name/{{deviceName}}/start/{{start}}/end/{{end}}",
+            readings_of_device_in_range,
+            methods=["GET"],
+        ),
+    ]

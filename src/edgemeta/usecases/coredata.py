@@ -1,0 +1,149 @@
+"""core-data operations: ingest events (REST and bus), read, count, delete and purge them.
+
+An event is validated against its device and profile inside the transaction that stores it,
+with both rows share-locked (see :mod:`edgemeta.store.coredata`), so a concurrent profile
+change is judged with the event counted or the event is judged by the changed profile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from edgemeta.domain.errors import ContractInvalid, DuplicateName, EdgeMetaError, NotFound
+from edgemeta.domain.readings import CheckedEvent, EventAddress, check_event
+from edgemeta.ports import DataQuery, ListQuery, Page, Store, Tx
+
+log = logging.getLogger("edgemeta.coredata")
+
+PURGE_CHUNK = 5000
+
+
+async def _check(
+    tx: Tx, raw: dict[str, Any], address: EventAddress | None, request_id: str
+) -> CheckedEvent:
+    device_name = raw.get("deviceName") if address is None else address.device_name
+    if address is None:
+        # Keys are case-insensitive; the bus has no path, so the body names the device.
+        for k, v in raw.items():
+            if k.lower() == "devicename" and isinstance(v, str):
+                device_name = v
+                break
+    device = await tx.data.lock_device(device_name) if isinstance(device_name, str) else None
+    profile = (
+        await tx.data.lock_profile(device.profile_name)
+        if device is not None and device.profile_name
+        else None
+    )
+    return check_event(raw, address, device, profile, request_id=request_id)
+
+
+async def add_event(
+    store: Store, raw: dict[str, Any], address: EventAddress, request_id: str = ""
+) -> str:
+    """Store one event from the REST API; its id. 409 if an event with its id exists."""
+    async with store.write() as tx:
+        event = await _check(tx, raw, address, request_id)
+        if not await tx.data.add_event(event):
+            raise DuplicateName(f"event id {event.id} already exists")
+    return event.id
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one batch from the bus came to."""
+
+    stored: int = 0
+    duplicates: int = 0
+    refused: int = 0
+
+
+async def ingest(
+    store: Store, items: Sequence[tuple[dict[str, Any] | None, EventAddress | None, str]]
+) -> IngestResult:
+    """Store a batch of events from the bus in one transaction, each in its own savepoint.
+
+    ``items`` are (event or None when the message was not an event, address from the topic,
+    what to log it as). A bad event is logged and skipped (a bus has nobody to answer); a
+    duplicate (redelivery after a crash) is counted and skipped. Returns once committed.
+    """
+    stored = duplicates = refused = 0
+    async with store.batch():
+        for raw, address, label in items:
+            if raw is None:
+                refused += 1
+                continue
+            try:
+                async with store.write() as tx:
+                    event = await _check(tx, raw, address, "")
+                    if await tx.data.add_event(event):
+                        stored += 1
+                    else:
+                        duplicates += 1
+            except EdgeMetaError as exc:
+                refused += 1
+                log.warning("event refused from %s: %s", label, exc.message)
+    return IngestResult(stored, duplicates, refused)
+
+
+async def get_event(store: Store, id_: str) -> str:
+    """One event document."""
+    async with store.read() as tx:
+        found = await tx.data.event_document(id_)
+    if found is None:
+        raise NotFound(f"event with id {id_} not found")
+    return found
+
+
+async def list_events(store: Store, query: DataQuery, page: ListQuery) -> Page[str]:
+    """Events, newest first."""
+    async with store.read() as tx:
+        return await tx.data.event_documents(query, page)
+
+
+async def list_readings(store: Store, query: DataQuery, page: ListQuery) -> Page[str]:
+    """Readings, newest first."""
+    async with store.read() as tx:
+        return await tx.data.reading_documents(query, page)
+
+
+async def count(store: Store, what: str, device: str | None = None) -> int:
+    """How many events or readings (``what``), of all devices or of one."""
+    async with store.read() as tx:
+        if what == "event":
+            return await tx.data.count_events(device)
+        return await tx.data.count_readings(device)
+
+
+async def delete_event(store: Store, id_: str) -> None:
+    """Delete one event and its readings."""
+    async with store.write() as tx:
+        events, _ = await tx.data.delete_events(id_=id_)
+    if not events:
+        raise NotFound(f"event with id {id_} not found")
+
+
+async def _delete_all(store: Store, **where: Any) -> tuple[int, int]:
+    """Delete in chunks (one transaction each) until nothing matches."""
+    events = readings = 0
+    while True:
+        async with store.write() as tx:
+            e, r = await tx.data.delete_events(limit=PURGE_CHUNK, **where)
+        events += e
+        readings += r
+        if e < PURGE_CHUNK:
+            return events, readings
+
+
+async def delete_device_events(store: Store, device: str) -> tuple[int, int]:
+    """Delete every event and reading of a device; (events, readings) deleted."""
+    return await _delete_all(store, device=device)
+
+
+async def purge_older_than(store: Store, cutoff_ns: int) -> tuple[int, int]:
+    """Delete events (and their readings) whose origin is before ``cutoff_ns``."""
+    if cutoff_ns <= 0:
+        raise ContractInvalid("age reaches before the epoch: nothing to purge")
+    return await _delete_all(store, older_than=cutoff_ns)
