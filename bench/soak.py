@@ -1,0 +1,381 @@
+"""Move soak: devices walk among edgemeta device services that are killed and restarted.
+
+    python -m bench.soak --devices 1000 --services 5 --seconds 180
+    python -m bench.soak --devices 1000 --services 5 --seconds 180 \\
+        --bus-url mqtt://127.0.0.1:1883      # through a real broker, with broker outages
+
+edgemeta runs in this process (an SQLite file in a temporary directory, or ``--database
+postgres`` for a fresh PostgreSQL schema), with the short move timeouts a soak needs
+(``--ack-timeout``). ``--services`` device services, each an
+:class:`edgemeta.sdk.DeviceServiceParticipant` with its own bus connection, serve
+``--devices`` devices; ``--movers`` tasks reassign random devices to random services as fast as
+edgemeta answers. A chaos task kills a random live service now and then (mean
+``--chaos-every`` seconds): it stops listening and forgets what it served, as a killed process
+does; it restarts ``--down`` seconds later (a new participant, which reconciles with the store).
+With ``--bus-url mqtt://...`` every connection to the broker (edgemeta's and each service's)
+goes through a TCP proxy (``tests/tcpproxy.py``) that the chaos task also cuts for a while
+(a broker outage); the broker itself is never touched, and a private topic prefix keeps the
+run apart from anything else on it.
+
+A sampler looks, every ``--sample-every`` seconds, at
+
+- the store: one ``GET /device/all`` listing; a device is seen with **zero owners** if it is
+  missing or its ``serviceName`` is not one of the services, with **two** if it is listed
+  twice;
+- the services: each live participant's set of served devices, read at the same instant (no
+  await in between). A device served by two live services is seen **twice-owned** at once. A
+  device is seen **with zero owners** if nobody serves it for longer than ``--grace``
+  seconds while its store owner is up (started at least ``--grace`` ago) and no move of it is
+  in flight: a dead owner, or a move on its way, is not an orphan.
+
+At the end the chaos stops, every service is up again, the movers stop, and after
+``--grace`` seconds a final check asks for every device to be served by exactly its store
+owner. The run prints moves done, moves failed by policy (rolled back: the old owner did not
+confirm), other failures and conflicts, the chaos counts, and the devices ever seen with zero
+or two owners in the store and in the services; it exits 1 unless all of those are 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+from bench.movekit import add_devices, edgemeta, reassign
+from edgemeta.ports import Bus
+from edgemeta.sdk import DeviceServiceParticipant
+
+
+@dataclass
+class Soak:
+    args: argparse.Namespace
+    client: httpx.AsyncClient
+    shared_bus: Bus | None  # the in-process bus (memory://), or None: each service connects
+    bus_url: str
+    prefix: str
+    names: list[str]
+    services: list[str]
+    rng: random.Random
+    live: dict[str, DeviceServiceParticipant] = field(default_factory=dict)
+    up_since: dict[str, float] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    chaos: Counter[str] = field(default_factory=Counter)
+    store_zero: set[str] = field(default_factory=set)
+    store_two: set[str] = field(default_factory=set)
+    svc_zero: set[str] = field(default_factory=set)
+    svc_two: set[str] = field(default_factory=set)
+    unserved_since: dict[str, float] = field(default_factory=dict)
+    samples: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    running: bool = True
+    explain: list[asyncio.Task[str]] = field(default_factory=list)
+    restarts: list[asyncio.Task[None]] = field(default_factory=list)
+
+    # -- services --------------------------------------------------------------------------
+
+    async def start_service(self, name: str) -> None:
+        bus = self.shared_bus
+        if bus is None:
+            from edgemeta.bus.mqtt import MqttBus
+
+            bus = MqttBus(self.bus_url, client_id_prefix=f"soak-{name}")
+            await bus.start()
+        p = DeviceServiceParticipant(
+            name, api_url="http://edgemeta", bus=bus, prefix=self.prefix, http=self.client
+        )
+        await p.start()
+        self.live[name] = p
+        self.up_since[name] = time.monotonic()
+        self.chaos["started"] += 1
+
+    async def kill_service(self, name: str) -> None:
+        p = self.live.pop(name)
+        self.up_since.pop(name, None)
+        await p.stop()
+        if self.shared_bus is None:
+            await p.bus.close()
+        self.chaos["killed"] += 1
+
+    # -- load ------------------------------------------------------------------------------
+
+    async def mover(self) -> None:
+        while self.running:
+            device = self.rng.choice(self.names)
+            if device in self.in_flight:
+                continue
+            to = self.rng.choice(self.services)
+            self.in_flight.add(device)
+            t0 = time.perf_counter()
+            try:
+                item = await reassign(self.client, device, to)
+            except httpx.HTTPError as exc:
+                self.errors[type(exc).__name__] += 1
+                continue
+            finally:
+                self.in_flight.discard(device)
+            self.latencies.append(time.perf_counter() - t0)
+            code = item["statusCode"]
+            state = (item.get("move") or {}).get("state")
+            if code == 200 and state == "assigned":
+                self.outcomes["assigned"] += 1
+            elif state == "rolledBack":
+                self.outcomes["rolledBack"] += 1
+            elif state == "failed":
+                self.outcomes["failed"] += 1
+            elif code == 409 and "already owned" in item.get("message", ""):
+                self.outcomes["noop"] += 1  # the random target was the owner already
+            elif code == 409:
+                self.outcomes["conflict"] += 1
+            else:
+                # e.g. already owned by the target (nothing to move)
+                self.outcomes[f"{code}"] += 1
+
+    async def chaos_monkey(self, proxy: object | None) -> None:
+        while self.running:
+            await asyncio.sleep(self.rng.expovariate(1 / self.args.chaos_every))
+            if not self.running:
+                return
+            if proxy is not None and self.rng.random() < 0.25:
+                self.chaos["broker outages"] += 1
+                await proxy.stop()  # type: ignore[attr-defined]
+                await asyncio.sleep(self.rng.uniform(0.2, self.args.down))
+                await proxy.start()  # type: ignore[attr-defined]
+                continue
+            up = list(self.live)
+            if len(up) <= 1:
+                continue
+            victim = self.rng.choice(up)
+            await self.kill_service(victim)
+            self.restarts.append(asyncio.create_task(self.restart_later(victim)))
+
+    async def restart_later(self, name: str) -> None:
+        await asyncio.sleep(self.rng.uniform(0.2, self.args.down))
+        while name not in self.live:
+            try:
+                await self.start_service(name)
+            except Exception as exc:  # e.g. the broker is out: try again
+                self.errors[f"restart: {type(exc).__name__}"] += 1
+                await asyncio.sleep(0.5)
+
+    # -- sampling --------------------------------------------------------------------------
+
+    def served(self) -> dict[str, list[str]]:
+        """Who serves each device, read from every live participant at one instant."""
+        by: dict[str, list[str]] = {}
+        for name, p in self.live.items():
+            for device in p.serving:
+                by.setdefault(device, []).append(name)
+        return by
+
+    async def store_owners(self) -> dict[str, str]:
+        r = await self.client.get("/api/v3/device/all", params={"limit": -1})
+        r.raise_for_status()
+        owners: dict[str, str] = {}
+        for d in r.json()["devices"]:
+            if d["name"] in owners:
+                self.store_two.add(d["name"])
+            owners[d["name"]] = d["serviceName"]
+        for name in self.names:
+            if owners.get(name) not in self.services:
+                self.store_zero.add(name)
+        return owners
+
+    async def sample(self, final: bool = False) -> None:
+        owners = await self.store_owners()
+        by = self.served()  # no await between this and the checks below
+        now = time.monotonic()
+        grace = self.args.grace
+        self.samples += 1
+        for device in self.names:
+            servers = by.get(device, [])
+            if len(servers) > 1 and device not in self.svc_two:
+                self.svc_two.add(device)
+                self.explain.append(asyncio.create_task(self.why(device, servers)))
+            owner = owners.get(device, "")
+            if final:
+                if servers != [owner]:
+                    (self.svc_two if len(servers) > 1 else self.svc_zero).add(device)
+                continue
+            if servers:
+                self.unserved_since.pop(device, None)
+                continue
+            started = self.up_since.get(owner)
+            if started is None or device in self.in_flight:
+                self.unserved_since.pop(device, None)  # owner down or moving: not an orphan
+                continue
+            since = max(self.unserved_since.setdefault(device, now), started)
+            if now - since > grace:
+                self.svc_zero.add(device)
+
+    async def why(self, device: str, servers: list[str]) -> str:
+        """What edgemeta says about a device seen twice-owned (for the report)."""
+        now = time.monotonic()
+        up = {s: f"{now - self.up_since[s]:.1f}s" for s in servers if s in self.up_since}
+        r = await self.client.get(f"/api/v3/device/name/{device}/moves", params={"limit": -1})
+        moves = r.json().get("moves", [])[-3:]
+        lines = [f"{device}: served by {servers} (up for {up})"]
+        for m in moves:
+            steps = ", ".join(f"{s['step']}:{s['outcome']}" for s in m["steps"])
+            lines.append(f"    {m['fromService']} -> {m['toService']} {m['state']} [{steps}]")
+        return "\n".join(lines)
+
+    async def sampler(self) -> None:
+        while self.running:
+            try:
+                await self.sample()
+            except httpx.HTTPError as exc:
+                self.errors[f"sample: {type(exc).__name__}"] += 1
+            await asyncio.sleep(self.args.sample_every)
+
+
+async def run(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed)
+    prefix = "edgex" if args.bus_url.startswith("memory") else f"soak-{uuid.uuid4().hex[:8]}"
+    proxy = None
+    bus_url = args.bus_url
+    if bus_url.startswith("mqtt://"):
+        from tests.tcpproxy import TcpProxy
+
+        parts = urlsplit(bus_url)
+        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 1883)
+        await proxy.start()
+        bus_url = f"mqtt://127.0.0.1:{proxy.port}"
+    elif not bus_url.startswith("memory"):
+        raise SystemExit("--bus-url: memory:// or mqtt://host:port")
+    settings = {
+        "move_ack_timeout": args.ack_timeout,
+        "validation_timeout": args.ack_timeout,
+        "move_release_deadline": 0.1,
+        "bus_prefix": prefix,
+    }
+    t_start = time.monotonic()
+    async with edgemeta(args.database, bus_url, **settings) as (service, client):
+        shared = service.bus if args.bus_url.startswith("memory") else None
+        services = [f"ds-{i}" for i in range(args.services)]
+        names = [f"walker-{i:05d}" for i in range(args.devices)]
+        soak = Soak(args, client, shared, bus_url, prefix, names, services, rng)
+        for name in services:
+            await soak.start_service(name)
+        soak.chaos.clear()
+        await add_devices(client, names, [services[i % len(services)] for i in range(len(names))])
+        print(
+            f"soak: {args.devices} devices, {args.services} services, {args.movers} movers, "
+            f"{args.seconds:g} s, {args.database}, bus {args.bus_url}"
+            + (" (through a TCP proxy)" if proxy else ""),
+            flush=True,
+        )
+        tasks = [asyncio.create_task(soak.mover()) for _ in range(args.movers)]
+        tasks += [
+            asyncio.create_task(soak.chaos_monkey(proxy)),
+            asyncio.create_task(soak.sampler()),
+        ]
+        t0 = time.monotonic()
+        next_report = t0 + 10
+        while time.monotonic() - t0 < args.seconds:
+            await asyncio.sleep(0.5)
+            if time.monotonic() >= next_report and not args.quiet:
+                next_report += 10
+                print(
+                    f"  {time.monotonic() - t0:5.0f} s: {dict(soak.outcomes)} "
+                    f"chaos {dict(soak.chaos)} up {sorted(soak.live)}",
+                    flush=True,
+                )
+        soak.running = False
+        await asyncio.gather(*tasks, return_exceptions=True)
+        elapsed = time.monotonic() - t0
+        if proxy is not None and proxy._server is None:
+            await proxy.start()
+        await asyncio.gather(*soak.restarts)  # every killed service is up again
+        for name in services:
+            while name not in soak.live:
+                with contextlib.suppress(Exception):
+                    await soak.start_service(name)
+        # Quiet now: let the last events land, then everyone must serve exactly its devices.
+        deadline = time.monotonic() + max(args.grace, 5.0) * 2
+        while time.monotonic() < deadline:
+            owners = await soak.store_owners()
+            by = soak.served()
+            if all(by.get(d, []) == [owners.get(d)] for d in names):
+                break
+            await asyncio.sleep(0.2)
+        await soak.sample(final=True)
+        explained = [await t for t in soak.explain[:5]]
+        for t in soak.explain[5:]:
+            t.cancel()
+        for name in list(soak.live):  # the end of the run, not chaos: not counted
+            p = soak.live.pop(name)
+            await p.stop()
+            if shared is None:
+                await p.bus.close()
+    if proxy is not None:
+        await proxy.stop()
+    moves = sum(soak.outcomes.values())
+    lat = sorted(soak.latencies)
+    p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else 0.0
+    print(f"soak done in {time.monotonic() - t_start:.0f} s ({elapsed:.0f} s of load)")
+    print(
+        f"  moves done: {soak.outcomes['assigned']}; failed by policy (rolled back): "
+        f"{soak.outcomes['rolledBack']}; failed (validation): {soak.outcomes['failed']}; "
+        f"conflicts: {soak.outcomes['conflict']}; already owned: {soak.outcomes['noop']}; "
+        f"other: "
+        f"{ {k: v for k, v in soak.outcomes.items() if k.isdigit()} }; "
+        f"requests {moves} ({moves / elapsed:.0f}/s, p99 {p99:.0f} ms)"
+    )
+    print(
+        f"  chaos: services killed {soak.chaos['killed']}, restarted {soak.chaos['started']}, "
+        f"broker outages {soak.chaos['broker outages']}; errors {dict(soak.errors)}"
+    )
+    print(f"  samples: {soak.samples} (the last one after the load stopped)")
+    print(
+        f"  devices ever seen with zero owners: store {len(soak.store_zero)}, "
+        f"services {len(soak.svc_zero)}"
+    )
+    print(
+        f"  devices ever seen with two owners:  store {len(soak.store_two)}, "
+        f"services {len(soak.svc_two)}"
+    )
+    for text in explained:
+        print("  " + text)
+    bad = soak.store_zero | soak.store_two | soak.svc_zero | soak.svc_two
+    if bad:
+        print(f"  FAILED: {sorted(bad)[:10]}")
+        return 1
+    if soak.outcomes["assigned"] == 0:
+        print("  FAILED: no move was done")
+        return 1
+    print("  OK: one owner in the store and at most one serving service, always")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--services", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=180)
+    ap.add_argument("--movers", type=int, default=8, help="concurrent reassign requests")
+    ap.add_argument("--database", default="sqlite", help="sqlite, postgres, or a URL")
+    ap.add_argument("--bus-url", default="memory://", help="memory:// or mqtt://host:port")
+    ap.add_argument("--ack-timeout", type=float, default=1.0, help="EDGEMETA_MOVE_ACK_TIMEOUT")
+    ap.add_argument("--chaos-every", type=float, default=2.0, help="mean seconds between kills")
+    ap.add_argument("--down", type=float, default=2.0, help="most seconds a service stays down")
+    ap.add_argument("--grace", type=float, default=3.0, help="seconds unserved before orphan")
+    ap.add_argument("--sample-every", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = ap.parse_args(argv)
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

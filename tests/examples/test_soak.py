@@ -1,0 +1,27 @@
+"""The move soak (bench/soak.py) in its short form: devices walk among device services that
+are killed and restarted, and no device is ever seen with zero or two owners."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_short_soak_sees_one_owner_always() -> None:
+    command = [sys.executable, "-m", "bench.soak", "--devices", "50", "--services", "3"]
+    command += ["--seconds", "15", "--chaos-every", "1.5", "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr[-3000:]
+    moves = int(re.search(r"moves done: (\d+)", out).group(1))  # type: ignore[union-attr]
+    killed = int(re.search(r"services killed (\d+)", out).group(1))  # type: ignore[union-attr]
+    assert moves > 100 and killed > 0, out
+    assert "zero owners: store 0, services 0" in out, out
+    assert "two owners:  store 0, services 0" in out, out
