@@ -128,7 +128,9 @@ async def edgemeta_remote(url: str, bus_url: str) -> AsyncIterator[tuple[httpx.A
         await bus.close()
 
 
-async def walk(client: httpx.AsyncClient, bus: Bus, steps: int, pause: float) -> int:
+async def walk(
+    client: httpx.AsyncClient, bus: Bus, steps: int, pause: float, prefix: str = "edgex"
+) -> int:
     async def said(what: str) -> Any:
         async def hook(device: dict[str, Any]) -> None:
             print(f"  {what} {device['name']}", flush=True)
@@ -141,6 +143,7 @@ async def walk(client: httpx.AsyncClient, bus: Bus, steps: int, pause: float) ->
             name,
             api_url=base,
             bus=bus,
+            prefix=prefix,
             http=client,
             on_serve=await said(f"{name}: serving"),
             on_release=await said(f"{name}: released"),
@@ -224,10 +227,11 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pause", type=float, default=0.5, help="seconds between steps")
     ap.add_argument("--url", help="a running edgemeta (default: start one in-process)")
     ap.add_argument("--bus-url", default="", help="with --url: edgemeta's bus (mqtt:// or nats://)")
+    ap.add_argument("--prefix", default="edgex", help="with --url: edgemeta's base topic prefix")
     args = ap.parse_args(argv)
     if args.url:
         async with edgemeta_remote(args.url, args.bus_url) as (client, bus):
-            return await walk(client, bus, args.steps, args.pause)
+            return await walk(client, bus, args.steps, args.pause, args.prefix)
     with tempfile.TemporaryDirectory(prefix="walking-wearable-") as tmp:
         async with edgemeta_in_process(f"{tmp}/edgemeta.db") as (client, bus):
             return await walk(client, bus, args.steps, args.pause)
