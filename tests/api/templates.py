@@ -99,6 +99,19 @@ def _profile(name: str) -> dict[str, Any]:
     }
 
 
+def _profile_keeping_seed(name: str) -> dict[str, Any]:
+    """:func:`_profile`, keeping the seeded resource the seeded devices' autoEvents name (the
+    change rules refuse to remove it)."""
+    body = _profile(name)
+    body["profile"]["deviceResources"].append(
+        {
+            "name": "Temperature",
+            "properties": {"valueType": "Float32", "readWrite": "R", "units": "C"},
+        }
+    )
+    return body
+
+
 def _watcher(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v3",
@@ -193,7 +206,7 @@ UPDATES = [
             },
         },
     ),
-    Template("PUT", "/deviceprofile", "DeviceProfileRequest", _profile(PROFILES[1])),
+    Template("PUT", "/deviceprofile", "DeviceProfileRequest", _profile_keeping_seed(PROFILES[1])),
     Template(
         "PATCH",
         "/deviceprofile/basicinfo",

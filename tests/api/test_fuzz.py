@@ -650,7 +650,9 @@ def test_yaml_uploads_that_are_not_profiles(seeded_app: LiveApp, method: str) ->
         url = f"{BASE}/deviceprofile/uploadfile"
         response = seeded_app.request(method, url, files={"file": ("p.yaml", content)})
         ex = checked(Exchange(method, url, response))
-        assert response.status_code in (400, 404), ex.describe()
+        # 409: short text can spell a valid empty profile ("name: .") that another fuzz test
+        # of this shared app already added; a duplicate is refused and changes nothing too.
+        assert response.status_code in (400, 404, 409), ex.describe()
         assert seeded_app.snapshot() == before, ex.describe()
 
     run()

@@ -23,6 +23,7 @@ from edgemeta.domain.patches import DevicePatch, apply_device_patch, same_conten
 from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page, Tx
 from edgemeta.usecases import moves
+from edgemeta.usecases.associations import ensure_device_without_data, ensure_profile_without_data
 from edgemeta.usecases.common import AcceptAll, Deps, new_id, not_found, now_ms
 
 
@@ -163,6 +164,7 @@ async def _replace_device(deps: Deps, existing: Device, device: Device, cid: str
             raise Conflict(f"device '{device.name}' was deleted concurrently")
         await moves.ensure_not_moving(tx, device.name)
         await _check_references(tx, device)
+        await check_profile_change(tx, before, device)
         after = replace(
             device,
             id=before.id,
@@ -208,7 +210,19 @@ async def _patched(tx: Tx, before: Device, patch: DevicePatch) -> Device:
             # EdgeX 4.0.2: a new profile silently drops the autoEvents it cannot serve.
             after = drop_invalid_auto_events(after, profile)
         validate_against_profile(after, profile)
+    await check_profile_change(tx, before, after)
     return after
+
+
+async def check_profile_change(tx: Tx, before: Device, after: Device) -> None:
+    """A device's profile may change only while core-data associates no event or reading
+    with its current profile (the profile change rules)."""
+    if before.profile_name and after.profile_name != before.profile_name:
+        await ensure_profile_without_data(
+            tx,
+            before.profile_name,
+            f"cannot be replaced as the profile of device '{before.name}'",
+        )
 
 
 async def patch_device(
@@ -303,13 +317,14 @@ async def list_descendants(
 
 
 async def delete_device(deps: Deps, name: str, correlation_id: str) -> None:
-    """Delete a device that has no children (409 otherwise)."""
+    """Delete a device that has no children and no events or readings (409 otherwise)."""
     async with deps.store.write() as tx:
         found = await tx.devices.get(name, for_update=True)
         if found is None:
             raise not_found("device", name)
         if await tx.devices.has_children(name):
             raise Conflict(f"device '{name}' cannot be deleted: it has child devices")
+        await ensure_device_without_data(tx, name, "cannot be deleted")
         await moves.ensure_not_moving(tx, name)
         await tx.devices.delete(name)
         await tx.moves.drop_initial(name)

@@ -36,6 +36,7 @@ from edgemeta.domain.moves import (
 )
 from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page, ReleaseWatch, Tx
+from edgemeta.usecases.associations import ensure_profile_without_data
 from edgemeta.usecases.common import Deps, new_id, not_found, now_ms
 
 log = logging.getLogger("edgemeta.moves")
@@ -208,6 +209,14 @@ async def _commit_a(deps: Deps, move: Move, cid: str) -> Move:
             modified=now,
             revision=current.revision + 1,
         )
+        if current.profile_name and after.profile_name != current.profile_name:
+            # A reset to the initial configuration may bring another profile: the change
+            # rules decide, as for a PATCH.
+            await ensure_profile_without_data(
+                tx,
+                current.profile_name,
+                f"cannot be replaced as the profile of device '{current.name}'",
+            )
         await tx.devices.update(after)
         move = move.step("commit", now, "new owner stored").to(MoveState.RELEASING, now)
         move = await _save(tx, move)

@@ -1,5 +1,9 @@
 """Device profile operations: whole profiles, general properties, tags, resources, commands.
 
+Every change is judged by its diff against the stored profile under the change rules of
+:mod:`edgemeta.domain.profile_rules` (what core-data associates with the profile decides the
+situational ones), whichever endpoint made it.
+
 Every change that alters a stored profile announces it with the update fan-out (one event with
 owner ``core-metadata``, one per device service owning a device of the profile), as EdgeX does
 for PUT, basic-info, tags, resource and command changes.
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from edgemeta.domain import events
+from edgemeta.domain import events, profile_rules
 from edgemeta.domain.errors import Conflict, ContractInvalid, Locked, NotFound
 from edgemeta.domain.patches import (
     CommandPatch,
@@ -23,6 +27,7 @@ from edgemeta.domain.patches import (
 from edgemeta.domain.profiles import validate_profile
 from edgemeta.domain.records import DeviceCommand, DeviceProfile, DeviceResource
 from edgemeta.ports import ListQuery, Page, Tx
+from edgemeta.usecases.associations import ensure_profile_without_data, usage
 from edgemeta.usecases.common import Deps, Policy, new_id, not_found, now_ms
 
 STRICT_CHANGES = "profile change is not allowed when StrictDeviceProfileChanges is enabled"
@@ -68,9 +73,13 @@ async def _load(tx: Tx, name: str) -> DeviceProfile:
 async def _store_change(
     tx: Tx, before: DeviceProfile, after: DeviceProfile, correlation_id: str
 ) -> None:
-    """Validate and write a changed profile with its update fan-out; no change, no event."""
+    """Judge, validate and write a changed profile with its update fan-out; no change, no
+    event. The profile row is locked (``_load``), so core-data cannot add data it would
+    not see."""
     if same_content(before, after):
         return
+    change = profile_rules.diff(before, after)
+    profile_rules.judge(before, after, change, await usage(tx, before, change))
     validate_profile(after)
     after = replace(after, modified=now_ms(), revision=before.revision + 1)
     await tx.profiles.update(after)
@@ -85,6 +94,7 @@ async def update_profile(deps: Deps, profile: DeviceProfile, correlation_id: str
     _check_units(deps.policy, profile.device_resources)
     async with deps.store.write() as tx:
         before = await _load(tx, profile.name)
+        profile_rules.check_identity(before, profile.id)
         after = replace(
             profile,
             id=before.id,
@@ -140,11 +150,13 @@ async def patch_tags(
 
 
 async def delete_profile(deps: Deps, name: str, correlation_id: str) -> None:
-    """Delete a profile nothing references (409), unless StrictDeviceProfileDeletes (423)."""
+    """Delete a profile nothing references: no device, provision watcher, event or reading
+    (409); never under StrictDeviceProfileDeletes (423)."""
     if deps.policy.strict_profile_deletes:
         raise Locked(STRICT_DELETES)
     async with deps.store.write() as tx:
         found = await _load(tx, name)
+        await ensure_profile_without_data(tx, name, "cannot be deleted")
         if (await tx.devices.count_by_profiles([name])).get(name):
             raise Conflict(
                 f"device profile '{name}' cannot be deleted: devices are associated with it"
@@ -238,15 +250,11 @@ async def patch_resource(
 async def delete_resource(
     deps: Deps, profile_name: str, resource_name: str, correlation_id: str
 ) -> None:
-    """Remove a resource: 423 under strict changes, 409 while devices use the profile."""
+    """Remove a resource: 423 under strict changes; 409 while it has events or readings or
+    a device's autoEvent or a command names it (the rules, not EdgeX's "any device")."""
     check_strict_changes(deps)
     async with deps.store.write() as tx:
         before = await _load(tx, profile_name)
-        if (await tx.devices.count_by_profiles([profile_name])).get(profile_name):
-            raise Conflict(
-                f"device resource '{resource_name}' cannot be deleted: devices are associated "
-                f"with profile '{profile_name}'"
-            )
         if before.resource(resource_name) is None:
             raise NotFound(
                 f"device resource '{resource_name}' not found in profile '{profile_name}'"
@@ -293,15 +301,11 @@ async def patch_command(
 async def delete_command(
     deps: Deps, profile_name: str, command_name: str, correlation_id: str
 ) -> None:
-    """Remove a command: 423 under strict changes, 409 while devices use the profile."""
+    """Remove a command: 423 under strict changes; 409 while it has events or a device's
+    autoEvent names it."""
     check_strict_changes(deps)
     async with deps.store.write() as tx:
         before = await _load(tx, profile_name)
-        if (await tx.devices.count_by_profiles([profile_name])).get(profile_name):
-            raise Conflict(
-                f"device command '{command_name}' cannot be deleted: devices are associated "
-                f"with profile '{profile_name}'"
-            )
         if before.command(command_name) is None:
             raise NotFound(f"device command '{command_name}' not found in profile '{profile_name}'")
         after = replace(

@@ -1,0 +1,180 @@
+"""The device profile change rules (EdgeX ADR 0021, "Rules on Changes to a Device Profile").
+
+A change to a stored profile is judged by its **diff** against what is stored, whichever
+endpoint made it (whole-profile PUT in JSON or YAML, basic-info PATCH, resource or command
+POST/PATCH/DELETE):
+
+=========================================  ==========  =========================================
+field                                      rule        blocked while
+=========================================  ==========  =========================================
+id, name                                   Never       always
+manufacturer, description, model, labels   Anytime     never
+resource description/isHidden/tags/attrs   Anytime     never
+command isHidden/readWrite/tags            Anytime     never
+resources and commands added               Anytime     never
+resource removed (or renamed)              Situational it has events or readings; a device's
+                                                       autoEvent or a command names it
+resource properties changed                Situational it has events or readings
+command removed (or renamed)               Situational it has events or readings; a device's
+                                                       autoEvent names it
+command resourceOperations changed         Situational it has events or readings
+=========================================  ==========  =========================================
+
+A rename is a removal and an addition (a name is the key of a resource or command). The
+functions here are pure: the use case gathers the :class:`Usage` from the store and asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from edgemeta.domain.errors import Conflict
+from edgemeta.domain.records import DeviceProfile
+
+ANYTIME = "Anytime"
+SITUATIONAL = "Situational"
+NEVER = "Never"
+
+
+@dataclass(frozen=True, slots=True)
+class DataUse:
+    """How much core-data holds for one resource or command, and one device it came from."""
+
+    count: int
+    device: str
+
+    def describe(self, what: str) -> str:
+        """E.g. ``'has 12 readings (from device 'd1')'``."""
+        return f"it has {self.count} {what} (from device '{self.device}')"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What holds a profile's resources and commands.
+
+    ``resource_data``: readings per resource name (and events whose source is the resource);
+    ``command_data``: events per command name; ``auto_events``: for each source name, one
+    device whose autoEvents name it.
+    """
+
+    resource_data: Mapping[str, DataUse] = field(default_factory=dict)
+    command_data: Mapping[str, DataUse] = field(default_factory=dict)
+    auto_events: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    """What a change removes or alters in the parts of a profile the rules care about."""
+
+    removed_resources: tuple[str, ...]
+    changed_properties: tuple[str, ...]
+    removed_commands: tuple[str, ...]
+    changed_operations: tuple[str, ...]
+
+    @property
+    def situational(self) -> bool:
+        """Whether anything changed that is only allowed while not associated."""
+        return bool(
+            self.removed_resources
+            or self.changed_properties
+            or self.removed_commands
+            or self.changed_operations
+        )
+
+    def names(self) -> tuple[str, ...]:
+        """Every resource or command name the situational changes touch."""
+        return (
+            *self.removed_resources,
+            *self.changed_properties,
+            *self.removed_commands,
+            *self.changed_operations,
+        )
+
+
+def diff(before: DeviceProfile, after: DeviceProfile) -> Diff:
+    """The situational parts of the change from ``before`` to ``after``."""
+    new_resources = {r.name: r for r in after.device_resources}
+    new_commands = {c.name: c for c in after.device_commands}
+    removed_r: list[str] = []
+    changed_p: list[str] = []
+    for r in before.device_resources:
+        n = new_resources.get(r.name)
+        if n is None:
+            removed_r.append(r.name)
+        elif n.properties != r.properties:
+            changed_p.append(r.name)
+    removed_c: list[str] = []
+    changed_o: list[str] = []
+    for c in before.device_commands:
+        m = new_commands.get(c.name)
+        if m is None:
+            removed_c.append(c.name)
+        elif m.resource_operations != c.resource_operations:
+            changed_o.append(c.name)
+    return Diff(tuple(removed_r), tuple(changed_p), tuple(removed_c), tuple(changed_o))
+
+
+def check_identity(before: DeviceProfile, given_id: str) -> None:
+    """Never: a profile's id cannot change (its name is the key it is found by)."""
+    if given_id and given_id != before.id:
+        raise Conflict(
+            f"device profile '{before.name}': id cannot change (rule {NEVER}); stored id is "
+            f"'{before.id}', the request has '{given_id}'"
+        )
+
+
+def judge(before: DeviceProfile, after: DeviceProfile, change: Diff, usage: Usage) -> None:
+    """Conflict (409) naming the field, the rule and what blocks it, if the change is not
+    allowed; returns if it is."""
+    p = before.name
+    for name in change.removed_resources:
+        use = usage.resource_data.get(name)
+        if use is not None:
+            raise Conflict(
+                f"device profile '{p}': device resource '{name}' cannot be removed or renamed "
+                f"(rule {SITUATIONAL}: only while not associated with events or readings); "
+                f"{use.describe('readings')}"
+            )
+        device = usage.auto_events.get(name)
+        if device is not None:
+            raise Conflict(
+                f"device profile '{p}': device resource '{name}' cannot be removed or renamed: "
+                f"device '{device}' names it in its autoEvents"
+            )
+        for c in after.device_commands:
+            if any(op.device_resource == name for op in c.resource_operations):
+                raise Conflict(
+                    f"device profile '{p}': device resource '{name}' cannot be removed or "
+                    f"renamed: device command '{c.name}' names it in its resourceOperations"
+                )
+    for name in change.changed_properties:
+        use = usage.resource_data.get(name)
+        if use is not None:
+            raise Conflict(
+                f"device profile '{p}': deviceResources[{name}].properties cannot change "
+                f"(rule {SITUATIONAL}: only while not associated with events or readings); "
+                f"{use.describe('readings')}"
+            )
+    for name in change.removed_commands:
+        use = usage.command_data.get(name)
+        if use is not None:
+            raise Conflict(
+                f"device profile '{p}': device command '{name}' cannot be removed or renamed "
+                f"(rule {SITUATIONAL}: only while not associated with events or readings); "
+                f"{use.describe('events')}"
+            )
+        device = usage.auto_events.get(name)
+        if device is not None:
+            raise Conflict(
+                f"device profile '{p}': device command '{name}' cannot be removed or renamed: "
+                f"device '{device}' names it in its autoEvents"
+            )
+    for name in change.changed_operations:
+        use = usage.command_data.get(name)
+        if use is not None:
+            raise Conflict(
+                f"device profile '{p}': deviceCommands[{name}].resourceOperations cannot "
+                f"change (rule {SITUATIONAL}: only while not associated with events or "
+                f"readings); {use.describe('events')}"
+            )
