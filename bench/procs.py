@@ -167,7 +167,11 @@ def edgemeta_server(
         "--log-level",
         log_level,
     ]
-    return Server("edgemeta", argv, port, "/api/v3/ping", log)
+    # core-data on a port of its own, so that servers can run side by side (older revisions
+    # in an A/B run ignore the variable).
+    return Server(
+        "edgemeta", argv, port, "/api/v3/ping", log, env={"EDGEMETA_DATA_PORT": str(free_port())}
+    )
 
 
 # -- databases ------------------------------------------------------------------------------

@@ -195,7 +195,12 @@ def run_backend(backend: str, seconds: int, connections: int, n: int) -> dict[st
     port = free_port()
     schema = f"bench_reg_{os.getpid()}"
     url = f"sqlite:///{work / 'reg.db'}" if backend == "sqlite" else f"{PG}?schema={schema}"
-    env = {**os.environ, "EDGEMETA_DEVICE_VALIDATION": "never", "EDGEMETA_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "EDGEMETA_DEVICE_VALIDATION": "never",
+        "EDGEMETA_LOG_LEVEL": "WARNING",
+        "EDGEMETA_DATA_PORT": str(free_port()),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgemeta", "serve", "--port", str(port), "--database-url", url],
         env=env,

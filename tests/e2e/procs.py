@@ -71,6 +71,8 @@ def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Serv
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEMETA_")}
     full_env.update(env or {})
     full_env.setdefault("EDGEMETA_DATA_DIR", str(tmp_path / "data"))
+    # core-data listens too: on a port of its own, so that processes can run side by side.
+    full_env.setdefault("EDGEMETA_DATA_PORT", str(free_port()))
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "edgemeta", "serve", "--port", str(port), *args],
