@@ -32,6 +32,7 @@ import pstats
 import sqlite3
 import sys
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ import httpx
 
 from bench.movekit import PG, add_devices, edgemeta, reassign
 from edgemeta import __version__
+from edgemeta.ports import Bus
 from edgemeta.sdk import DeviceServiceParticipant
 
 
@@ -88,12 +90,24 @@ async def mover(
 
 
 async def run_backend(backend: str, args: argparse.Namespace) -> Result:
-    result = Result(backend)
-    async with edgemeta(backend) as (service, client):
+    result = Result(backend if args.bus_url.startswith("memory") else f"{backend}, mqtt")
+    prefix = f"bench-moves-{uuid.uuid4().hex[:8]}"
+    async with edgemeta(backend, args.bus_url, bus_prefix=prefix) as (service, client):
         services = [f"ds-{i}" for i in range(args.services)]
+        buses: list[Bus] = []
+        for name in services:
+            if args.bus_url.startswith("memory"):
+                buses.append(service.bus)
+            else:  # each device service has its own connection to the broker
+                from edgemeta.bus.mqtt import MqttBus
+
+                buses.append(MqttBus(args.bus_url, client_id_prefix=f"bench-{name}"))
+                await buses[-1].start()
         participants = [
-            DeviceServiceParticipant(name, api_url="http://edgemeta", bus=service.bus, http=client)
-            for name in services
+            DeviceServiceParticipant(
+                name, api_url="http://edgemeta", bus=bus, prefix=prefix, http=client
+            )
+            for name, bus in zip(services, buses, strict=True)
         ]
         for p in participants:
             await p.start()
@@ -126,6 +140,9 @@ async def run_backend(backend: str, args: argparse.Namespace) -> Result:
             result.failures[f"served wrongly at the end: {len(wrong)} devices"] += 1
         for p in participants:
             await p.stop()
+        for bus in buses:
+            if bus is not service.bus:
+                await bus.close()
     return result
 
 
@@ -190,7 +207,8 @@ async def main_async(args: argparse.Namespace) -> int:
     print(
         f"Command: python -m bench.moves --backends {args.backends} --seconds {args.seconds:g} "
         f"--warmup {args.warmup:g} --devices {args.devices} --services {args.services} "
-        f"--concurrency {args.concurrency}{' --profile' if args.profile else ''}"
+        f"--concurrency {args.concurrency} --bus-url {args.bus_url}"
+        f"{' --profile' if args.profile else ''}"
     )
     print()
     print(table(results, args))
@@ -205,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--devices", type=int, default=400)
     ap.add_argument("--services", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=8, help="reassign requests in flight")
+    ap.add_argument("--bus-url", default="memory://", help="memory:// or mqtt://host:port")
     ap.add_argument("--profile", action="store_true", help="cProfile the measured run")
     return asyncio.run(main_async(ap.parse_args(argv)))
 

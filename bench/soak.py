@@ -276,7 +276,7 @@ async def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         tasks = [asyncio.create_task(soak.mover()) for _ in range(args.movers)]
-        tasks += [
+        background = [
             asyncio.create_task(soak.chaos_monkey(proxy)),
             asyncio.create_task(soak.sampler()),
         ]
@@ -292,7 +292,9 @@ async def run(args: argparse.Namespace) -> int:
                     flush=True,
                 )
         soak.running = False
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in background:  # the chaos may be asleep for long: do not wait for it
+            task.cancel()
+        await asyncio.gather(*tasks, *background, return_exceptions=True)
         elapsed = time.monotonic() - t0
         if proxy is not None and proxy._server is None:
             await proxy.start()
