@@ -39,14 +39,21 @@ NEVER = "Never"
 
 @dataclass(frozen=True, slots=True)
 class DataUse:
-    """How much core-data holds for one resource or command, and one device it came from."""
+    """How much core-data holds for one resource or command (events read from it, readings
+    of it), and one device it came from."""
 
-    count: int
+    events: int
+    readings: int
     device: str
 
-    def describe(self, what: str) -> str:
-        """E.g. ``'has 12 readings (from device 'd1')'``."""
-        return f"it has {self.count} {what} (from device '{self.device}')"
+    def describe(self) -> str:
+        """E.g. ``"it has 3 events and 12 readings (from device 'd1')"``."""
+        parts = []
+        if self.events:
+            parts.append(f"{self.events} events")
+        if self.readings:
+            parts.append(f"{self.readings} readings")
+        return f"it has {' and '.join(parts)} (from device '{self.device}')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +141,7 @@ def judge(before: DeviceProfile, after: DeviceProfile, change: Diff, usage: Usag
             raise Conflict(
                 f"device profile '{p}': device resource '{name}' cannot be removed or renamed "
                 f"(rule {SITUATIONAL}: only while not associated with events or readings); "
-                f"{use.describe('readings')}"
+                f"{use.describe()}"
             )
         device = usage.auto_events.get(name)
         if device is not None:
@@ -154,7 +161,7 @@ def judge(before: DeviceProfile, after: DeviceProfile, change: Diff, usage: Usag
             raise Conflict(
                 f"device profile '{p}': deviceResources[{name}].properties cannot change "
                 f"(rule {SITUATIONAL}: only while not associated with events or readings); "
-                f"{use.describe('readings')}"
+                f"{use.describe()}"
             )
     for name in change.removed_commands:
         use = usage.command_data.get(name)
@@ -162,7 +169,7 @@ def judge(before: DeviceProfile, after: DeviceProfile, change: Diff, usage: Usag
             raise Conflict(
                 f"device profile '{p}': device command '{name}' cannot be removed or renamed "
                 f"(rule {SITUATIONAL}: only while not associated with events or readings); "
-                f"{use.describe('events')}"
+                f"{use.describe()}"
             )
         device = usage.auto_events.get(name)
         if device is not None:
@@ -176,5 +183,5 @@ def judge(before: DeviceProfile, after: DeviceProfile, change: Diff, usage: Usag
             raise Conflict(
                 f"device profile '{p}': deviceCommands[{name}].resourceOperations cannot "
                 f"change (rule {SITUATIONAL}: only while not associated with events or "
-                f"readings); {use.describe('events')}"
+                f"readings); {use.describe()}"
             )

@@ -32,10 +32,9 @@ async def usage(tx: Tx, profile: DeviceProfile, change: Diff) -> Usage:
             target = resources
         else:
             target = commands
-        held = target.get(r.name)
-        target[r.name] = DataUse(
-            (held.count if held else 0) + r.count, held.device if held else r.device_name
-        )
+        held = target.get(r.name) or DataUse(0, 0, r.device_name)
+        events, readings = (r.count, 0) if r.kind == "source" else (0, r.count)
+        target[r.name] = DataUse(held.events + events, held.readings + readings, held.device)
     removed = (*change.removed_resources, *change.removed_commands)
     return Usage(resources, commands, await tx.data.auto_event_users(profile.name, removed))
 
