@@ -63,3 +63,60 @@ async def test_new_owner_restarted_while_the_move_waits_does_not_serve(world: Wo
     await told_ds2.close()
     await ds1.start()
     await world.settle("badge", ["ds1"])
+
+
+@pytest.mark.mqtt
+async def test_service_that_missed_its_event_in_an_outage_reconciles_on_reconnect(
+    tmp_path: Any,
+) -> None:
+    from edgemeta.bus.mqtt import MqttBus
+    from edgemeta.sdk import DeviceServiceParticipant
+    from tests import servers
+    from tests.tcpproxy import TcpProxy
+
+    servers.require(servers.MQTT_URL, "Mosquitto")
+    prefix = servers.unique("mv")
+    host, port = servers.MQTT_URL.removeprefix("mqtt://").split(":")
+    service, _ = await make_service(
+        "sqlite", tmp_path, bus_url=servers.MQTT_URL, bus_prefix=prefix, move_ack_timeout=2.0
+    )
+    await service.start()
+    proxy = TcpProxy(host, int(port))
+    await proxy.start()
+    buses = [MqttBus(servers.MQTT_URL), MqttBus(f"mqtt://127.0.0.1:{proxy.port}")]
+    for bus in buses:
+        await bus.start()
+    transport = httpx.ASGITransport(app=service.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://edgemeta") as client:
+        api = Api(client, service)
+        await api.add_profile("wearable")
+        url = "http://edgemeta"
+        ds1, ds2 = (
+            DeviceServiceParticipant(n, api_url=url, bus=b, prefix=prefix, http=client)
+            for n, b in zip(("ds1", "ds2"), buses, strict=True)
+        )
+        await ds1.start()
+        await ds2.start()
+        await api.add_device("badge", service="ds1", profile="wearable")
+        async with asyncio.timeout(5):
+            while "badge" not in ds1.serving:
+                await asyncio.sleep(0.01)
+        await proxy.stop()  # ds2 loses the broker; its events are not kept (clean session)
+        r = await api.patch(
+            "/device",
+            [{"apiVersion": "v3", "device": {"name": "badge", "serviceName": "ds2"}}],
+            bypassValidation="true",  # ds2 cannot answer a validation request now
+        )
+        assert r.json()[0]["statusCode"] == 200, r.text
+        assert "badge" not in ds1.serving and "badge" not in ds2.serving
+        await proxy.start()  # ds2 reconnects, and reconciles
+        async with asyncio.timeout(10):
+            while "badge" not in ds2.serving:
+                await asyncio.sleep(0.02)
+        assert "badge" not in ds1.serving
+        await ds1.stop()
+        await ds2.stop()
+    for bus in buses:
+        await bus.close()
+    await proxy.stop()
+    await service.stop()

@@ -109,6 +109,8 @@ class DeviceServiceParticipant:
             self._subs.append(sub)
             self._tasks.append(asyncio.create_task(self._pump(sub, handler)))
         await self.reconcile()
+        if isinstance(getattr(self.bus, "reconnects", None), int):
+            self._tasks.append(asyncio.create_task(self._reconcile_on_reconnect()))
 
     async def stop(self) -> None:
         """Stop listening (what it serves is left as it is: a stop is not a release)."""
@@ -217,6 +219,21 @@ class DeviceServiceParticipant:
         for start in range(0, len(recent), 16):
             await asyncio.gather(*(check(n) for n in recent[start : start + 16]))
         return found
+
+    async def _reconcile_on_reconnect(self, every: float = 0.5) -> None:
+        """Reconcile again after the bus reconnected (MQTT and NATS count reconnects): events
+        published while the connection was down were not kept for this service."""
+        seen: int = getattr(self.bus, "reconnects", 0)
+        while True:
+            await asyncio.sleep(every)
+            now: int = getattr(self.bus, "reconnects", 0)
+            if now == seen:
+                continue
+            try:
+                await self.reconcile()
+                seen = now
+            except (httpx.HTTPError, EdgeMetaError) as exc:
+                log.warning("%s: reconcile after a reconnect failed (%s); retrying", self.name, exc)
 
     # -- handlers --------------------------------------------------------------------------
 
