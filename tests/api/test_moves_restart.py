@@ -120,3 +120,28 @@ async def test_service_that_missed_its_event_in_an_outage_reconciles_on_reconnec
         await bus.close()
     await proxy.stop()
     await service.stop()
+
+
+async def test_a_move_that_cannot_watch_for_the_release_fails_and_frees_the_device(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgemeta.domain.errors import ServiceUnavailable
+
+    await world.participant("ds1")
+    await world.participant("ds2")
+    await world.api.add_device("badge", service="ds1", profile="wearable")
+    await world.settle("badge", ["ds1"])
+
+    async def broker_down(service: str, move_id: str) -> Any:
+        raise ServiceUnavailable("mqtt broker is not connected")
+
+    releases = world.api.service.deps.releases
+    real = releases.watch
+    monkeypatch.setattr(releases, "watch", broker_down)
+    result = await world.reassign("badge", "ds2")
+    assert result["statusCode"] == 503 and result["move"]["state"] == "failed", result
+    assert await world.owner("badge") == "ds1"
+    monkeypatch.setattr(releases, "watch", real)
+    # Nothing is left unfinished: the device can be moved at once.
+    assert (await world.reassign("badge", "ds2"))["statusCode"] == 200
+    await world.settle("badge", ["ds2"])

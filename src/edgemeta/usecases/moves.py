@@ -175,7 +175,10 @@ async def move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move
         except EdgeMetaError as exc:
             raise await _fail(deps, move, exc) from None
     move = move.step("accept", now_ms(), "bypassed" if req.bypass_validation else "accepted")
-    watch = await deps.releases.watch(move.from_service, move.id) if acks else None
+    try:
+        watch = await deps.releases.watch(move.from_service, move.id) if acks else None
+    except EdgeMetaError as exc:  # e.g. the broker is down: end the move, or it blocks the device
+        raise await _fail(deps, move, exc) from None
     try:
         try:
             move = await _commit_a(deps, move, correlation_id)
