@@ -78,6 +78,7 @@ class Soak:
     samples: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    messages: Counter[str] = field(default_factory=Counter)  # conflicts and other answers
     running: bool = True
     explain: list[asyncio.Task[str]] = field(default_factory=list)
     restarts: list[asyncio.Task[None]] = field(default_factory=list)
@@ -137,9 +138,10 @@ class Soak:
                 self.outcomes["noop"] += 1  # the random target was the owner already
             elif code == 409:
                 self.outcomes["conflict"] += 1
+                self.messages[f"409 {item.get('message', '')[:90]}"] += 1
             else:
-                # e.g. already owned by the target (nothing to move)
                 self.outcomes[f"{code}"] += 1
+                self.messages[f"{code} {state}: {item.get('message', '')[:90]}"] += 1
 
     async def chaos_monkey(self, proxy: object | None) -> None:
         while self.running:
@@ -338,6 +340,8 @@ async def run(args: argparse.Namespace) -> int:
         f"  chaos: services killed {soak.chaos['killed']}, restarted {soak.chaos['started']}, "
         f"broker outages {soak.chaos['broker outages']}; errors {dict(soak.errors)}"
     )
+    for message, n in soak.messages.most_common(5):
+        print(f"    {n} x {message}")
     print(f"  samples: {soak.samples} (the last one after the load stopped)")
     print(
         f"  devices ever seen with zero owners: store {len(soak.store_zero)}, "
