@@ -330,7 +330,8 @@ async def run(args: argparse.Namespace) -> int:
     print(f"soak done in {time.monotonic() - t_start:.0f} s ({elapsed:.0f} s of load)")
     print(
         f"  moves done: {soak.outcomes['assigned']}; failed by policy (rolled back): "
-        f"{soak.outcomes['rolledBack']}; failed (validation): {soak.outcomes['failed']}; "
+        f"{soak.outcomes['rolledBack']}; failed before the device changed (refused, no "
+        f"answer, bus down): {soak.outcomes['failed']}; "
         f"conflicts: {soak.outcomes['conflict']}; already owned: {soak.outcomes['noop']}; "
         f"other: "
         f"{ {k: v for k, v in soak.outcomes.items() if k.isdigit()} }; "
