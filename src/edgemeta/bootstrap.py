@@ -229,6 +229,7 @@ async def build(settings: Settings) -> Service:
         notifier=notifier,
         bus_prefix=settings.bus_prefix,
         name_escape=settings.name_escape,
+        registration_wait=settings.registration_wait,
     )
     data_app = ingest = None
     if settings.core_data:

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     move_release_deadline: float = Field(0.5, ge=0, le=300)
     move_release_policy: Literal["rollback", "force"] = "rollback"
     implicit_moves: bool = False
+    registration_wait: float = Field(10.0, ge=0, le=300)
     move_stale_after: float = Field(30.0, ge=0.1, le=86400)
 
     max_result_count: int = Field(1024, ge=1, le=1_000_000)

@@ -40,6 +40,7 @@ class ApiContext:
     notifier: Notifier = field(default_factory=Notifier)
     bus_prefix: str = "edgex"
     name_escape: bool = False
+    registration_wait: float = 10.0
 
 
 class ItemError(EdgeMetaError):

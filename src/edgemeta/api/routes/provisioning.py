@@ -3,7 +3,10 @@ device's initial and current state. edgemeta's own API, in EdgeX's envelope and 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,10 +20,35 @@ from edgemeta.api.errors import status_of
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import check_range, flag, list_query, name_param
 from edgemeta.api.responses import base, ok, respond
-from edgemeta.domain.errors import EdgeMetaError
+from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, NotFound
 from edgemeta.usecases import enrollments as enr
 from edgemeta.usecases import registration as reg
 from edgemeta.usecases.registration import Outcome
+
+log = logging.getLogger("edgemeta.api.provisioning")
+
+
+def _wait(raw: str | None, default: float) -> float:
+    """Seconds a registration may take before it answers 202 (``wait``, 0 to 300)."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ContractInvalid(
+            f"querystring wait must be a number of seconds, not {raw!r}"
+        ) from None
+    if not 0 <= value <= 300:
+        raise ContractInvalid(f"querystring wait {value} is out of min 0 ~ max 300 range")
+    return value
+
+
+def _finished(task: asyncio.Task[Outcome]) -> None:
+    _RUNNING.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        message = exc.message if isinstance(exc, EdgeMetaError) else repr(exc)
+        log.warning("a registration answered 202 ended in an error: %s", message)
 
 
 def _outcome(o: Outcome) -> dict[str, Any]:
@@ -30,6 +58,22 @@ def _outcome(o: Outcome) -> dict[str, Any]:
     if o.move is not None:
         out["move"] = docs.move_doc(o.move)
     return out
+
+
+def if_match(request: Request) -> int | None:
+    """The revision an ``If-Match`` header names (``3`` or ``"3"``), if any; 400 if it is not
+    one revision."""
+    raw = request.headers.get("if-match")
+    if raw is None:
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 2**63 - 1:
+        raise ContractInvalid(f'If-Match must name one revision (e.g. "3"), not {raw!r}')
+    return int(value)
+
+
+# Registrations still assigning when their answer was sent (202): kept so they finish.
+_RUNNING: set[asyncio.Task[Outcome]] = set()
 
 
 def routes(api: ApiContext) -> list[Route]:
@@ -47,15 +91,25 @@ def routes(api: ApiContext) -> list[Route]:
 
     @endpoint
     async def update(request: Request) -> Response:
+        header = if_match(request)
+
+        def check(item: wire_provisioning.UpdateEnrollmentRequest) -> None:
+            if header is not None and item.expected_revision not in (None, header):
+                raise ContractInvalid(
+                    f"If-Match {header} and expectedRevision {item.expected_revision} disagree"
+                )
+
         async def one(item: wire_provisioning.UpdateEnrollmentRequest) -> dict[str, Any]:
             change = enr.EnrollmentChange(
                 enrollment=convert.enrollment(item.enrollment),
-                expected_revision=item.expected_revision,
+                expected_revision=header if header is not None else item.expected_revision,
             )
             stored = await enr.update_enrollment(deps, change)
             return {"enrollment": pdocs.enrollment_doc(stored, keys=False)}
 
-        return await run_batch(request, api, wire_provisioning.UpdateEnrollmentRequest, one, 200)
+        return await run_batch(
+            request, api, wire_provisioning.UpdateEnrollmentRequest, one, 200, check=check
+        )
 
     @endpoint
     async def all_(request: Request) -> Response:
@@ -101,9 +155,30 @@ def routes(api: ApiContext) -> list[Route]:
     async def register(request: Request) -> Response:
         data = parse_json(await read_body(request, api.max_body_bytes))
         req = decode_one(data, wire_provisioning.RegistrationRequest)
-        outcome = await reg.register(
-            deps, req.registration.token, convert.report(req.registration), correlation_id(request)
+        wait = _wait(request.query_params.get("wait"), api.registration_wait)
+        report = convert.report(req.registration)
+        task = asyncio.create_task(
+            reg.register(deps, req.registration.token, report, correlation_id(request))
         )
+        done, _ = await asyncio.wait({task}, timeout=wait)
+        if not done:
+            # Still assigning (a move waits on device services): answer with the record to
+            # poll, and let the move finish on its own.
+            _RUNNING.add(task)
+            task.add_done_callback(_finished)
+            rid = report.registration_id
+            try:
+                doc = pdocs.registration_doc(await reg.get_registration(deps, rid))
+            except NotFound:  # nothing decided yet (e.g. a slow allocation webhook)
+                doc = {"registrationId": rid, "status": "unassigned"}
+            body = base(202, request_id=req.request_id or "")
+            body["registration"] = doc
+            body["operation"] = {
+                "status": "assigning",
+                "poll": f"/api/v3/registration/name/{quote(report.registration_id, safe='')}",
+            }
+            return respond(202, body)
+        outcome = task.result()
         body = base(200, request_id=req.request_id or "")
         body.update(_outcome(outcome))
         return respond(200, body)
