@@ -9,13 +9,17 @@ core-metadata gives for that request: status, envelope, and the fields the clien
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from edgemeta.bootstrap import build
 from edgemeta.settings import Settings
+from tests import servers
+from tests.conftest import _drop_schema
 
 # A copy of shared/fixtures/edgex-clients (recorded from unmodified upstream EdgeX clients).
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "edgex-clients"
@@ -26,8 +30,20 @@ def load(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-async def replay(tmp_path: Path, name: str) -> tuple[list[httpx.Response], Any]:
-    service = await build(Settings(database_url=f"sqlite:///{tmp_path / 'replay.db'}"))
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database on each backend (its own SQLite file or PostgreSQL schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'replay.db'}"
+        return
+    servers.require(servers.POSTGRES_URL, "PostgreSQL")
+    schema = servers.unique("replay")
+    yield f"{servers.POSTGRES_URL}?schema={schema}"
+    await _drop_schema(schema)
+
+
+async def replay(database_url: str, name: str) -> tuple[list[httpx.Response], Any]:
+    service = await build(Settings(database_url=database_url))
     transport = httpx.ASGITransport(app=service.app)
     answers = []
     async with httpx.AsyncClient(transport=transport, base_url="http://edgemeta") as client:
@@ -47,8 +63,8 @@ def status_and_items(r: httpx.Response) -> tuple[int, list[int]]:
     return r.status_code, items
 
 
-async def test_app_functions_sdk_python_clients(tmp_path: Path) -> None:
-    answers, service = await replay(tmp_path, "app-functions-sdk-python-clients.jsonl")
+async def test_app_functions_sdk_python_clients(database_url: str) -> None:
+    answers, service = await replay(database_url, "app-functions-sdk-python-clients.jsonl")
     expected = [
         (207, [201]),  # POST deviceservice (id "", created 0, labels null)
         (200, []),  # GET deviceservice by name
@@ -84,8 +100,8 @@ async def test_app_functions_sdk_python_clients(tmp_path: Path) -> None:
     await service.store.close()
 
 
-async def test_device_sdk_c_cold_start(tmp_path: Path) -> None:
-    answers, service = await replay(tmp_path, "device-sdk-c-cold-start.jsonl")
+async def test_device_sdk_c_cold_start(database_url: str) -> None:
+    answers, service = await replay(database_url, "device-sdk-c-cold-start.jsonl")
     expected = [
         (200, []),  # ping
         (404, []),  # its service is not registered yet
@@ -117,8 +133,8 @@ async def test_device_sdk_c_cold_start(tmp_path: Path) -> None:
     await service.store.close()
 
 
-async def test_edgex_ui_browse(tmp_path: Path) -> None:
-    answers, service = await replay(tmp_path, "edgex-ui-go-browse.jsonl")
+async def test_edgex_ui_browse(database_url: str) -> None:
+    answers, service = await replay(database_url, "edgex-ui-go-browse.jsonl")
     assert all(a.status_code == 200 for a in answers)
     lists = [a.json() for a in answers if "totalCount" in a.json()]
     assert lists and all(body["totalCount"] == 0 for body in lists)
