@@ -142,9 +142,11 @@ class EventIngest:
             try:
                 self._count(await ingest(self.store, batch))
                 return
-            except EdgeMetaError as exc:
-                # The database refused the batch (busy, gone): keep it and try again.
-                log.warning("storing %d events failed (%s); retrying", len(batch), exc.message)
+            except Exception as exc:
+                # The database refused the batch (busy, gone): keep it and try again; the
+                # messages stay unacknowledged meanwhile.
+                reason = exc.message if isinstance(exc, EdgeMetaError) else repr(exc)
+                log.warning("storing %d events failed (%s); retrying", len(batch), reason)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

@@ -85,6 +85,11 @@ async def ingest(
             except EdgeMetaError as exc:
                 refused += 1
                 log.warning("event refused from %s: %s", label, exc.message)
+            except Exception:
+                # Its savepoint is rolled back; one event the store chokes on must not hold
+                # up the stream behind it (a lost connection fails the commit below instead).
+                refused += 1
+                log.exception("storing an event from %s failed", label)
     return IngestResult(stored, duplicates, refused)
 
 
