@@ -100,6 +100,7 @@ def _page(key: str, page: Page[str], query: ListQuery, counted: bool, numeric: b
 def routes(ctx: DataContext) -> list[Route]:
     """The core-data routes (without the ``/api/v3`` base)."""
     store = ctx.store
+    writer = uc.GroupWriter(store)
 
     async def ping(request: Request) -> Response:
         return respond(
@@ -127,7 +128,7 @@ def routes(ctx: DataContext) -> list[Route]:
         if "cbor" in request.headers.get("content-type", ""):
             raise Unsupported("CBOR events are not supported yet; send JSON")
         raw, rid = parse_request(parse_json(await read_body(request, ctx.max_event_bytes)))
-        event_id = await uc.add_event(store, raw, address, rid)
+        event_id = await writer.add(raw, address, rid)
         body = base(201, request_id=rid)
         body["id"] = event_id
         return respond(201, body)
