@@ -70,6 +70,9 @@ class PrivateBroker:
             # A subscriber that is away or slow must not lose what is queued for it: the
             # default keeps 1000 messages per client and drops the rest.
             lines += ["max_queued_messages 0", "max_queued_bytes 0"]
+            # Without it each small packet may wait ~40 ms for the peer's delayed ACK (Nagle):
+            # a move's five QoS 1 hops in a row took 3-4x longer (see docs/moves.md).
+            lines.append("set_tcp_nodelay true")
             conf.write_text("\n".join(lines) + "\n")
             return ["mosquitto", "-c", str(conf)]
         store = self.workdir / "jetstream"

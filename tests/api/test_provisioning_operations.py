@@ -158,3 +158,19 @@ async def test_webhook_naming_a_non_candidate_falls_back(world: World) -> None:
         r = await register(world, "badge-5")
         assert r.status_code == 200, r.text
         assert r.json()["registration"]["assignedService"] == "ds1"
+
+
+async def test_device_service_registers_a_discovered_device_on_its_behalf(world: World) -> None:
+    """The participant that finds a device registers it; the enrolment sends it elsewhere."""
+    finder = await world.participant("ds1")
+    await world.participant("ds2")
+    await enroll(world, policy="static", services=[{"name": "ds2"}])
+    status, answer = await finder.register_device(
+        "badge-3", token("badge-3"), labels=["found"], protocols={"ble": {"MAC": "aa:03"}}
+    )
+    assert status == 200, answer
+    assert answer["registration"]["assignedService"] == "ds2"
+    assert answer["device"]["labels"] == ["badge", "found"]
+    await world.settle("badge-3", ["ds2"])
+    status, answer = await finder.register_device("badge-4", "SharedAccessSignature sr=x")
+    assert status == 401 and answer["message"] == "registration refused"

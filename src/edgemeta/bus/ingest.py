@@ -12,9 +12,10 @@ every message whose batch had not committed when edgemeta was killed, and keeps 
 published while edgemeta is down or busy. The broker bounds what it keeps for a session:
 Mosquitto's default ``max_queued_messages 1000`` drops the excess, also while edgemeta is up
 but slower than a burst of publishers (measured: 41-69 % of a burst lost), so a deployment
-sets ``max_queued_messages 0`` (or a bound it can afford). A redelivered event has an id already stored and is skipped, so
-every event is stored once. On another bus (in-process, NATS core) ingest subscribes through
-the bus and what a crash interrupts is lost with the process, as on EdgeX.
+sets ``max_queued_messages 0`` (or a bound it can afford). A redelivered event has an id
+already stored and is skipped, so every event is stored once. On another bus (in-process,
+NATS core) ingest subscribes through the bus and what a crash interrupts is lost with the
+process, as on EdgeX.
 """
 
 from __future__ import annotations

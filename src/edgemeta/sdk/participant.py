@@ -12,7 +12,9 @@ drivers. It
 - confirms a release (``<prefix>/response/<service>/<moveId>``) once it has stopped serving a
   device that moved away, so the move engine can tell the new owner;
 - reconciles at start: it serves exactly the devices the store says it owns, so a service that
-  was down during a move converges.
+  was down during a move converges;
+- registers the devices it discovers on their behalf (``register_device``), so an enrolment
+  decides which service serves them.
 
 It depends on edgemeta's wire format only (HTTP API, bus topics and envelopes).
 """
@@ -157,6 +159,24 @@ class DeviceServiceParticipant:
                 ],
             )
             r.raise_for_status()
+
+    async def register_device(
+        self, registration_id: str, token: str, *, wait: float | None = None, **report: Any
+    ) -> tuple[int, dict[str, Any]]:
+        """Register a device this service discovered, on its behalf (as a provision watcher
+        match does in EdgeX): the enrolment decides where it goes, which may be another
+        service. ``report`` carries what the device reports (``site``, ``latencies``,
+        ``labels``, ``protocols``). Returns the HTTP status and the answer: 200 assigned, 202
+        still assigning (poll ``operation.poll``), or the error."""
+        body = {"registrationId": registration_id, "token": token, **report}
+        params = {"wait": f"{wait:g}"} if wait is not None else None
+        r = await self.http.post(
+            f"{self.api}/registration",
+            params=params,
+            json={"apiVersion": "v3", "registration": body},
+        )
+        answer: dict[str, Any] = r.json()
+        return r.status_code, answer
 
     async def reconcile(self) -> None:
         """Serve exactly the devices the store says this service owns.
