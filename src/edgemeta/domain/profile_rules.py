@@ -131,57 +131,56 @@ def check_identity(before: DeviceProfile, given_id: str) -> None:
         )
 
 
+def _check(
+    profile: str,
+    subject: str,
+    use: DataUse | None,
+    referrer: str | None = None,
+) -> None:
+    """Conflict when data (``use``) or a configuration ``referrer`` holds ``subject``."""
+    if use is not None:
+        raise Conflict(
+            f"device profile '{profile}': {subject} (rule {SITUATIONAL}: only while not "
+            f"associated with events or readings); {use.describe()}"
+        )
+    if referrer is not None:
+        raise Conflict(f"device profile '{profile}': {subject}: {referrer}")
+
+
 def judge(before: DeviceProfile, after: DeviceProfile, change: Diff, usage: Usage) -> None:
     """Conflict (409) naming the field, the rule and what blocks it, if the change is not
     allowed; returns if it is."""
     p = before.name
+    auto = usage.auto_events
     for name in change.removed_resources:
-        use = usage.resource_data.get(name)
-        if use is not None:
-            raise Conflict(
-                f"device profile '{p}': device resource '{name}' cannot be removed or renamed "
-                f"(rule {SITUATIONAL}: only while not associated with events or readings); "
-                f"{use.describe()}"
-            )
-        device = usage.auto_events.get(name)
-        if device is not None:
-            raise Conflict(
-                f"device profile '{p}': device resource '{name}' cannot be removed or renamed: "
-                f"device '{device}' names it in its autoEvents"
-            )
+        subject = f"device resource '{name}' cannot be removed or renamed"
+        device = auto.get(name)
+        _check(p, subject, usage.resource_data.get(name))
+        _check(
+            p, subject, None, f"device '{device}' names it in its autoEvents" if device else None
+        )
         for c in after.device_commands:
             if any(op.device_resource == name for op in c.resource_operations):
-                raise Conflict(
-                    f"device profile '{p}': device resource '{name}' cannot be removed or "
-                    f"renamed: device command '{c.name}' names it in its resourceOperations"
+                _check(
+                    p,
+                    subject,
+                    None,
+                    f"device command '{c.name}' names it in its resourceOperations",
                 )
     for name in change.changed_properties:
-        use = usage.resource_data.get(name)
-        if use is not None:
-            raise Conflict(
-                f"device profile '{p}': deviceResources[{name}].properties cannot change "
-                f"(rule {SITUATIONAL}: only while not associated with events or readings); "
-                f"{use.describe()}"
-            )
+        _check(
+            p, f"deviceResources[{name}].properties cannot change", usage.resource_data.get(name)
+        )
     for name in change.removed_commands:
-        use = usage.command_data.get(name)
-        if use is not None:
-            raise Conflict(
-                f"device profile '{p}': device command '{name}' cannot be removed or renamed "
-                f"(rule {SITUATIONAL}: only while not associated with events or readings); "
-                f"{use.describe()}"
-            )
-        device = usage.auto_events.get(name)
-        if device is not None:
-            raise Conflict(
-                f"device profile '{p}': device command '{name}' cannot be removed or renamed: "
-                f"device '{device}' names it in its autoEvents"
-            )
+        subject = f"device command '{name}' cannot be removed or renamed"
+        device = auto.get(name)
+        _check(p, subject, usage.command_data.get(name))
+        _check(
+            p, subject, None, f"device '{device}' names it in its autoEvents" if device else None
+        )
     for name in change.changed_operations:
-        use = usage.command_data.get(name)
-        if use is not None:
-            raise Conflict(
-                f"device profile '{p}': deviceCommands[{name}].resourceOperations cannot "
-                f"change (rule {SITUATIONAL}: only while not associated with events or "
-                f"readings); {use.describe()}"
-            )
+        _check(
+            p,
+            f"deviceCommands[{name}].resourceOperations cannot change",
+            usage.command_data.get(name),
+        )
