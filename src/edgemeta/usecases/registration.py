@@ -274,17 +274,26 @@ async def _first(deps: Deps, e: Enrollment, report: Report, target: str, cid: st
             deps, rid, e, status=RegistrationStatus.FAILED, report=report, error=exc.message
         )
         raise
-    record = await _record(
-        deps,
-        rid,
-        e,
-        status=RegistrationStatus.ASSIGNED,
-        report=report,
-        substatus=Substatus.INITIAL_ASSIGNMENT,
-        assigned_service=target,
-        initial_service=target,
-        pending_service="",
-    )
+    # This registration created the device, so its record says so, even when a concurrent
+    # registration (which found the device already there) wrote the first record meanwhile:
+    # the insert of revision 1 then fails, and the record is read again and updated.
+    for attempt in range(3):
+        try:
+            record = await _record(
+                deps,
+                rid,
+                e,
+                status=RegistrationStatus.ASSIGNED,
+                report=report,
+                substatus=Substatus.INITIAL_ASSIGNMENT,
+                assigned_service=target,
+                initial_service=target,
+                pending_service="",
+            )
+            break
+        except Conflict:
+            if attempt == 2:
+                raise
     return Outcome(record, stored)
 
 
