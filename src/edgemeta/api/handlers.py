@@ -16,8 +16,8 @@ from starlette.responses import Response
 from edgemeta.api.body import decode_batch, read_body
 from edgemeta.api.errors import status_of
 from edgemeta.api.responses import base, error, respond
-from edgemeta.api.wire import Envelope
 from edgemeta.bus.stream import Notifier
+from edgemeta.documents import Envelope
 from edgemeta.domain.errors import ContractInvalid, EdgeMetaError
 from edgemeta.usecases.common import Deps
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from edgemeta.api.wire import LABELS_MAX, NAME_MAX
+from edgemeta.documents import LABELS_MAX, NAME_MAX
 from edgemeta.domain.errors import ContractInvalid, RangeNotSatisfiable
+from edgemeta.domain.names import has_control_chars
 from edgemeta.ports import ListQuery
 
 MAX_OFFSET = 2**31 - 1
 DEFAULT_LIMIT = 20
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _int(params: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
@@ -44,7 +44,7 @@ def _int(params: Mapping[str, str], key: str, default: int, low: int, high: int)
 def _check_name(key: str, value: str) -> str:
     if len(value) > NAME_MAX:
         raise ContractInvalid(f"querystring {key} has a name longer than {NAME_MAX} characters")
-    if _CONTROL.search(value):
+    if has_control_chars(value):
         raise ContractInvalid(f"querystring {key} must not contain control characters")
     return value
 

@@ -7,8 +7,6 @@ moves per device is what makes moves of one device one at a time, across instanc
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from edgemeta import documents as docs
@@ -19,20 +17,6 @@ from edgemeta.ports import ListQuery, Page
 from edgemeta.store.driver import DocTexts, Driver, IntegrityViolation
 
 _ACTIVE = "state IN (" + ", ".join(f"'{s}'" for s in ACTIVE_STATES) + ")"
-
-
-def _content(m: Move) -> str:
-    body: dict[str, Any] = {"move": docs.move_doc(m)}
-    if m.target is not None:
-        body["target"] = docs.device_doc(m.target)
-    if m.origin is not None:
-        body["origin"] = docs.device_doc(m.origin)
-    return orjson.dumps(body).decode()
-
-
-def _load(raw: str) -> Move:
-    body = orjson.loads(raw)
-    return docs.move_from(body["move"], body.get("target"), body.get("origin"))
 
 
 class SqlMoveRepo:
@@ -56,7 +40,7 @@ class SqlMoveRepo:
                 move.created,
                 move.modified,
                 move.revision,
-                _content(move),
+                docs.move_content(move),
             )
         except IntegrityViolation as exc:
             active = await self._active_id(move.device_name)
@@ -83,7 +67,7 @@ class SqlMoveRepo:
             move.state.value,
             move.modified,
             move.revision,
-            _content(move),
+            docs.move_content(move),
             move.id,
             move.revision - 1,
         )
@@ -94,14 +78,14 @@ class SqlMoveRepo:
         """The move with this id."""
         lock = self.db.dialect.for_update if for_update else ""
         row = await self.db.fetchone(f"SELECT content FROM device_move WHERE id = ?{lock}", id_)
-        return None if row is None else _load(row[0])
+        return None if row is None else docs.move_from_content(row[0])
 
     async def active(self, device_name: str) -> Move | None:
         """The device's unfinished move, if any."""
         row = await self.db.fetchone(
             f"SELECT content FROM device_move WHERE device_name = ? AND {_ACTIVE}", device_name
         )
-        return None if row is None else _load(row[0])
+        return None if row is None else docs.move_from_content(row[0])
 
     async def stale(self, modified_before: int, limit: int = 100) -> list[Move]:
         """Unfinished moves nobody has advanced since ``modified_before`` (ms)."""
@@ -111,7 +95,7 @@ class SqlMoveRepo:
             modified_before,
             limit,
         )
-        return [_load(r[0]) for r in rows]
+        return [docs.move_from_content(r[0]) for r in rows]
 
     async def page(
         self, query: ListQuery, *, device: str | None = None, service: str | None = None
@@ -132,7 +116,7 @@ class SqlMoveRepo:
             query.limit,
             query.offset,
         )
-        return Page(total, [_load(r[0]) for r in rows])
+        return Page(total, [docs.move_from_content(r[0]) for r in rows])
 
     async def save_initial(self, device: Device) -> None:
         """Keep the device's configuration as first provisioned (replacing a previous device's

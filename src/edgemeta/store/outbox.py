@@ -12,13 +12,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
 from edgemeta import documents as docs
 from edgemeta.domain.events import Change
-from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
 from edgemeta.ports import OutboxEvent
 from edgemeta.store.driver import DocTexts, Driver, Row
 
@@ -26,20 +24,6 @@ _COLUMNS = (
     "seq, event_id, type, action, owner, profile_name, record_key, revision, "
     "correlation_id, timestamp_ns, details, pos, tags"
 )
-
-
-def details_doc(change: Change) -> dict[str, Any]:
-    """The SystemEvent ``details``: the record's DTO."""
-    r = change.record
-    if isinstance(r, Device):
-        return docs.device_doc(r)
-    if isinstance(r, DeviceProfile):
-        return docs.profile_doc(r, linked_device_count=0)
-    if isinstance(r, DeviceService):
-        return docs.service_doc(r)
-    if isinstance(r, ProvisionWatcher):
-        return docs.watcher_doc(r)
-    raise TypeError(f"no document for {type(r).__name__}")
 
 
 def _event(row: Row) -> OutboxEvent:
@@ -70,7 +54,7 @@ class SqlOutbox:
 
     def _details(self, change: Change) -> str:
         shared = self.texts.get(change.record) if self.texts is not None else None
-        return shared or orjson.dumps(details_doc(change)).decode()
+        return shared or orjson.dumps(docs.details_doc(change.record)).decode()
 
     async def append(self, changes: Sequence[Change], correlation_id: str) -> None:
         """Insert one row per change, stamped now (nanoseconds) with a fresh event id."""

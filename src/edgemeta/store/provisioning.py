@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from edgemeta import provisioning_documents as pdocs
+from edgemeta import documents as docs
 from edgemeta.domain.enrollment import Enrollment, EnrollmentKind, Registration
 from edgemeta.domain.errors import Conflict, DuplicateName
 from edgemeta.ports import ListQuery, Page
@@ -31,7 +31,7 @@ class SqlEnrollmentRepo:
         if found is None:
             if len(self._parsed) > 1024:
                 self._parsed.clear()
-            found = self._parsed[text] = pdocs.enrollment_from(orjson.loads(text))
+            found = self._parsed[text] = docs.enrollment_from(orjson.loads(text))
         return found
 
     async def add(self, e: Enrollment) -> None:
@@ -48,7 +48,7 @@ class SqlEnrollmentRepo:
                 e.priority,
                 e.created,
                 e.revision,
-                _dump(pdocs.enrollment_doc(e)),
+                _dump(docs.enrollment_doc(e)),
             )
         except IntegrityViolation as exc:
             if exc.constraint.endswith("_id_key"):
@@ -67,7 +67,7 @@ class SqlEnrollmentRepo:
             1 if e.enabled else 0,
             e.priority,
             e.revision,
-            _dump(pdocs.enrollment_doc(e)),
+            _dump(docs.enrollment_doc(e)),
             e.name,
             e.revision - 1,
         )
@@ -78,7 +78,7 @@ class SqlEnrollmentRepo:
         """The enrolment called ``name``."""
         lock = self.db.dialect.for_update if for_update else ""
         row = await self.db.fetchone(f"SELECT content FROM enrollment WHERE name = ?{lock}", name)
-        return None if row is None else pdocs.enrollment_from(orjson.loads(row[0]))
+        return None if row is None else docs.enrollment_from(orjson.loads(row[0]))
 
     async def individual(self, registration_id: str) -> Enrollment | None:
         """The individual enrolment of ``registration_id``."""
@@ -86,7 +86,7 @@ class SqlEnrollmentRepo:
             "SELECT content FROM enrollment WHERE kind = 'individual' AND registration_id = ?",
             registration_id,
         )
-        return None if row is None else pdocs.enrollment_from(orjson.loads(row[0]))
+        return None if row is None else docs.enrollment_from(orjson.loads(row[0]))
 
     async def groups(self) -> list[Enrollment]:
         """Every group enrolment, highest priority first, then oldest."""
@@ -110,7 +110,7 @@ class SqlEnrollmentRepo:
             query.limit,
             query.offset,
         )
-        return Page(total, [pdocs.enrollment_from(orjson.loads(r[0])) for r in rows])
+        return Page(total, [docs.enrollment_from(orjson.loads(r[0])) for r in rows])
 
 
 class SqlRegistrationRepo:
@@ -125,11 +125,11 @@ class SqlRegistrationRepo:
         row = await self.db.fetchone(
             f"SELECT content FROM registration WHERE registration_id = ?{lock}", registration_id
         )
-        return None if row is None else pdocs.registration_from(orjson.loads(row[0]))
+        return None if row is None else docs.registration_from(orjson.loads(row[0]))
 
     async def save(self, r: Registration) -> None:
         """Insert the first revision, or replace revision ``r.revision - 1``; else Conflict."""
-        content = _dump(pdocs.registration_doc(r))
+        content = _dump(docs.registration_doc(r))
         if r.revision == 1:
             try:
                 await self.db.execute(
@@ -175,7 +175,7 @@ class SqlRegistrationRepo:
             query.limit,
             query.offset,
         )
-        return Page(total, [pdocs.registration_from(orjson.loads(r[0])) for r in rows])
+        return Page(total, [docs.registration_from(orjson.loads(r[0])) for r in rows])
 
     async def use_nonce(self, registration_id: str, nonce: str, expiry: int) -> bool:
         """Record a token's nonce; False if it was used before (a replay)."""

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from edgemeta import documents as docs
 from edgemeta.domain import events
 from edgemeta.domain.allocation import allocate
 from edgemeta.domain.attestation import (
@@ -72,29 +73,6 @@ class Outcome:
     registration: Registration
     device: Device | None = None
     move: Move | None = None
-
-
-def _report_doc(report: Report) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    if report.labels:
-        doc["labels"] = list(report.labels)
-    if report.protocols:
-        doc["protocols"] = report.protocols
-    if report.site:
-        doc["site"] = report.site
-    if report.latencies:
-        doc["latencies"] = report.latencies
-    return doc
-
-
-def _report_from(registration_id: str, doc: dict[str, Any]) -> Report:
-    return Report(
-        registration_id=registration_id,
-        labels=tuple(doc.get("labels") or ()),
-        protocols=doc.get("protocols") or {},
-        site=doc.get("site", ""),
-        latencies=doc.get("latencies") or {},
-    )
 
 
 def _keys(e: Enrollment, registration_id: str) -> tuple[str, ...]:
@@ -173,7 +151,7 @@ async def _record(
             status=status,
             modified=now,
             revision=base.revision + 1,
-            report=_report_doc(report) if report is not None else base.report,
+            report=docs.report_doc(report) if report is not None else base.report,
             error=changes.pop("error", ""),
             **changes,
         )
@@ -199,7 +177,7 @@ async def _allocate(deps: Deps, e: Enrollment, report: Report) -> str:
             "registrationId": report.registration_id,
             "enrollment": e.name,
             "candidates": [c.service for c in candidates],
-            "report": {**_report_doc(report), "payload": report.payload},
+            "report": {**docs.report_doc(report), "payload": report.payload},
         }
         try:
             chosen = await deps.allocation_hook.decide(e.webhook.url, e.webhook.timeout, request)
@@ -426,7 +404,7 @@ async def reprovision_device(deps: Deps, registration_id: str, cid: str) -> Outc
     e = await _enrollment_of(deps, reg)
     if not e.enabled:
         raise Forbidden(f"enrollment '{e.name}' is disabled")
-    return await _assign(deps, e, _report_from(registration_id, reg.report), cid, operator=True)
+    return await _assign(deps, e, docs.report_from(registration_id, reg.report), cid, operator=True)
 
 
 async def reprovision_enrollment(

@@ -14,8 +14,7 @@ from edgemeta import __version__
 from edgemeta.api.body import decode_one, parse_json, read_body
 from edgemeta.api.handlers import ApiContext, endpoint
 from edgemeta.api.responses import respond
-from edgemeta.api.wire import TEXT_MAX, Envelope, Name, Wire
-from edgemeta.documents import API_VERSION
+from edgemeta.documents import API_VERSION, TEXT_MAX, Envelope, Name, Wire
 from edgemeta.domain.errors import Unsupported
 
 SERVICE_NAME = "core-metadata"

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgemeta.api import convert, wire
+from edgemeta import documents as docs
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import check_range, list_query
 from edgemeta.api.responses import ok, stored_one, stored_page
@@ -23,20 +23,20 @@ def routes(api: ApiContext) -> list[Route]:
     async def add(request: Request) -> Response:
         cid = correlation_id(request)
 
-        async def one(item: wire.AddDeviceServiceRequest) -> dict[str, Any]:
-            return {"id": await uc.add_service(deps, convert.service(item.service), cid)}
+        async def one(item: docs.AddDeviceServiceRequest) -> dict[str, Any]:
+            return {"id": await uc.add_service(deps, docs.service_record(item.service), cid)}
 
-        return await run_batch(request, api, wire.AddDeviceServiceRequest, one, 201)
+        return await run_batch(request, api, docs.AddDeviceServiceRequest, one, 201)
 
     @endpoint
     async def patch(request: Request) -> Response:
         cid = correlation_id(request)
 
-        async def one(item: wire.UpdateDeviceServiceRequest) -> dict[str, Any]:
-            await uc.patch_service(deps, convert.service_patch(item.service), cid)
+        async def one(item: docs.UpdateDeviceServiceRequest) -> dict[str, Any]:
+            await uc.patch_service(deps, docs.service_patch(item.service), cid)
             return {}
 
-        return await run_batch(request, api, wire.UpdateDeviceServiceRequest, one, 200)
+        return await run_batch(request, api, docs.UpdateDeviceServiceRequest, one, 200)
 
     @endpoint
     async def all_(request: Request) -> Response:

@@ -11,7 +11,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgemeta import documents as docs
-from edgemeta.api import convert, wire
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import (
     MAX_OFFSET,
@@ -36,12 +35,12 @@ def routes(api: ApiContext) -> list[Route]:
         force = flag(request.query_params, "force")
         bypass = flag(request.query_params, "bypassValidation")
 
-        async def one(item: wire.AddDeviceRequest) -> dict[str, Any]:
-            device = convert.device(item.device)
+        async def one(item: docs.AddDeviceRequest) -> dict[str, Any]:
+            device = docs.device_record(item.device)
             new_id = await uc.add_device(deps, device, cid, force=force, bypass_validation=bypass)
             return {"id": new_id}
 
-        def around(items: list[wire.AddDeviceRequest]) -> AbstractAsyncContextManager[Any]:
+        def around(items: list[docs.AddDeviceRequest]) -> AbstractAsyncContextManager[Any]:
             # Nothing to wait for but the database (no validation over the bus, no move): one
             # transaction (one commit) for the whole batch, each device in a savepoint so a
             # refused one is undone alone.
@@ -50,20 +49,20 @@ def routes(api: ApiContext) -> list[Route]:
                 return contextlib.nullcontext()
             return deps.store.batch()
 
-        return await run_batch(request, api, wire.AddDeviceRequest, one, 201, around=around)
+        return await run_batch(request, api, docs.AddDeviceRequest, one, 201, around=around)
 
     @endpoint
     async def patch(request: Request) -> Response:
         cid = correlation_id(request)
         bypass = flag(request.query_params, "bypassValidation")
 
-        async def one(item: wire.UpdateDeviceRequest) -> dict[str, Any]:
+        async def one(item: docs.UpdateDeviceRequest) -> dict[str, Any]:
             await uc.patch_device(
-                deps, convert.device_patch(item.device), cid, bypass_validation=bypass
+                deps, docs.device_patch(item.device), cid, bypass_validation=bypass
             )
             return {}
 
-        return await run_batch(request, api, wire.UpdateDeviceRequest, one, 200)
+        return await run_batch(request, api, docs.UpdateDeviceRequest, one, 200)
 
     @endpoint
     async def all_(request: Request) -> Response:

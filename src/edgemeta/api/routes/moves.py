@@ -16,7 +16,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgemeta import documents as docs
-from edgemeta.api import wire
 from edgemeta.api.handlers import (
     ApiContext,
     ItemError,
@@ -49,7 +48,7 @@ def routes(api: ApiContext) -> list[Route]:
         cid = correlation_id(request)
         dry = flag(request.query_params, "dryRun")
 
-        async def one(item: wire.ReassignRequest) -> dict[str, Any]:
+        async def one(item: docs.ReassignRequest) -> dict[str, Any]:
             r = item.reassign
             req = uc.MoveRequest(
                 device_name=r.device_name,
@@ -75,7 +74,7 @@ def routes(api: ApiContext) -> list[Route]:
                 raise ItemError(exc, {"move": docs.move_doc(exc.move)}) from None
             return {"move": docs.move_doc(move)}
 
-        return await run_batch(request, api, wire.ReassignRequest, one, 200)
+        return await run_batch(request, api, docs.ReassignRequest, one, 200)
 
     @endpoint
     async def by_id(request: Request) -> Response:

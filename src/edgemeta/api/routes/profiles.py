@@ -11,7 +11,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgemeta import documents as docs
-from edgemeta.api import convert, wire
 from edgemeta.api.body import decode_one, json_compatible, parse_json, read_body
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import check_range, list_query
@@ -24,7 +23,7 @@ from edgemeta.ports import Page
 from edgemeta.usecases import profiles as uc
 
 
-def parse_profile_yaml(text: bytes) -> wire.DeviceProfileDTO:
+def parse_profile_yaml(text: bytes) -> docs.DeviceProfileDTO:
     """A DeviceProfile from YAML; ContractInvalid naming what is wrong.
 
     What YAML can say and JSON cannot (byte strings, sets, integer keys, huge integers,
@@ -36,13 +35,13 @@ def parse_profile_yaml(text: bytes) -> wire.DeviceProfileDTO:
         raise ContractInvalid(f"device profile YAML cannot be parsed: {exc}") from None
     except RecursionError:
         raise ContractInvalid("device profile YAML is nested too deeply") from None
-    return decode_one(json_compatible(data, "profile"), wire.DeviceProfileDTO, "profile")
+    return decode_one(json_compatible(data, "profile"), docs.DeviceProfileDTO, "profile")
 
 
-def _consistent(item: wire.DeviceProfileRequest) -> None:
+def _consistent(item: docs.DeviceProfileRequest) -> None:
     """The whole-profile rules, which EdgeX checks while decoding the request (one 400)."""
     try:
-        validate_profile(convert.profile(item.profile))
+        validate_profile(docs.profile_record(item.profile))
     except ContractInvalid as exc:
         raise ContractInvalid(f"profile: {exc.message}") from None
 
@@ -58,7 +57,7 @@ def routes(api: ApiContext) -> list[Route]:
     """The device profile routes."""
     deps = api.deps
 
-    async def upload(request: Request) -> wire.DeviceProfileDTO:
+    async def upload(request: Request) -> docs.DeviceProfileDTO:
         # Read under the size limit first; Starlette's form parser then reuses the body.
         request._body = await read_body(request, api.max_body_bytes)
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -76,26 +75,26 @@ def routes(api: ApiContext) -> list[Route]:
     async def add(request: Request) -> Response:
         cid = correlation_id(request)
 
-        async def one(item: wire.DeviceProfileRequest) -> dict[str, Any]:
-            return {"id": await uc.add_profile(deps, convert.profile(item.profile), cid)}
+        async def one(item: docs.DeviceProfileRequest) -> dict[str, Any]:
+            return {"id": await uc.add_profile(deps, docs.profile_record(item.profile), cid)}
 
-        return await run_batch(request, api, wire.DeviceProfileRequest, one, 201, check=_consistent)
+        return await run_batch(request, api, docs.DeviceProfileRequest, one, 201, check=_consistent)
 
     @endpoint
     async def put(request: Request) -> Response:
         uc.check_strict_changes(deps)  # EdgeX refuses the whole request before decoding it
         cid = correlation_id(request)
 
-        async def one(item: wire.DeviceProfileRequest) -> dict[str, Any]:
-            await uc.update_profile(deps, convert.profile(item.profile), cid)
+        async def one(item: docs.DeviceProfileRequest) -> dict[str, Any]:
+            await uc.update_profile(deps, docs.profile_record(item.profile), cid)
             return {}
 
-        return await run_batch(request, api, wire.DeviceProfileRequest, one, 200, check=_consistent)
+        return await run_batch(request, api, docs.DeviceProfileRequest, one, 200, check=_consistent)
 
     @endpoint
     async def add_yaml(request: Request) -> Response:
         dto = await upload(request)
-        new_id = await uc.add_profile(deps, convert.profile(dto), correlation_id(request))
+        new_id = await uc.add_profile(deps, docs.profile_record(dto), correlation_id(request))
         body = base(201)
         body["id"] = new_id
         return respond(201, body)
@@ -103,7 +102,7 @@ def routes(api: ApiContext) -> list[Route]:
     @endpoint
     async def put_yaml(request: Request) -> Response:
         dto = await upload(request)  # EdgeX checks for the file before the 423
-        await uc.update_profile(deps, convert.profile(dto), correlation_id(request))
+        await uc.update_profile(deps, docs.profile_record(dto), correlation_id(request))
         return ok()
 
     @endpoint
@@ -152,21 +151,21 @@ def routes(api: ApiContext) -> list[Route]:
     async def basic_info(request: Request) -> Response:
         cid = correlation_id(request)
 
-        async def one(item: wire.BasicInfoRequest) -> dict[str, Any]:
-            await uc.patch_basic_info(deps, convert.basic_info_patch(item.basic_info), cid)
+        async def one(item: docs.BasicInfoRequest) -> dict[str, Any]:
+            await uc.patch_basic_info(deps, docs.basic_info_patch(item.basic_info), cid)
             return {}
 
-        return await run_batch(request, api, wire.BasicInfoRequest, one, 200)
+        return await run_batch(request, api, docs.BasicInfoRequest, one, 200)
 
     @endpoint
     async def tags(request: Request) -> Response:
         data = parse_json(await read_body(request, api.max_body_bytes))
-        req = decode_one(data, wire.TagsRequest)
+        req = decode_one(data, docs.TagsRequest)
         await uc.patch_tags(
             deps,
             path(request, "name"),
-            convert.tags(req.device_resources),
-            convert.tags(req.device_commands),
+            docs.tags_updates(req.device_resources),
+            docs.tags_updates(req.device_commands),
             correlation_id(request),
         )
         return respond(200, base(200, request_id=req.request_id or ""))
@@ -185,23 +184,23 @@ def routes(api: ApiContext) -> list[Route]:
     async def add_resource(request: Request) -> Response:
         cid = correlation_id(request)
 
-        async def one(item: wire.AddResourceRequest) -> dict[str, Any]:
-            await uc.add_resource(deps, item.profile_name, convert.resource(item.resource), cid)
+        async def one(item: docs.AddResourceRequest) -> dict[str, Any]:
+            await uc.add_resource(deps, item.profile_name, docs.resource_record(item.resource), cid)
             return {}
 
-        return await run_batch(request, api, wire.AddResourceRequest, one, 201)
+        return await run_batch(request, api, docs.AddResourceRequest, one, 201)
 
     @endpoint
     async def patch_resource(request: Request) -> Response:
         cid = correlation_id(request)
 
-        async def one(item: wire.UpdateResourceRequest) -> dict[str, Any]:
+        async def one(item: docs.UpdateResourceRequest) -> dict[str, Any]:
             await uc.patch_resource(
-                deps, item.profile_name, convert.resource_patch(item.resource), cid
+                deps, item.profile_name, docs.resource_patch(item.resource), cid
             )
             return {}
 
-        return await run_batch(request, api, wire.UpdateResourceRequest, one, 200)
+        return await run_batch(request, api, docs.UpdateResourceRequest, one, 200)
 
     @endpoint
     async def delete_resource(request: Request) -> Response:
@@ -214,23 +213,25 @@ def routes(api: ApiContext) -> list[Route]:
     async def add_command(request: Request) -> Response:
         cid = correlation_id(request)
 
-        async def one(item: wire.AddCommandRequest) -> dict[str, Any]:
-            await uc.add_command(deps, item.profile_name, convert.command(item.device_command), cid)
+        async def one(item: docs.AddCommandRequest) -> dict[str, Any]:
+            await uc.add_command(
+                deps, item.profile_name, docs.command_record(item.device_command), cid
+            )
             return {}
 
-        return await run_batch(request, api, wire.AddCommandRequest, one, 201)
+        return await run_batch(request, api, docs.AddCommandRequest, one, 201)
 
     @endpoint
     async def patch_command(request: Request) -> Response:
         cid = correlation_id(request)
 
-        async def one(item: wire.UpdateCommandRequest) -> dict[str, Any]:
+        async def one(item: docs.UpdateCommandRequest) -> dict[str, Any]:
             await uc.patch_command(
-                deps, item.profile_name, convert.command_patch(item.device_command), cid
+                deps, item.profile_name, docs.command_patch(item.device_command), cid
             )
             return {}
 
-        return await run_batch(request, api, wire.UpdateCommandRequest, one, 200)
+        return await run_batch(request, api, docs.UpdateCommandRequest, one, 200)
 
     @endpoint
     async def delete_command(request: Request) -> Response:

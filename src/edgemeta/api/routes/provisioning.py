@@ -13,8 +13,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgemeta import documents as docs
-from edgemeta import provisioning_documents as pdocs
-from edgemeta.api import convert, wire_provisioning
 from edgemeta.api.body import decode_one, parse_json, read_body
 from edgemeta.api.errors import status_of
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
@@ -52,7 +50,7 @@ def _finished(task: asyncio.Task[Outcome]) -> None:
 
 
 def _outcome(o: Outcome) -> dict[str, Any]:
-    out: dict[str, Any] = {"registration": pdocs.registration_doc(o.registration)}
+    out: dict[str, Any] = {"registration": docs.registration_doc(o.registration)}
     if o.device is not None:
         out["device"] = docs.device_doc(o.device)
     if o.move is not None:
@@ -82,34 +80,32 @@ def routes(api: ApiContext) -> list[Route]:
 
     @endpoint
     async def add(request: Request) -> Response:
-        async def one(item: wire_provisioning.AddEnrollmentRequest) -> dict[str, Any]:
-            stored = await enr.add_enrollment(deps, convert.enrollment(item.enrollment))
+        async def one(item: docs.AddEnrollmentRequest) -> dict[str, Any]:
+            stored = await enr.add_enrollment(deps, docs.enrollment_record(item.enrollment))
             # The keys are given back once, here (generated ones are not known otherwise).
-            return {"id": stored.id, "enrollment": pdocs.enrollment_doc(stored)}
+            return {"id": stored.id, "enrollment": docs.enrollment_doc(stored)}
 
-        return await run_batch(request, api, wire_provisioning.AddEnrollmentRequest, one, 201)
+        return await run_batch(request, api, docs.AddEnrollmentRequest, one, 201)
 
     @endpoint
     async def update(request: Request) -> Response:
         header = if_match(request)
 
-        def check(item: wire_provisioning.UpdateEnrollmentRequest) -> None:
+        def check(item: docs.UpdateEnrollmentRequest) -> None:
             if header is not None and item.expected_revision not in (None, header):
                 raise ContractInvalid(
                     f"If-Match {header} and expectedRevision {item.expected_revision} disagree"
                 )
 
-        async def one(item: wire_provisioning.UpdateEnrollmentRequest) -> dict[str, Any]:
+        async def one(item: docs.UpdateEnrollmentRequest) -> dict[str, Any]:
             change = enr.EnrollmentChange(
-                enrollment=convert.enrollment(item.enrollment),
+                enrollment=docs.enrollment_record(item.enrollment),
                 expected_revision=header if header is not None else item.expected_revision,
             )
             stored = await enr.update_enrollment(deps, change)
-            return {"enrollment": pdocs.enrollment_doc(stored, keys=False)}
+            return {"enrollment": docs.enrollment_doc(stored, keys=False)}
 
-        return await run_batch(
-            request, api, wire_provisioning.UpdateEnrollmentRequest, one, 200, check=check
-        )
+        return await run_batch(request, api, docs.UpdateEnrollmentRequest, one, 200, check=check)
 
     @endpoint
     async def all_(request: Request) -> Response:
@@ -118,13 +114,13 @@ def routes(api: ApiContext) -> list[Route]:
         check_range(page.total, q)
         body = base(200)
         body["totalCount"] = page.total
-        body["enrollments"] = [pdocs.enrollment_doc(e, keys=False) for e in page.items]
+        body["enrollments"] = [docs.enrollment_doc(e, keys=False) for e in page.items]
         return respond(200, body)
 
     @endpoint
     async def by_name(request: Request) -> Response:
         e = await enr.get_enrollment(deps, path(request, "name"))
-        return ok(enrollment=pdocs.enrollment_doc(e, keys=flag(request.query_params, "showKeys")))
+        return ok(enrollment=docs.enrollment_doc(e, keys=flag(request.query_params, "showKeys")))
 
     @endpoint
     async def delete(request: Request) -> Response:
@@ -154,9 +150,9 @@ def routes(api: ApiContext) -> list[Route]:
     @endpoint
     async def register(request: Request) -> Response:
         data = parse_json(await read_body(request, api.max_body_bytes))
-        req = decode_one(data, wire_provisioning.RegistrationRequest)
+        req = decode_one(data, docs.RegistrationRequest)
         wait = _wait(request.query_params.get("wait"), api.registration_wait)
-        report = convert.report(req.registration)
+        report = docs.report_record(req.registration)
         task = asyncio.create_task(
             reg.register(deps, req.registration.token, report, correlation_id(request))
         )
@@ -168,7 +164,7 @@ def routes(api: ApiContext) -> list[Route]:
             task.add_done_callback(_finished)
             rid = report.registration_id
             try:
-                doc = pdocs.registration_doc(await reg.get_registration(deps, rid))
+                doc = docs.registration_doc(await reg.get_registration(deps, rid))
             except NotFound:  # nothing decided yet (e.g. a slow allocation webhook)
                 doc = {"registrationId": rid, "status": "unassigned"}
             body = base(202, request_id=req.request_id or "")
@@ -191,13 +187,13 @@ def routes(api: ApiContext) -> list[Route]:
         check_range(page.total, q)
         body = base(200)
         body["totalCount"] = page.total
-        body["registrations"] = [pdocs.registration_doc(r) for r in page.items]
+        body["registrations"] = [docs.registration_doc(r) for r in page.items]
         return respond(200, body)
 
     @endpoint
     async def registration(request: Request) -> Response:
         r = await reg.get_registration(deps, path(request, "id"))
-        return ok(registration=pdocs.registration_doc(r))
+        return ok(registration=docs.registration_doc(r))
 
     @endpoint
     async def reprovision_one(request: Request) -> Response:
@@ -207,7 +203,7 @@ def routes(api: ApiContext) -> list[Route]:
     @endpoint
     async def quarantine(request: Request) -> Response:
         data = parse_json(await read_body(request, api.max_body_bytes))
-        req = decode_one(data, wire_provisioning.QuarantineRequest)
+        req = decode_one(data, docs.QuarantineRequest)
         outcome = await reg.quarantine(
             deps,
             path(request, "id"),

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgemeta.api import convert, wire
+from edgemeta import documents as docs
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import check_range, list_query
 from edgemeta.api.responses import ok, stored_one, stored_page
@@ -23,20 +23,22 @@ def routes(api: ApiContext) -> list[Route]:
     async def add(request: Request) -> Response:
         cid = correlation_id(request)
 
-        async def one(item: wire.AddProvisionWatcherRequest) -> dict[str, Any]:
-            return {"id": await uc.add_watcher(deps, convert.watcher(item.provision_watcher), cid)}
+        async def one(item: docs.AddProvisionWatcherRequest) -> dict[str, Any]:
+            return {
+                "id": await uc.add_watcher(deps, docs.watcher_record(item.provision_watcher), cid)
+            }
 
-        return await run_batch(request, api, wire.AddProvisionWatcherRequest, one, 201)
+        return await run_batch(request, api, docs.AddProvisionWatcherRequest, one, 201)
 
     @endpoint
     async def patch(request: Request) -> Response:
         cid = correlation_id(request)
 
-        async def one(item: wire.UpdateProvisionWatcherRequest) -> dict[str, Any]:
-            await uc.patch_watcher(deps, convert.watcher_patch(item.provision_watcher), cid)
+        async def one(item: docs.UpdateProvisionWatcherRequest) -> dict[str, Any]:
+            await uc.patch_watcher(deps, docs.watcher_patch(item.provision_watcher), cid)
             return {}
 
-        return await run_batch(request, api, wire.UpdateProvisionWatcherRequest, one, 200)
+        return await run_batch(request, api, docs.UpdateProvisionWatcherRequest, one, 200)
 
     @endpoint
     async def all_(request: Request) -> Response:

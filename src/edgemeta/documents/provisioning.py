@@ -1,0 +1,462 @@
+"""edgemeta's provisioning resources: enrolments, registrations and quarantine.
+
+Same conventions as :mod:`edgemeta.documents.common`. Keys are part of the stored enrolment
+document; the API leaves them out unless asked.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from edgemeta.documents.common import (
+    NAME_MAX,
+    AdminStateWire,
+    AutoEvents,
+    Doc,
+    Envelope,
+    Label,
+    Labels,
+    Name,
+    Object,
+    Protocols,
+    Text,
+    Uuid,
+    Wire,
+    auto_event_doc,
+    auto_event_from,
+    auto_events_of,
+    labels_of,
+)
+from edgemeta.domain.enrollment import (
+    AllocationPolicy,
+    Candidate,
+    Enrollment,
+    EnrollmentKind,
+    InitialState,
+    Match,
+    Registration,
+    RegistrationStatus,
+    Report,
+    ReprovisionPolicy,
+    Substatus,
+    Webhook,
+)
+from edgemeta.domain.records import AdminState
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"is not a valid regular expression: {exc}") from None
+    return value
+
+
+def _b64_key(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64") from None
+    if not 16 <= len(raw) <= 64:
+        raise ValueError("must be a key of 16 to 64 bytes")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s]+", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+Pattern = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_regex)]
+Key = Annotated[str, StringConstraints(max_length=256), AfterValidator(_b64_key)]
+Policy = Literal["static", "hashed", "nearest", "custom"]
+
+
+class CandidateDTO(Wire):
+    """A device service an enrolment allocates to."""
+
+    name: Name
+    weight: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    site: Annotated[str, StringConstraints(max_length=NAME_MAX)] | None = None
+
+
+class WebhookDTO(Wire):
+    """A custom allocation webhook."""
+
+    url: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
+    timeout: Annotated[float, Field(gt=0, le=60)] | None = None
+    fallback: Literal["static", "hashed", "nearest"] | None = None
+
+
+class AllocationDTO(Wire):
+    """Allocation: a policy over candidate services."""
+
+    policy: Policy
+    services: Annotated[list[CandidateDTO], Field(min_length=1, max_length=256)]
+    webhook: WebhookDTO | None = None
+
+
+class MatchDTO(Wire):
+    """Which devices a group enrolment covers."""
+
+    name_pattern: Pattern | None = None
+    labels: Labels | None = None
+    identifiers: Annotated[dict[Name, Pattern], Field(max_length=64)] | None = None
+
+
+class InitialStateDTO(Wire):
+    """The state a new device starts with."""
+
+    profile_name: Annotated[str, StringConstraints(max_length=NAME_MAX)] | None = None
+    description: Text | None = None
+    admin_state: AdminStateWire | None = None
+    protocols: Protocols | None = None
+    properties: Object | None = None
+    tags: Object | None = None
+    labels: Labels | None = None
+    auto_events: AutoEvents | None = None
+
+
+class AttestationDTO(Wire):
+    """Symmetric keys (generated when left out)."""
+
+    type: Literal["symmetricKey"] = "symmetricKey"
+    primary_key: Key | None = None
+    secondary_key: Key | None = None
+
+
+class EnrollmentDTO(Wire):
+    """An enrolment, individual (``registrationId``) or group (``match``)."""
+
+    id: Uuid | None = None
+    name: Name
+    kind: Literal["individual", "group"]
+    registration_id: Name | None = None
+    match: MatchDTO | None = None
+    allocation: AllocationDTO
+    reprovision_policy: Literal["migrate", "reset", "never"] | None = None
+    initial_state: InitialStateDTO | None = None
+    attestation: AttestationDTO | None = None
+    enabled: bool | None = None
+    hold_down_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] | None = None
+    priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> EnrollmentDTO:
+        if self.kind == "individual" and not self.registration_id:
+            raise ValueError("an individual enrollment needs registrationId")
+        if self.kind == "group" and self.registration_id:
+            raise ValueError("a group enrollment has a match, not a registrationId")
+        if self.allocation.policy == "custom" and self.allocation.webhook is None:
+            raise ValueError("a custom allocation needs allocation.webhook")
+        if self.allocation.policy == "static" and len(self.allocation.services) != 1:
+            raise ValueError("a static allocation names exactly one service")
+        return self
+
+
+class AddEnrollmentRequest(Envelope):
+    """Add an enrolment."""
+
+    enrollment: EnrollmentDTO
+
+
+class UpdateEnrollmentRequest(Envelope):
+    """Replace an enrolment's definition; ``expectedRevision`` gives If-Match semantics."""
+
+    enrollment: EnrollmentDTO
+    expected_revision: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+
+
+class RegistrationDTO(Wire):
+    """What a device (or its device service) reports when it registers."""
+
+    registration_id: Name
+    token: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    labels: Annotated[list[Label], Field(max_length=256)] | None = None
+    protocols: Protocols | None = None
+    site: Annotated[str, StringConstraints(max_length=NAME_MAX)] | None = None
+    latencies: (
+        Annotated[dict[Name, Annotated[float, Field(ge=0)]], Field(max_length=256)] | None
+    ) = None
+    payload: Object | None = None
+
+
+class RegistrationRequest(Envelope):
+    """A registration."""
+
+    registration: RegistrationDTO
+
+
+class QuarantineDTO(Wire):
+    """Where to quarantine a device, and why."""
+
+    service_name: Name
+    note: Text | None = None
+
+
+class QuarantineRequest(Envelope):
+    """Send a device to quarantine."""
+
+    quarantine: QuarantineDTO
+
+
+def enrollment_record(e: EnrollmentDTO) -> Enrollment:
+    """Enrollment from a request."""
+    alloc = e.allocation
+    hook = alloc.webhook
+    init = e.initial_state or InitialStateDTO()
+    att = e.attestation or AttestationDTO()
+    match = e.match or MatchDTO()
+    return Enrollment(
+        id=e.id or "",
+        name=e.name,
+        kind=EnrollmentKind(e.kind),
+        registration_id=e.registration_id or "",
+        match=Match(
+            name_pattern=match.name_pattern or "",
+            labels=labels_of(match.labels),
+            identifiers=match.identifiers or {},
+        ),
+        allocation=AllocationPolicy(alloc.policy),
+        candidates=tuple(
+            Candidate(service=c.name, weight=1 if c.weight is None else c.weight, site=c.site or "")
+            for c in alloc.services
+        ),
+        webhook=None
+        if hook is None
+        else Webhook(
+            url=hook.url,
+            timeout=hook.timeout or 2.0,
+            fallback=AllocationPolicy(hook.fallback or "hashed"),
+        ),
+        reprovision=ReprovisionPolicy(e.reprovision_policy or "migrate"),
+        initial=InitialState(
+            profile_name=init.profile_name or "",
+            description=init.description or "",
+            admin_state=AdminState(init.admin_state or "UNLOCKED"),
+            protocols=init.protocols or {},
+            properties=init.properties or {},
+            tags=init.tags or {},
+            labels=labels_of(init.labels),
+            auto_events=auto_events_of(init.auto_events),
+        ),
+        primary_key=att.primary_key or "",
+        secondary_key=att.secondary_key or "",
+        enabled=True if e.enabled is None else e.enabled,
+        hold_down_s=60.0 if e.hold_down_seconds is None else e.hold_down_seconds,
+        priority=e.priority or 0,
+    )
+
+
+def report_record(r: RegistrationDTO) -> Report:
+    """Report from a registration request."""
+    return Report(
+        registration_id=r.registration_id,
+        labels=labels_of(r.labels),
+        protocols=r.protocols or {},
+        site=r.site or "",
+        latencies=r.latencies or {},
+        payload=r.payload,
+    )
+
+
+def initial_doc(s: InitialState) -> Doc:
+    """The initial device state of an enrolment."""
+    doc: Doc = {"adminState": s.admin_state.value}
+    if s.profile_name:
+        doc["profileName"] = s.profile_name
+    if s.description:
+        doc["description"] = s.description
+    doc["protocols"] = s.protocols
+    doc["properties"] = s.properties
+    if s.tags:
+        doc["tags"] = s.tags
+    if s.labels:
+        doc["labels"] = list(s.labels)
+    if s.auto_events:
+        doc["autoEvents"] = [auto_event_doc(a) for a in s.auto_events]
+    return doc
+
+
+def initial_from(doc: Doc) -> InitialState:
+    """Read an initial state."""
+    return InitialState(
+        profile_name=doc.get("profileName", ""),
+        description=doc.get("description", ""),
+        admin_state=AdminState(doc.get("adminState", "UNLOCKED")),
+        protocols=doc.get("protocols") or {},
+        properties=doc.get("properties") or {},
+        tags=doc.get("tags") or {},
+        labels=tuple(doc.get("labels") or ()),
+        auto_events=tuple(auto_event_from(a) for a in doc.get("autoEvents") or ()),
+    )
+
+
+def enrollment_doc(e: Enrollment, *, keys: bool = True) -> Doc:
+    """An enrolment; ``keys=False`` leaves the attestation keys out."""
+    doc: Doc = {"id": e.id, "name": e.name, "kind": e.kind.value}
+    if e.kind == EnrollmentKind.INDIVIDUAL:
+        doc["registrationId"] = e.registration_id
+    else:
+        match: Doc = {}
+        if e.match.name_pattern:
+            match["namePattern"] = e.match.name_pattern
+        if e.match.labels:
+            match["labels"] = list(e.match.labels)
+        if e.match.identifiers:
+            match["identifiers"] = e.match.identifiers
+        doc["match"] = match
+    allocation: Doc = {
+        "policy": e.allocation.value,
+        "services": [
+            {"name": c.service, "weight": c.weight, **({"site": c.site} if c.site else {})}
+            for c in e.candidates
+        ],
+    }
+    if e.webhook is not None:
+        allocation["webhook"] = {
+            "url": e.webhook.url,
+            "timeout": e.webhook.timeout,
+            "fallback": e.webhook.fallback.value,
+        }
+    doc["allocation"] = allocation
+    doc["reprovisionPolicy"] = e.reprovision.value
+    doc["initialState"] = initial_doc(e.initial)
+    attestation: Doc = {"type": "symmetricKey"}
+    if keys:
+        attestation["primaryKey"] = e.primary_key
+        if e.secondary_key:
+            attestation["secondaryKey"] = e.secondary_key
+    doc["attestation"] = attestation
+    doc["enabled"] = e.enabled
+    doc["holdDownSeconds"] = e.hold_down_s
+    doc["priority"] = e.priority
+    doc["created"] = e.created
+    doc["modified"] = e.modified
+    doc["revision"] = e.revision
+    return doc
+
+
+def enrollment_from(doc: Doc) -> Enrollment:
+    """Read an enrolment."""
+    match = doc.get("match") or {}
+    allocation = doc.get("allocation") or {}
+    hook = allocation.get("webhook")
+    att = doc.get("attestation") or {}
+    return Enrollment(
+        id=doc["id"],
+        name=doc["name"],
+        kind=EnrollmentKind(doc["kind"]),
+        registration_id=doc.get("registrationId", ""),
+        match=Match(
+            name_pattern=match.get("namePattern", ""),
+            labels=tuple(match.get("labels") or ()),
+            identifiers=match.get("identifiers") or {},
+        ),
+        allocation=AllocationPolicy(allocation.get("policy", "hashed")),
+        candidates=tuple(
+            Candidate(service=c["name"], weight=c.get("weight", 1), site=c.get("site", ""))
+            for c in allocation.get("services") or ()
+        ),
+        webhook=None
+        if not hook
+        else Webhook(
+            url=hook["url"],
+            timeout=hook.get("timeout", 2.0),
+            fallback=AllocationPolicy(hook.get("fallback", "hashed")),
+        ),
+        reprovision=ReprovisionPolicy(doc.get("reprovisionPolicy", "migrate")),
+        initial=initial_from(doc.get("initialState") or {}),
+        primary_key=att.get("primaryKey", ""),
+        secondary_key=att.get("secondaryKey", ""),
+        enabled=bool(doc.get("enabled", True)),
+        hold_down_s=float(doc.get("holdDownSeconds", 60.0)),
+        priority=int(doc.get("priority", 0)),
+        created=doc.get("created", 0),
+        modified=doc.get("modified", 0),
+        revision=doc.get("revision", 1),
+    )
+
+
+def registration_doc(r: Registration) -> Doc:
+    """A registration record."""
+    doc: Doc = {
+        "registrationId": r.registration_id,
+        "enrollment": r.enrollment,
+        "status": r.status.value,
+    }
+    if r.substatus is not None:
+        doc["substatus"] = r.substatus.value
+    if r.assigned_service:
+        doc["assignedService"] = r.assigned_service
+    if r.initial_service:
+        doc["initialService"] = r.initial_service
+    if r.last_move:
+        doc["lastMoveId"] = r.last_move
+    if r.last_moved:
+        doc["lastMoved"] = r.last_moved
+    if r.pending_service:
+        doc["pendingService"] = r.pending_service
+    if r.quarantined_from:
+        doc["quarantinedFrom"] = r.quarantined_from
+    if r.report:
+        doc["lastReport"] = r.report
+    if r.error:
+        doc["error"] = r.error
+    doc["created"] = r.created
+    doc["modified"] = r.modified
+    doc["revision"] = r.revision
+    return doc
+
+
+def registration_from(doc: Doc) -> Registration:
+    """Read a registration record."""
+    sub = doc.get("substatus")
+    return Registration(
+        registration_id=doc["registrationId"],
+        enrollment=doc.get("enrollment", ""),
+        status=RegistrationStatus(doc["status"]),
+        substatus=None if sub is None else Substatus(sub),
+        assigned_service=doc.get("assignedService", ""),
+        initial_service=doc.get("initialService", ""),
+        last_move=doc.get("lastMoveId", ""),
+        last_moved=doc.get("lastMoved", 0),
+        pending_service=doc.get("pendingService", ""),
+        quarantined_from=doc.get("quarantinedFrom", ""),
+        report=doc.get("lastReport") or {},
+        error=doc.get("error", ""),
+        created=doc.get("created", 0),
+        modified=doc.get("modified", 0),
+        revision=doc.get("revision", 1),
+    )
+
+
+def report_doc(report: Report) -> Doc:
+    """A registration's report as stored on it (the payload is kept only in its event)."""
+    doc: Doc = {}
+    if report.labels:
+        doc["labels"] = list(report.labels)
+    if report.protocols:
+        doc["protocols"] = report.protocols
+    if report.site:
+        doc["site"] = report.site
+    if report.latencies:
+        doc["latencies"] = report.latencies
+    return doc
+
+
+def report_from(registration_id: str, doc: Doc) -> Report:
+    """Read a stored report (:func:`report_doc`)."""
+    return Report(
+        registration_id=registration_id,
+        labels=tuple(doc.get("labels") or ()),
+        protocols=doc.get("protocols") or {},
+        site=doc.get("site", ""),
+        latencies=doc.get("latencies") or {},
+    )

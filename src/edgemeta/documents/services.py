@@ -1,0 +1,139 @@
+"""The DeviceService shape: request DTOs, request to record or patch, document both ways."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, StringConstraints, model_validator
+
+from edgemeta.documents.common import (
+    AdminStateWire,
+    Doc,
+    Envelope,
+    Labels,
+    Name,
+    Object,
+    Text,
+    Uuid,
+    Wire,
+    labels_of,
+    opt_labels_of,
+    require_target,
+    stamps,
+)
+from edgemeta.domain.names import has_control_chars
+from edgemeta.domain.patches import DeviceServicePatch, Target
+from edgemeta.domain.records import AdminState, DeviceService
+
+
+def _base_address(value: str) -> str:
+    # go-playground's `uri` check is url.ParseRequestURI: an absolute URI or an absolute path.
+    if not value or " " in value or has_control_chars(value):
+        raise ValueError("must be a URI, e.g. http://device-virtual:59900")
+    parts = urlsplit(value)
+    if not parts.scheme and not value.startswith("/"):
+        raise ValueError("must be a URI, e.g. http://device-virtual:59900")
+    return value
+
+
+class DeviceServiceDTO(Wire):
+    """DeviceService (add)."""
+
+    id: Uuid | None = None
+    name: Name
+    description: Text | None = None
+    labels: Labels | None = None
+    base_address: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_base_address)]
+    admin_state: AdminStateWire
+    properties: Object | None = None
+
+
+class UpdateDeviceServiceDTO(Wire):
+    """UpdateDeviceService (patch)."""
+
+    id: Uuid | None = None
+    name: Name | None = None
+    description: Text | None = None
+    labels: Labels | None = None
+    base_address: (
+        Annotated[str, StringConstraints(max_length=2048), AfterValidator(_base_address)] | None
+    ) = None
+    admin_state: AdminStateWire | None = None
+    properties: Object | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> UpdateDeviceServiceDTO:
+        require_target(self.id, self.name)
+        return self
+
+
+class AddDeviceServiceRequest(Envelope):
+    """AddDeviceServiceRequest."""
+
+    service: DeviceServiceDTO
+
+
+class UpdateDeviceServiceRequest(Envelope):
+    """UpdateDeviceServiceRequest."""
+
+    service: UpdateDeviceServiceDTO
+
+
+def service_record(s: DeviceServiceDTO) -> DeviceService:
+    """DeviceService from an add request."""
+    return DeviceService(
+        id=s.id or "",
+        name=s.name,
+        description=s.description or "",
+        labels=labels_of(s.labels),
+        base_address=s.base_address,
+        admin_state=AdminState(s.admin_state),
+        properties=s.properties or {},
+    )
+
+
+def service_patch(s: UpdateDeviceServiceDTO) -> DeviceServicePatch:
+    """DeviceServicePatch from a patch request."""
+    return DeviceServicePatch(
+        target=Target(id=s.id, name=s.name),
+        description=s.description,
+        base_address=s.base_address,
+        labels=opt_labels_of(s.labels),
+        admin_state=None if s.admin_state is None else AdminState(s.admin_state),
+        properties=s.properties,
+    )
+
+
+def service_doc(s: DeviceService) -> Doc:
+    """The DeviceService DTO."""
+    doc: Doc = {}
+    stamps(doc, s.created, s.modified)
+    if s.id:
+        doc["id"] = s.id
+    doc["name"] = s.name
+    if s.description:
+        doc["description"] = s.description
+    if s.labels:
+        doc["labels"] = list(s.labels)
+    doc["baseAddress"] = s.base_address
+    doc["adminState"] = s.admin_state.value
+    doc["properties"] = s.properties
+    doc["revision"] = s.revision
+    return doc
+
+
+def service_from(doc: Doc) -> DeviceService:
+    """Read a DeviceService document."""
+    return DeviceService(
+        id=doc.get("id", ""),
+        name=doc["name"],
+        description=doc.get("description", ""),
+        labels=tuple(doc.get("labels") or ()),
+        base_address=doc["baseAddress"],
+        admin_state=AdminState(doc["adminState"]),
+        properties=doc.get("properties") or {},
+        created=doc.get("created", 0),
+        modified=doc.get("modified", 0),
+        revision=doc.get("revision", 1),
+    )
