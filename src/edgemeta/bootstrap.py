@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,22 +15,22 @@ import yaml
 from starlette.types import ASGIApp
 
 from edgemeta.api.app import create_app, create_data_app
-from edgemeta.api.data_routes import DataContext
 from edgemeta.api.handlers import ApiContext
-from edgemeta.bus.ingest import EventIngest
+from edgemeta.api.routes.coredata import DataContext
+from edgemeta.api.stream import Notifier
 from edgemeta.bus.memory import MemoryBus
-from edgemeta.bus.relay import Relay
-from edgemeta.bus.releases import BusReleases
-from edgemeta.bus.stream import Notifier
-from edgemeta.bus.validation import BusDeviceValidator
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
+from edgemeta.peers.releases import BusReleases
+from edgemeta.peers.validation import BusDeviceValidator
+from edgemeta.peers.webhooks import HttpAllocationHook
 from edgemeta.ports import Bus, Store
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
-from edgemeta.usecases.common import Deps, MoveSettings, Policy
-from edgemeta.usecases.moves import resume_stale
-from edgemeta.webhooks import HttpAllocationHook
+from edgemeta.usecases.deps import Deps, MoveSettings, Policy
+from edgemeta.workers.ingest import EventIngest
+from edgemeta.workers.moves import MoveResumer
+from edgemeta.workers.relay import Relay
 
 log = logging.getLogger("edgemeta")
 
@@ -111,8 +111,11 @@ class Service:
     app: ASGIApp
     data_app: ASGIApp | None = None
     ingest: EventIngest | None = None
+    resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
-    _resuming: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.resumer = MoveResumer(self.deps)
 
     async def start(self) -> None:
         """Connect the bus and start relaying system events.
@@ -126,19 +129,7 @@ class Service:
         self.relay.start()
         if self.ingest is not None:
             self.ingest.start()
-        self._resuming = asyncio.create_task(self._resume_moves(), name="edgemeta-move-resume")
-
-    async def _resume_moves(self) -> None:
-        """Finish or fail moves that an interrupted instance left unfinished, now and then."""
-        period = self.deps.move_settings.stale_after / 3
-        while True:
-            try:
-                done = await resume_stale(self.deps)
-                if done:
-                    log.info("resumed %d interrupted moves", done)
-            except Exception:
-                log.exception("resuming interrupted moves failed")
-            await asyncio.sleep(period)
+        self.resumer.start()
 
     async def _connect_bus(self) -> None:
         delay = 1.0
@@ -153,11 +144,12 @@ class Service:
 
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
-        for task in (self._resuming, self._connecting):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.resumer.stop()
+        task = self._connecting
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self.ingest is not None:
             await self.ingest.stop()
         await self.relay.stop()
@@ -235,7 +227,7 @@ async def build(settings: Settings) -> Service:
     if settings.core_data:
         data_app = create_data_app(
             DataContext(
-                store=store,
+                deps=deps,
                 max_result_count=settings.max_result_count,
                 max_event_bytes=settings.max_event_bytes,
                 config=data_config_document(settings),
@@ -243,7 +235,7 @@ async def build(settings: Settings) -> Service:
         )
         if settings.data_ingest:
             ingest = EventIngest(
-                store,
+                deps,
                 bus,
                 prefix=settings.bus_prefix,
                 bus_url=settings.bus_url,

@@ -219,7 +219,7 @@ class FlakyBus(MemoryBus):
 async def test_relay_keeps_events_while_the_bus_is_down_then_delivers_in_order(
     tmp_path: Any,
 ) -> None:
-    from edgemeta.bus.relay import Relay
+    from edgemeta.workers.relay import Relay
 
     service, _ = await make_service("sqlite", tmp_path)
     bus = FlakyBus()
@@ -244,7 +244,7 @@ async def test_relay_keeps_events_while_the_bus_is_down_then_delivers_in_order(
 
 
 async def test_only_one_relay_publishes_on_a_shared_postgres(tmp_path: Any) -> None:
-    from edgemeta.bus.relay import Relay
+    from edgemeta.workers.relay import Relay
     from tests import servers
     from tests.conftest import _drop_schema
 
@@ -376,7 +376,7 @@ class PickyBus(MemoryBus):
 
 
 async def test_an_event_the_bus_refuses_for_good_is_set_aside_not_retried(tmp_path: Any) -> None:
-    from edgemeta.bus.relay import Relay
+    from edgemeta.workers.relay import Relay
 
     service, _ = await make_service("sqlite", tmp_path)
     bus = PickyBus()

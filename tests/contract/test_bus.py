@@ -22,7 +22,6 @@ from edgemeta.bus.envelope import decode, envelope
 from edgemeta.bus.mqtt import MqttBus
 from edgemeta.bus.nats import NatsBus
 from edgemeta.bus.topics import level, response_topic, system_event_topic, validate_topic
-from edgemeta.bus.validation import BusDeviceValidator
 from edgemeta.domain.errors import (
     ContractInvalid,
     LimitExceeded,
@@ -30,6 +29,7 @@ from edgemeta.domain.errors import (
     ServiceUnavailable,
 )
 from edgemeta.domain.records import AdminState, Device, OperatingState
+from edgemeta.peers.validation import BusDeviceValidator
 from edgemeta.ports import Bus, Message, Subscription
 from tests import servers
 from tests.bushelp import BusFactory, Collector, eventually_publish, recv, recv_until

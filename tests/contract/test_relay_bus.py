@@ -1,6 +1,6 @@
 """The outbox relay on a real broker, through a connection that gets cut.
 
-What the relay promises (``edgemeta.bus.relay``): every committed system event is published,
+What the relay promises (``edgemeta.workers.relay``): every committed system event is published,
 in commit order, at least once, whatever the broker does in between. Here the relay runs on an
 MQTT or NATS bus behind a TCP proxy; the proxy is cut while a backlog is being published and
 while more events are committed, then restored. An observer connected straight to the broker
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from edgemeta.bus.envelope import decode
-from edgemeta.bus.relay import Relay
 from edgemeta.domain.events import device_added
 from edgemeta.domain.records import AdminState, Device, OperatingState
 from edgemeta.ports import Store
 from edgemeta.store import open_store
+from edgemeta.workers.relay import Relay
 from tests.bushelp import BusFactory, Collector
 from tests.contract.conftest import BROKERS
 from tests.tcpproxy import TcpProxy

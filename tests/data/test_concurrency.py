@@ -16,6 +16,7 @@ from edgemeta.domain.errors import ContractInvalid
 from edgemeta.domain.readings import EventAddress
 from edgemeta.ports import Store
 from edgemeta.usecases import coredata as uc
+from edgemeta.usecases.deps import Deps
 from tests.data.conftest import Data, make_event
 
 
@@ -62,18 +63,18 @@ async def test_index_exact_under_concurrent_ingest_purge_and_delete(seeded: Data
             source = "all" if len(readings) == 2 else "temp"
             # origins spread over the last hour, so purges by age take some
             event = make_event(device, source, readings, origin=now - rng.randint(0, 3600) * 10**9)
-            await uc.add_event(store, event, EventAddress("ds", "prof", device, source))
+            await uc.add_event(Deps(store), event, EventAddress("ds", "prof", device, source))
             if worker == 0 and i % 10 == 0:
                 await asyncio.sleep(0)
 
     async def purge() -> None:
         while not stop.is_set():
-            await uc.purge_older_than(store, now - rng.randint(1800, 3600) * 10**9)
+            await uc.purge_older_than(Deps(store), now - rng.randint(1800, 3600) * 10**9)
             await asyncio.sleep(0.005)
 
     async def delete() -> None:
         while not stop.is_set():
-            await uc.delete_device_events(store, rng.choice(devices))
+            await uc.delete_device_events(Deps(store), rng.choice(devices))
             await asyncio.sleep(0.02)
 
     background = [asyncio.create_task(purge()), asyncio.create_task(delete())]
@@ -120,7 +121,7 @@ async def _race(seeded: Data, trial: int, after_first: bool, stream_delay: float
                 event = make_event(device, "switch", readings, profile=profile)
                 address = EventAddress("ds", profile, device, "switch")
                 try:
-                    await uc.add_event(store, event, address)
+                    await uc.add_event(Deps(store), event, address)
                     first.set()
                 except ContractInvalid as exc:  # refused once the resource is gone
                     refusals.append(exc.message)

@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from edgemeta.bus.ingest import EventIngest
+from edgemeta.workers.ingest import EventIngest
 from tests import servers
 from tests.brokers import private_broker
 from tests.data.conftest import Data, make_event
@@ -58,7 +58,7 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
 
 async def test_memory_bus_ingest(seeded: Data) -> None:
     service = seeded.meta.service
-    ingest = EventIngest(service.store, service.bus, prefix="edgex", bus_url="memory://")
+    ingest = EventIngest(service.deps, service.bus, prefix="edgex", bus_url="memory://")
     await service.bus.start()
     ingest.start()
     await asyncio.wait_for(ingest.ready.wait(), 5)
@@ -93,7 +93,7 @@ async def test_mqtt_ingest_on_the_machine_broker(seeded: Data) -> None:
     service = seeded.meta.service
     client_id = servers.unique("edgemeta-cd")
     ingest = EventIngest(
-        service.store, service.bus, prefix=prefix, bus_url=servers.MQTT_URL, client_id=client_id
+        service.deps, service.bus, prefix=prefix, bus_url=servers.MQTT_URL, client_id=client_id
     )
     ingest.start()
     try:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from edgemeta.bus.memory import MemoryBus
-from edgemeta.bus.relay import Relay
 from edgemeta.domain.events import Action, service_changed
 from edgemeta.domain.records import AdminState, DeviceService
 from edgemeta.store import open_store
+from edgemeta.workers.relay import Relay
 
 
 async def test_a_commit_during_the_read_is_not_left_for_the_next_poll(tmp_path: Path) -> None:

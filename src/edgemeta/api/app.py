@@ -22,8 +22,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edgemeta.api import data_routes
-from edgemeta.api.data_routes import DataContext
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.responses import error
 from edgemeta.api.routes import (
@@ -36,6 +34,8 @@ from edgemeta.api.routes import (
     systemevents,
     watchers,
 )
+from edgemeta.api.routes import coredata as coredata_routes
+from edgemeta.api.routes.coredata import DataContext
 
 API_BASE = "/api/v3"
 _CID_HEADER = b"x-correlation-id"
@@ -155,7 +155,7 @@ def create_data_app(ctx: DataContext) -> ASGIApp:
     """The core-data application (its own port), with the same envelope and middleware."""
     routes: list[BaseRoute] = [
         Route(API_BASE + r.path, r.endpoint, methods=r.methods, name=r.name)
-        for r in data_routes.routes(ctx)
+        for r in coredata_routes.routes(ctx)
     ]
     app = Starlette(
         routes=routes,

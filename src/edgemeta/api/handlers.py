@@ -16,10 +16,10 @@ from starlette.responses import Response
 from edgemeta.api.body import decode_batch, read_body
 from edgemeta.api.errors import status_of
 from edgemeta.api.responses import base, error, respond
-from edgemeta.bus.stream import Notifier
+from edgemeta.api.stream import Notifier
 from edgemeta.documents import Envelope
 from edgemeta.domain.errors import ContractInvalid, EdgeMetaError
-from edgemeta.usecases.common import Deps
+from edgemeta.usecases.deps import Deps
 
 log = logging.getLogger("edgemeta.api")
 

@@ -21,7 +21,8 @@ from edgemeta.domain.errors import (
     ServerError,
 )
 from edgemeta.domain.readings import CheckedEvent, EventAddress, check_event
-from edgemeta.ports import DataQuery, ListQuery, Page, Store, Tx
+from edgemeta.ports import DataQuery, ListQuery, Page, Tx
+from edgemeta.usecases.deps import Deps
 
 log = logging.getLogger("edgemeta.coredata")
 
@@ -48,10 +49,10 @@ async def _check(
 
 
 async def add_event(
-    store: Store, raw: dict[str, Any], address: EventAddress, request_id: str = ""
+    deps: Deps, raw: dict[str, Any], address: EventAddress, request_id: str = ""
 ) -> str:
     """Store one event from the REST API; its id. 409 if an event with its id exists."""
-    async with store.write() as tx:
+    async with deps.store.write() as tx:
         event = await _check(tx, raw, address, request_id)
         if not await tx.data.add_event(event):
             raise DuplicateName(f"event id {event.id} already exists")
@@ -67,8 +68,8 @@ class GroupWriter:
     one COMMIT rather than one each. Each request still gets its own answer (its id, 400,
     409), and is answered only once its event is committed."""
 
-    def __init__(self, store: Store, max_batch: int = 256) -> None:
-        self.store = store
+    def __init__(self, deps: Deps, max_batch: int = 256) -> None:
+        self.deps = deps
         self.max_batch = max_batch
         self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
@@ -86,10 +87,10 @@ class GroupWriter:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             outcomes: list[tuple[asyncio.Future[str], str | BaseException]] = []
             try:
-                async with self.store.batch():
+                async with self.deps.store.batch():
                     for raw, address, rid, future in batch:
                         try:
-                            async with self.store.write() as tx:
+                            async with self.deps.store.write() as tx:
                                 event = await _check(tx, raw, address, rid)
                                 if not await tx.data.add_event(event):
                                     raise DuplicateName(f"event id {event.id} already exists")
@@ -119,7 +120,7 @@ class IngestResult:
 
 
 async def ingest(
-    store: Store, items: Sequence[tuple[dict[str, Any] | None, EventAddress | None, str]]
+    deps: Deps, items: Sequence[tuple[dict[str, Any] | None, EventAddress | None, str]]
 ) -> IngestResult:
     """Store a batch of events from the bus in one transaction, each in its own savepoint.
 
@@ -128,13 +129,13 @@ async def ingest(
     duplicate (redelivery after a crash) is counted and skipped. Returns once committed.
     """
     stored = duplicates = refused = 0
-    async with store.batch():
+    async with deps.store.batch():
         for raw, address, label in items:
             if raw is None:
                 refused += 1
                 continue
             try:
-                async with store.write() as tx:
+                async with deps.store.write() as tx:
                     event = await _check(tx, raw, address, "")
                     if await tx.data.add_event(event):
                         stored += 1
@@ -151,48 +152,48 @@ async def ingest(
     return IngestResult(stored, duplicates, refused)
 
 
-async def get_event(store: Store, id_: str) -> str:
+async def get_event(deps: Deps, id_: str) -> str:
     """One event document."""
-    async with store.read() as tx:
+    async with deps.store.read() as tx:
         found = await tx.data.event_document(id_)
     if found is None:
         raise NotFound(f"event with id {id_} not found")
     return found
 
 
-async def list_events(store: Store, query: DataQuery, page: ListQuery) -> Page[str]:
+async def list_events(deps: Deps, query: DataQuery, page: ListQuery) -> Page[str]:
     """Events, newest first."""
-    async with store.read() as tx:
+    async with deps.store.read() as tx:
         return await tx.data.event_documents(query, page)
 
 
-async def list_readings(store: Store, query: DataQuery, page: ListQuery) -> Page[str]:
+async def list_readings(deps: Deps, query: DataQuery, page: ListQuery) -> Page[str]:
     """Readings, newest first."""
-    async with store.read() as tx:
+    async with deps.store.read() as tx:
         return await tx.data.reading_documents(query, page)
 
 
-async def count(store: Store, what: str, device: str | None = None) -> int:
+async def count(deps: Deps, what: str, device: str | None = None) -> int:
     """How many events or readings (``what``), of all devices or of one."""
-    async with store.read() as tx:
+    async with deps.store.read() as tx:
         if what == "event":
             return await tx.data.count_events(device)
         return await tx.data.count_readings(device)
 
 
-async def delete_event(store: Store, id_: str) -> None:
+async def delete_event(deps: Deps, id_: str) -> None:
     """Delete one event and its readings."""
-    async with store.write() as tx:
+    async with deps.store.write() as tx:
         events, _ = await tx.data.delete_events(id_=id_)
     if not events:
         raise NotFound(f"event with id {id_} not found")
 
 
-async def _delete_all(store: Store, **where: Any) -> tuple[int, int]:
+async def _delete_all(deps: Deps, **where: Any) -> tuple[int, int]:
     """Delete in chunks (one transaction each) until nothing matches."""
     events = readings = 0
     while True:
-        async with store.write() as tx:
+        async with deps.store.write() as tx:
             e, r = await tx.data.delete_events(limit=PURGE_CHUNK, **where)
         events += e
         readings += r
@@ -200,13 +201,13 @@ async def _delete_all(store: Store, **where: Any) -> tuple[int, int]:
             return events, readings
 
 
-async def delete_device_events(store: Store, device: str) -> tuple[int, int]:
+async def delete_device_events(deps: Deps, device: str) -> tuple[int, int]:
     """Delete every event and reading of a device; (events, readings) deleted."""
-    return await _delete_all(store, device=device)
+    return await _delete_all(deps, device=device)
 
 
-async def purge_older_than(store: Store, cutoff_ns: int) -> tuple[int, int]:
+async def purge_older_than(deps: Deps, cutoff_ns: int) -> tuple[int, int]:
     """Delete events (and their readings) whose origin is before ``cutoff_ns``."""
     if cutoff_ns <= 0:
         raise ContractInvalid("age reaches before the epoch: nothing to purge")
-    return await _delete_all(store, older_than=cutoff_ns)
+    return await _delete_all(deps, older_than=cutoff_ns)

@@ -10,7 +10,8 @@ from edgemeta.domain.events import Action
 from edgemeta.domain.patches import DeviceServicePatch, apply_service_patch, same_content
 from edgemeta.domain.records import DeviceService
 from edgemeta.ports import ListQuery, Page, Tx
-from edgemeta.usecases.common import Deps, new_id, not_found, now_ms
+from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.usecases.deps import Deps
 
 
 async def add_service(deps: Deps, service: DeviceService, correlation_id: str) -> str:

@@ -24,7 +24,8 @@ from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page, Tx
 from edgemeta.usecases import moves
 from edgemeta.usecases.associations import ensure_device_without_data, ensure_profile_without_data
-from edgemeta.usecases.common import AcceptAll, Deps, new_id, not_found, now_ms
+from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.usecases.deps import AcceptAll, Deps
 
 
 async def _check_references(tx: Tx, device: Device) -> None:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from edgemeta.domain.enrollment import Enrollment, EnrollmentKind
 from edgemeta.domain.errors import Conflict, ContractInvalid
 from edgemeta.ports import ListQuery, Page
-from edgemeta.usecases.common import Deps, new_id, not_found, now_ms
+from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.usecases.deps import Deps
 
 
 def new_key() -> str:

@@ -37,7 +37,8 @@ from edgemeta.domain.moves import (
 from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page, ReleaseWatch, Tx
 from edgemeta.usecases.associations import ensure_profile_without_data
-from edgemeta.usecases.common import Deps, new_id, not_found, now_ms
+from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.usecases.deps import Deps
 
 log = logging.getLogger("edgemeta.moves")
 

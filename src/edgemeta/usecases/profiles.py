@@ -28,7 +28,8 @@ from edgemeta.domain.profiles import validate_profile
 from edgemeta.domain.records import DeviceCommand, DeviceProfile, DeviceResource
 from edgemeta.ports import ListQuery, Page, Tx
 from edgemeta.usecases.associations import ensure_profile_without_data, usage
-from edgemeta.usecases.common import Deps, Policy, new_id, not_found, now_ms
+from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.usecases.deps import Deps, Policy
 
 STRICT_CHANGES = "profile change is not allowed when StrictDeviceProfileChanges is enabled"
 STRICT_DELETES = "profile deletion is not allowed when StrictDeviceProfileDeletes is enabled"

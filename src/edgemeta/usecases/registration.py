@@ -59,7 +59,8 @@ from edgemeta.domain.records import AdminState, Device, OperatingState
 from edgemeta.ports import ListQuery, Page
 from edgemeta.usecases import devices as device_uc
 from edgemeta.usecases import moves
-from edgemeta.usecases.common import Deps, new_id, not_found, now_ms
+from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.usecases.deps import Deps
 
 log = logging.getLogger("edgemeta.registration")
 

@@ -13,7 +13,8 @@ from edgemeta.domain.errors import NotFound
 from edgemeta.domain.patches import ProvisionWatcherPatch, apply_watcher_patch, same_content
 from edgemeta.domain.records import ProvisionWatcher
 from edgemeta.ports import ListQuery, Page, Tx
-from edgemeta.usecases.common import Deps, new_id, not_found, now_ms
+from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.usecases.deps import Deps
 
 
 async def _check_profile(tx: Tx, w: ProvisionWatcher) -> None:

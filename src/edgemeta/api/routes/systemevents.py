@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from edgemeta.api.handlers import ApiContext, endpoint
 from edgemeta.api.query import MAX_OFFSET, int_param
-from edgemeta.bus.stream import StreamItem, follow
+from edgemeta.api.stream import StreamItem, follow
 from edgemeta.bus.topics import valid_filter
 from edgemeta.domain.errors import ContractInvalid
 

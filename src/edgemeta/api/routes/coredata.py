@@ -30,8 +30,9 @@ from edgemeta.documents import API_VERSION
 from edgemeta.domain.errors import ContractInvalid, RangeNotSatisfiable, Unsupported
 from edgemeta.domain.ids import is_uuid
 from edgemeta.domain.readings import EventAddress, numeric_document, parse_request
-from edgemeta.ports import DataQuery, ListQuery, Page, Store
+from edgemeta.ports import DataQuery, ListQuery, Page
 from edgemeta.usecases import coredata as uc
+from edgemeta.usecases.deps import Deps
 
 SERVICE_NAME = "core-data"
 _NS_MAX = 2**63 - 1
@@ -41,7 +42,7 @@ _NS_MAX = 2**63 - 1
 class DataContext:
     """What the core-data routes need."""
 
-    store: Store
+    deps: Deps
     max_result_count: int = 1024
     max_event_bytes: int = 25_000 * 1024
     config: dict[str, Any] = field(default_factory=dict)
@@ -99,8 +100,8 @@ def _page(key: str, page: Page[str], query: ListQuery, counted: bool, numeric: b
 
 def routes(ctx: DataContext) -> list[Route]:
     """The core-data routes (without the ``/api/v3`` base)."""
-    store = ctx.store
-    writer = uc.GroupWriter(store)
+    deps = ctx.deps
+    writer = uc.GroupWriter(deps)
 
     async def ping(request: Request) -> Response:
         return respond(
@@ -135,13 +136,13 @@ def routes(ctx: DataContext) -> list[Route]:
 
     async def _events(request: Request, query: DataQuery) -> Response:
         q, counted = _paging(request.query_params, ctx.max_result_count)
-        page = await uc.list_events(store, query, q)
+        page = await uc.list_events(deps, query, q)
         numeric = request.query_params.get("numeric", "").lower() == "true"
         return _page("events", page, q, counted, numeric)
 
     async def _readings(request: Request, query: DataQuery) -> Response:
         q, counted = _paging(request.query_params, ctx.max_result_count)
-        page = await uc.list_readings(store, query, q)
+        page = await uc.list_readings(deps, query, q)
         numeric = request.query_params.get("numeric", "").lower() == "true"
         return _page("readings", page, q, counted, numeric)
 
@@ -166,18 +167,18 @@ def routes(ctx: DataContext) -> list[Route]:
 
     @endpoint
     async def event_by_id(request: Request) -> Response:
-        document = await uc.get_event(store, _event_id(request))
+        document = await uc.get_event(deps, _event_id(request))
         head = b'{"apiVersion":"%s","statusCode":200,"event":' % API_VERSION.encode()
         return Response(head + document.encode() + b"}", media_type=JSON_TYPE)
 
     @endpoint
     async def delete_event(request: Request) -> Response:
-        await uc.delete_event(store, _event_id(request))
+        await uc.delete_event(deps, _event_id(request))
         return respond(200, base(200))
 
     def _count(what: str, device: str | None) -> Any:
         async def handler(request: Request) -> Response:
-            n = await uc.count(store, what, path(request, "name") if device else None)
+            n = await uc.count(deps, what, path(request, "name") if device else None)
             body = base(200)
             body["count"] = n
             return respond(200, body)
@@ -186,13 +187,13 @@ def routes(ctx: DataContext) -> list[Route]:
 
     @endpoint
     async def delete_of_device(request: Request) -> Response:
-        await uc.delete_device_events(store, path(request, "name"))
+        await uc.delete_device_events(deps, path(request, "name"))
         return respond(202, base(202))
 
     @endpoint
     async def purge_by_age(request: Request) -> Response:
         age = _ns(request, "age")
-        await uc.purge_older_than(store, time.time_ns() - age)
+        await uc.purge_older_than(deps, time.time_ns() - age)
         return respond(202, base(202))
 
     @endpoint

@@ -33,8 +33,9 @@ import orjson
 
 from edgemeta.domain.errors import EdgeMetaError
 from edgemeta.domain.readings import EventAddress, parse_request
-from edgemeta.ports import Bus, Message, Store
+from edgemeta.ports import Bus, Message
 from edgemeta.usecases.coredata import IngestResult, ingest
+from edgemeta.usecases.deps import Deps
 
 log = logging.getLogger("edgemeta.coredata.ingest")
 
@@ -80,7 +81,7 @@ class EventIngest:
 
     def __init__(
         self,
-        store: Store,
+        deps: Deps,
         bus: Bus,
         *,
         prefix: str,
@@ -89,7 +90,7 @@ class EventIngest:
         qos: int = 1,
         batch_max: int = 500,
     ) -> None:
-        self.store = store
+        self.deps = deps
         self.bus = bus
         self.prefix = prefix
         self.bus_url = bus_url
@@ -143,7 +144,7 @@ class EventIngest:
         delay = 0.1
         while True:
             try:
-                self._count(await ingest(self.store, batch))
+                self._count(await ingest(self.deps, batch))
                 return
             except Exception as exc:
                 # The database refused the batch (busy, gone): keep it and try again; the

@@ -1,0 +1,84 @@
+"""What every use case is given: the ports, the settings that change behaviour.
+
+Built once in :mod:`edgemeta.bootstrap` (tests build their own). The defaults are the
+adapters for "nothing there": no validation, nobody confirming releases, no webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from edgemeta.domain.errors import ServiceUnavailable
+from edgemeta.domain.moves import ReleasePolicy
+from edgemeta.ports import AllocationHook, DeviceValidator, Releases, ReleaseWatch, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Settings that change what the use cases allow (EdgeX ``Writable`` section)."""
+
+    max_devices: int = 0
+    max_resources: int = 0
+    strict_profile_changes: bool = False
+    strict_profile_deletes: bool = False
+    uom_validation: bool = False
+    units: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class MoveSettings:
+    """How moves wait on device services (``EDGEMETA_MOVE_*`` settings)."""
+
+    ack_timeout: float = 5.0  # for an old owner that confirms releases
+    release_deadline: float = 0.5  # for an old owner that cannot (an EdgeX device service)
+    release_policy: ReleasePolicy = ReleasePolicy.ROLLBACK  # no confirmation in time
+    implicit: bool = False  # an add by another service becomes a move (seed option 1)
+    stale_after: float = 30.0  # seconds without progress before any instance resumes a move
+
+
+class NoReleases:
+    """Release confirmations when there is no bus: nobody listens, nobody confirms."""
+
+    async def watch(self, service: str, move_id: str) -> ReleaseWatch:
+        """A watch that never confirms."""
+        return _NeverConfirmed()
+
+    def nobody_listens(self, service: str, profile_name: str) -> bool:
+        """Nobody."""
+        return True
+
+
+class _NeverConfirmed:
+    async def wait(self) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        return None
+
+
+class NoWebhooks:
+    """Allocation webhooks when none can be called: every call fails (fallback applies)."""
+
+    async def decide(self, url: str, time_limit: float, request: dict[str, object]) -> str:
+        """Fail."""
+        raise ServiceUnavailable("allocation webhooks are not available")
+
+
+class AcceptAll:
+    """A validator for when device validation is off: every device is accepted."""
+
+    async def validate(self, service_name: str, device: object, correlation_id: str) -> None:
+        """Accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """The ports and policy the use cases run with (built in ``bootstrap``)."""
+
+    store: Store
+    validator: DeviceValidator = field(default_factory=AcceptAll)
+    policy: Policy = field(default_factory=Policy)
+    releases: Releases = field(default_factory=NoReleases)
+    move_settings: MoveSettings = field(default_factory=MoveSettings)
+    allocation_hook: AllocationHook = field(default_factory=NoWebhooks)
