@@ -10,50 +10,25 @@ outbox, from which streams resume).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
+from edgemeta.bus.shared import QueueSubscription
 from edgemeta.bus.topics import matches, valid_filter
 from edgemeta.domain.errors import ContractInvalid
 from edgemeta.ports import Message
 
 
-class MemorySubscription:
+class MemorySubscription(QueueSubscription):
     """Messages matching one filter."""
 
     def __init__(self, bus: MemoryBus, topic_filter: str, queue_size: int) -> None:
+        super().__init__(topic_filter, queue_size)
         self.bus = bus
-        self.filter = topic_filter
-        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(queue_size)
-        self.dropped = 0
-
-    def offer(self, message: Message) -> None:
-        """Queue a message, dropping the oldest when full."""
-        if self.queue.full():
-            self.queue.get_nowait()
-            self.dropped += 1
-        self.queue.put_nowait(message)
-
-    async def __aiter__(self) -> AsyncIterator[Message]:
-        while True:
-            item = await self.queue.get()
-            if item is None:
-                return
-            yield item
-
-    async def get(self) -> Message:
-        """The next message."""
-        while True:
-            item = await self.queue.get()
-            if item is not None:
-                return item
 
     async def close(self) -> None:
         """Stop receiving."""
         self.bus.unsubscribe(self)
-        if self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self._end()
 
 
 class MemoryBus:

@@ -29,7 +29,7 @@ import math
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -40,6 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edgemeta.bus.shared import BatchPublisher, QueueSubscription, valid_prefix
 from edgemeta.bus.topics import matches, valid_filter
 from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, ServiceUnavailable
 from edgemeta.domain.names import has_control_chars
@@ -75,38 +76,12 @@ class _Client(aiomqtt.Client):
         super()._on_connect(client, userdata, flags, reason_code, properties)
 
 
-class MqttSubscription:
+class MqttSubscription(QueueSubscription):
     """Messages matching one filter, queued until read (bounded; the oldest are dropped)."""
 
     def __init__(self, bus: MqttBus, topic_filter: str, queue_size: int) -> None:
+        super().__init__(topic_filter, queue_size)
         self.bus = bus
-        self.filter = topic_filter
-        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(queue_size)
-        self.dropped = 0
-        self.closed = False
-
-    def offer(self, message: Message) -> None:
-        """Queue a message, dropping the oldest when full."""
-        if self.closed:
-            return
-        if self.queue.full():
-            self.queue.get_nowait()
-            self.dropped += 1
-        self.queue.put_nowait(message)
-
-    async def __aiter__(self) -> AsyncIterator[Message]:
-        while True:
-            item = await self.queue.get()
-            if item is None:
-                return
-            yield item
-
-    async def get(self) -> Message:
-        """The next message."""
-        while True:
-            item = await self.queue.get()
-            if item is not None:
-                return item
 
     async def close(self) -> None:
         """Stop receiving (and unsubscribe from the broker if nobody else uses the filter)."""
@@ -114,12 +89,6 @@ class MqttSubscription:
             return
         self._end()
         await self.bus._release(self)
-
-    def _end(self) -> None:
-        self.closed = True
-        if self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
 
 
 @dataclass(eq=False)
@@ -131,8 +100,11 @@ class _Filter:
     subs: list[MqttSubscription] = field(default_factory=list)
 
 
-class MqttBus:
+class MqttBus(BatchPublisher):
     """Publish/subscribe through an MQTT broker."""
+
+    peer = "mqtt broker"
+    _log = log
 
     def __init__(
         self,
@@ -431,46 +403,13 @@ class MqttBus:
 
     # -- publishing ---------------------------------------------------------------------
 
-    async def publish(self, topic: str, payload: bytes) -> None:
-        """Publish one message and wait for the broker to acknowledge it (QoS >= 1)."""
-        _, error = await self._publish([(topic, payload)])
-        if error is not None:
-            raise error
-
-    async def publish_batch(self, messages: Sequence[tuple[str, bytes]]) -> int:
-        """Publish in order, pipelined; return how many, from the first, the broker acked.
-
-        Raises ServiceUnavailable when none was acknowledged (disconnected, timed out).
-        """
-        confirmed, error = await self._publish(messages)
-        if error is not None:
-            if confirmed == 0:
-                raise error
-            log.warning(
-                "mqtt broker %s confirmed %d of %d messages: %s",
-                self.address,
-                confirmed,
-                len(messages),
-                error.message,
-            )
-        return confirmed
-
     async def _publish(
         self, messages: Sequence[tuple[str, bytes]]
     ) -> tuple[int, EdgeMetaError | None]:
         """Publish in order; the acknowledged prefix and why the rest was not (or None)."""
         if not messages:
             return 0, None
-        # A topic MQTT cannot carry ends the batch there: what comes before still goes.
-        refused: EdgeMetaError | None = None
-        for i, (topic, _) in enumerate(messages):
-            try:
-                _check_topic(topic)
-            except ContractInvalid as exc:
-                if i == 0:
-                    raise
-                refused, messages = exc, messages[:i]
-                break
+        messages, refused = valid_prefix(messages, _check_topic)
         client, lost = self._require()
         window = self.window
         tasks: list[asyncio.Task[None]] = []
@@ -538,8 +477,8 @@ class MqttBus:
         return None
 
 
-def _check_topic(topic: str) -> None:
-    """Refuse what MQTT forbids in a topic name before anything is sent."""
+def _check_topic(topic: str) -> str:
+    """``topic``, or ContractInvalid for what MQTT forbids in a topic name (before sending)."""
     # Mosquitto drops the connection of a client that sends control characters (MQTT says
     # topics "SHOULD NOT" contain them); refusing them up front keeps one bad topic from
     # cutting everyone off.
@@ -547,3 +486,4 @@ def _check_topic(topic: str) -> None:
         raise ContractInvalid(f"invalid mqtt topic {topic!r}")
     if len(topic.encode()) > 65535:
         raise ContractInvalid(f"mqtt topic is longer than 65535 bytes: {topic[:80]!r}...")
+    return topic

@@ -29,7 +29,7 @@ import contextlib
 import itertools
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +43,7 @@ from nats.aio.subscription import Subscription as NatsSub
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
+from edgemeta.bus.shared import BatchPublisher, QueueSubscription, valid_prefix
 from edgemeta.bus.topics import valid_filter
 from edgemeta.domain.errors import (
     ContractInvalid,
@@ -142,42 +143,16 @@ def subject_covers(outer: str, inner: str) -> bool:
 # -- subscriptions -----------------------------------------------------------------------
 
 
-class NatsSubscription:
+class NatsSubscription(QueueSubscription):
     """Messages matching one filter, queued until read (bounded; the oldest are dropped)."""
 
     def __init__(self, bus: NatsBus, topic_filter: str, queue_size: int) -> None:
+        super().__init__(topic_filter, queue_size)
         self.bus = bus
-        self.filter = topic_filter
-        self.queue: asyncio.Queue[Message | None] = asyncio.Queue(queue_size)
-        self.dropped = 0
-        self.closed = False
         self.nats_subs: list[NatsSub] = []
-
-    def offer(self, message: Message) -> None:
-        """Queue a message, dropping the oldest when full."""
-        if self.closed:
-            return
-        if self.queue.full():
-            self.queue.get_nowait()
-            self.dropped += 1
-        self.queue.put_nowait(message)
 
     async def _on_msg(self, msg: Msg) -> None:
         self.offer(Message(subject_to_topic(msg.subject), msg.data))
-
-    async def __aiter__(self) -> AsyncIterator[Message]:
-        while True:
-            item = await self.queue.get()
-            if item is None:
-                return
-            yield item
-
-    async def get(self) -> Message:
-        """The next message."""
-        while True:
-            item = await self.queue.get()
-            if item is not None:
-                return item
 
     async def close(self) -> None:
         """Stop receiving."""
@@ -190,18 +165,15 @@ class NatsSubscription:
             with contextlib.suppress(nats.errors.Error):
                 await s.unsubscribe()
 
-    def _end(self) -> None:
-        self.closed = True
-        if self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
-
 
 # -- the bus -------------------------------------------------------------------------------
 
 
-class NatsBus:
+class NatsBus(BatchPublisher):
     """Publish/subscribe through a NATS server, with JetStream for the configured subjects."""
+
+    peer = "nats server"
+    _log = log
 
     def __init__(
         self,
@@ -449,30 +421,6 @@ class NatsBus:
             self._js_cache[subject] = known
         return known
 
-    async def publish(self, topic: str, payload: bytes) -> None:
-        """Publish one message and wait for the server to confirm it."""
-        _, error = await self._publish([(topic, payload)])
-        if error is not None:
-            raise error
-
-    async def publish_batch(self, messages: Sequence[tuple[str, bytes]]) -> int:
-        """Publish in order, pipelined; return how many, from the first, were confirmed.
-
-        Raises ServiceUnavailable when none was confirmed (disconnected, timed out).
-        """
-        confirmed, error = await self._publish(messages)
-        if error is not None:
-            if confirmed == 0:
-                raise error
-            log.warning(
-                "nats server %s confirmed %d of %d messages: %s",
-                self.address,
-                confirmed,
-                len(messages),
-                error.message,
-            )
-        return confirmed
-
     async def _publish(
         self, messages: Sequence[tuple[str, bytes]]
     ) -> tuple[int, EdgeMetaError | None]:
@@ -481,16 +429,8 @@ class NatsBus:
             return 0, None
         # A topic or payload NATS cannot carry ends the batch there: what comes before still
         # goes (the first one alone is an error).
-        error: EdgeMetaError | None = None
-        prepared: list[tuple[str, bytes]] = []
-        for topic, payload in messages:
-            try:
-                prepared.append((topic_to_subject(topic), payload))
-            except ContractInvalid as exc:
-                if not prepared:
-                    raise
-                error = exc
-                break
+        prepared, refused = valid_prefix(messages, topic_to_subject)
+        error: EdgeMetaError | None = refused
         nc, lost = self._require()
         js = self._js
         if self._js_recheck and js is not None:
