@@ -546,5 +546,11 @@ class AllocationHook(Protocol):
 class DeviceValidator(Protocol):
     """Asks a device's owning service whether it accepts the device (EdgeX validate/device)."""
 
+    def asks(self, service_name: str) -> bool:
+        """Whether ``validate`` would wait on anyone now (False: it accepts at once).
+
+        Lets a batch of adds run as one database transaction when nothing can wait.
+        """
+
     async def validate(self, service_name: str, device: Device, correlation_id: str) -> None:
         """Return if accepted; raise ServiceUnavailable (no answer) or ServerError (rejected)."""

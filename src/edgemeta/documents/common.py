@@ -22,7 +22,8 @@ AutoEvent shape that devices, provision watchers and enrolments share.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -39,6 +40,7 @@ from edgemeta.domain.ids import is_uuid
 from edgemeta.domain.names import has_control_chars
 from edgemeta.domain.records import AutoEvent, Retention
 
+T = TypeVar("T")
 NAME_MAX = 256
 TEXT_MAX = 16 * 1024
 LABELS_MAX = 256
@@ -273,3 +275,17 @@ def auto_event_from(doc: Doc) -> AutoEvent:
             duration=str(r.get("duration", "")),
         ),
     )
+
+
+def given(**fields: Any) -> dict[str, Any]:
+    """The fields that are given (not None), for a record constructor: its defaults do the rest.
+
+    So a default (an enrolment's hold-down, a webhook's timeout, an initial admin state) is
+    written once, on the domain dataclass, and not again in each conversion.
+    """
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def opt(convert: Callable[[Any], T], value: Any) -> T | None:
+    """``convert(value)``, or None when ``value`` is None."""
+    return None if value is None else convert(value)

@@ -30,7 +30,9 @@ from edgemeta.documents.common import (
     auto_event_doc,
     auto_event_from,
     auto_events_of,
+    given,
     labels_of,
+    opt,
 )
 from edgemeta.domain.enrollment import (
     AllocationPolicy,
@@ -225,32 +227,33 @@ def enrollment_record(e: EnrollmentDTO) -> Enrollment:
         ),
         allocation=AllocationPolicy(alloc.policy),
         candidates=tuple(
-            Candidate(service=c.name, weight=1 if c.weight is None else c.weight, site=c.site or "")
+            Candidate(service=c.name, site=c.site or "", **given(weight=c.weight))
             for c in alloc.services
         ),
         webhook=None
         if hook is None
         else Webhook(
             url=hook.url,
-            timeout=hook.timeout or 2.0,
-            fallback=AllocationPolicy(hook.fallback or "hashed"),
+            **given(timeout=hook.timeout, fallback=opt(AllocationPolicy, hook.fallback)),
         ),
-        reprovision=ReprovisionPolicy(e.reprovision_policy or "migrate"),
         initial=InitialState(
             profile_name=init.profile_name or "",
             description=init.description or "",
-            admin_state=AdminState(init.admin_state or "UNLOCKED"),
             protocols=init.protocols or {},
             properties=init.properties or {},
             tags=init.tags or {},
             labels=labels_of(init.labels),
             auto_events=auto_events_of(init.auto_events),
+            **given(admin_state=opt(AdminState, init.admin_state)),
         ),
         primary_key=att.primary_key or "",
         secondary_key=att.secondary_key or "",
-        enabled=True if e.enabled is None else e.enabled,
-        hold_down_s=60.0 if e.hold_down_seconds is None else e.hold_down_seconds,
         priority=e.priority or 0,
+        **given(
+            reprovision=opt(ReprovisionPolicy, e.reprovision_policy),
+            enabled=e.enabled,
+            hold_down_s=e.hold_down_seconds,
+        ),
     )
 
 
@@ -289,12 +292,12 @@ def initial_from(doc: Doc) -> InitialState:
     return InitialState(
         profile_name=doc.get("profileName", ""),
         description=doc.get("description", ""),
-        admin_state=AdminState(doc.get("adminState", "UNLOCKED")),
         protocols=doc.get("protocols") or {},
         properties=doc.get("properties") or {},
         tags=doc.get("tags") or {},
         labels=tuple(doc.get("labels") or ()),
         auto_events=tuple(auto_event_from(a) for a in doc.get("autoEvents") or ()),
+        **given(admin_state=opt(AdminState, doc.get("adminState"))),
     )
 
 
@@ -359,28 +362,32 @@ def enrollment_from(doc: Doc) -> Enrollment:
             labels=tuple(match.get("labels") or ()),
             identifiers=match.get("identifiers") or {},
         ),
-        allocation=AllocationPolicy(allocation.get("policy", "hashed")),
         candidates=tuple(
-            Candidate(service=c["name"], weight=c.get("weight", 1), site=c.get("site", ""))
+            Candidate(service=c["name"], site=c.get("site", ""), **given(weight=c.get("weight")))
             for c in allocation.get("services") or ()
         ),
         webhook=None
         if not hook
         else Webhook(
             url=hook["url"],
-            timeout=hook.get("timeout", 2.0),
-            fallback=AllocationPolicy(hook.get("fallback", "hashed")),
+            **given(
+                timeout=hook.get("timeout"),
+                fallback=opt(AllocationPolicy, hook.get("fallback")),
+            ),
         ),
-        reprovision=ReprovisionPolicy(doc.get("reprovisionPolicy", "migrate")),
         initial=initial_from(doc.get("initialState") or {}),
         primary_key=att.get("primaryKey", ""),
         secondary_key=att.get("secondaryKey", ""),
-        enabled=bool(doc.get("enabled", True)),
-        hold_down_s=float(doc.get("holdDownSeconds", 60.0)),
         priority=int(doc.get("priority", 0)),
         created=doc.get("created", 0),
         modified=doc.get("modified", 0),
         revision=doc.get("revision", 1),
+        **given(
+            allocation=opt(AllocationPolicy, allocation.get("policy")),
+            reprovision=opt(ReprovisionPolicy, doc.get("reprovisionPolicy")),
+            enabled=opt(bool, doc.get("enabled")),
+            hold_down_s=opt(float, doc.get("holdDownSeconds")),
+        ),
     )
 
 

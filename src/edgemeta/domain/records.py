@@ -1,8 +1,9 @@
 """The records core-metadata keeps: device services, profiles, devices, provision watchers.
 
 Records are frozen dataclasses; an update builds a new record with :func:`dataclasses.replace`.
-Field names are Python's; the EdgeX names live in :mod:`edgemeta.domain.documents`, which
-turns a record into its canonical document (the EdgeX DTO shape) and back.
+Field names are Python's; the EdgeX names live in :mod:`edgemeta.documents` (one module per
+resource, e.g. :mod:`edgemeta.documents.devices`), which turns a record into its canonical
+document (the EdgeX DTO shape) and back.
 
 Every record carries ``revision``: 1 when created, +1 on every stored change. Events carry it
 so that consumers can drop duplicates and detect gaps.

@@ -25,7 +25,7 @@ from edgemeta.ports import ListQuery, Page, Tx
 from edgemeta.usecases import moves
 from edgemeta.usecases.associations import ensure_device_without_data, ensure_profile_without_data
 from edgemeta.usecases.common import new_id, not_found, now_ms
-from edgemeta.usecases.deps import AcceptAll, Deps
+from edgemeta.usecases.deps import Deps
 
 
 async def _check_references(tx: Tx, device: Device) -> None:
@@ -120,13 +120,7 @@ def adds_may_wait(
         return True
     if bypass_validation:
         return False
-    validator = deps.validator
-    if isinstance(validator, AcceptAll):
-        return False
-    asks = getattr(validator, "asks", None)
-    if asks is None:
-        return True
-    return any(asks(name) for name in set(service_names))
+    return any(deps.validator.asks(name) for name in set(service_names))
 
 
 async def _move_by_add(
