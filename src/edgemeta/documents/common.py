@@ -22,7 +22,7 @@ AutoEvent shape that devices, provision watchers and enrolments share.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -117,6 +117,31 @@ Object = dict[str, Any]
 _KEY_TABLES: dict[type, tuple[dict[str, str], frozenset[str]]] = {}
 
 
+def fold_keys(data: Mapping[str, Any], table: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` with keys matched case-insensitively to ``table``; unknown keys dropped.
+
+    ``table`` maps a lower-cased key to its declared spelling. The one key folding of
+    every JSON shape: request DTOs (:class:`Wire`) and core-data events.
+
+    An exactly spelled key wins over a case-folded one, as in Go's ``encoding/json``.
+    """
+    out: dict[str, Any] = {}
+    folded: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if not isinstance(key, str):
+            continue  # a dict built in Python, not decoded JSON: no such field
+        name = table.get(key.lower())
+        if name is None:
+            continue
+        if key == name:
+            out[name] = value
+        else:
+            folded.append((name, value))
+    for name, value in folded:
+        out.setdefault(name, value)
+    return out
+
+
 class Wire(BaseModel):
     """Base of every request DTO: strict types, camelCase keys matched case-insensitively."""
 
@@ -144,21 +169,7 @@ class Wire(BaseModel):
         table, exact = cls._key_table()
         if exact.issuperset(data):
             return data  # the common case: every key already spelled as declared
-        out: dict[str, Any] = {}
-        folded: list[tuple[str, Any]] = []
-        for key, value in data.items():
-            if not isinstance(key, str):
-                continue
-            alias = table.get(key.lower())
-            if alias is None:
-                continue
-            if key == alias:
-                out[alias] = value
-            else:
-                folded.append((alias, value))
-        for alias, value in folded:
-            out.setdefault(alias, value)  # an exact key beats a case-folded one
-        return out
+        return fold_keys(data, table)
 
 
 class Envelope(Wire):

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edgemeta.documents.common import fold_keys
+from edgemeta.documents.coredata import check_event
 from edgemeta.domain.errors import (
     ContractInvalid,
     DuplicateName,
@@ -20,25 +22,23 @@ from edgemeta.domain.errors import (
     NotFound,
     ServerError,
 )
-from edgemeta.domain.readings import CheckedEvent, EventAddress, check_event
+from edgemeta.domain.readings import CheckedEvent, EventAddress
 from edgemeta.ports import DataQuery, ListQuery, Page, Tx
 from edgemeta.usecases.deps import Deps
 
 log = logging.getLogger("edgemeta.coredata")
 
 PURGE_CHUNK = 5000
+_DEVICE_NAME = {"devicename": "deviceName"}
 
 
 async def _check(
     tx: Tx, raw: dict[str, Any], address: EventAddress | None, request_id: str
 ) -> CheckedEvent:
-    device_name = raw.get("deviceName") if address is None else address.device_name
-    if address is None:
-        # Keys are case-insensitive; the bus has no path, so the body names the device.
-        for k, v in raw.items():
-            if k.lower() == "devicename" and isinstance(v, str):
-                device_name = v
-                break
+    # The bus has no path, so the body names the device (its keys are case-insensitive).
+    device_name = (
+        fold_keys(raw, _DEVICE_NAME).get("deviceName") if address is None else address.device_name
+    )
     device = await tx.data.lock_device(device_name) if isinstance(device_name, str) else None
     profile = (
         await tx.data.lock_profile(device.profile_name)

@@ -31,8 +31,9 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 import orjson
 
+from edgemeta.documents.coredata import parse_request
 from edgemeta.domain.errors import EdgeMetaError
-from edgemeta.domain.readings import EventAddress, parse_request
+from edgemeta.domain.readings import EventAddress
 from edgemeta.ports import Bus, Message
 from edgemeta.usecases.coredata import IngestResult, ingest
 from edgemeta.usecases.deps import Deps

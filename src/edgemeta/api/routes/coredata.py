@@ -27,9 +27,10 @@ from edgemeta.api.query import DEFAULT_LIMIT, MAX_OFFSET, int_param
 from edgemeta.api.responses import JSON_TYPE, base, respond
 from edgemeta.api.routes.common import unix_date
 from edgemeta.documents import API_VERSION
+from edgemeta.documents.coredata import numeric_document, parse_request
 from edgemeta.domain.errors import ContractInvalid, RangeNotSatisfiable, Unsupported
 from edgemeta.domain.ids import is_uuid
-from edgemeta.domain.readings import EventAddress, numeric_document, parse_request
+from edgemeta.domain.readings import EventAddress
 from edgemeta.ports import DataQuery, ListQuery, Page
 from edgemeta.usecases import coredata as uc
 from edgemeta.usecases.deps import Deps
