@@ -26,10 +26,10 @@ acknowledges.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from edgemeta.domain.errors import Conflict, ContractInvalid
+from edgemeta.domain.errors import Conflict, ContractInvalid, EdgeMetaError
 from edgemeta.domain.records import AdminState, Device, DeviceService
 
 
@@ -144,16 +144,63 @@ class Capabilities:
         )
 
 
+class ProblemKind(StrEnum):
+    """Why a move cannot go ahead (a pre-flight finding)."""
+
+    STALE_REVISION = "staleRevision"  # the caller expected another revision of the device
+    UNKNOWN_SERVICE = "unknownService"
+    LOCKED_SERVICE = "lockedService"
+    AT_CAPACITY = "atCapacity"
+    UNKNOWN_PROFILE = "unknownProfile"
+    ALREADY_OWNED = "alreadyOwned"  # the target already owns the device
+    ALREADY_MOVING = "alreadyMoving"  # another move of the device is under way
+    REFUSED = "refused"  # the target device service does not accept the device
+
+    @property
+    def conflict(self) -> bool:
+        """Whether it is a conflict with the device's current state (409), not a bad request."""
+        return self in _CONFLICTS
+
+
+_CONFLICTS = frozenset(
+    {ProblemKind.STALE_REVISION, ProblemKind.ALREADY_OWNED, ProblemKind.ALREADY_MOVING}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One pre-flight finding: its kind (what the API's status follows) and its message."""
+
+    kind: ProblemKind
+    message: str
+
+
 @dataclass(frozen=True, slots=True)
 class Preflight:
     """The checks a move must pass before anything changes (also what a dry run reports)."""
 
-    problems: list[str] = field(default_factory=list)
+    problems: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
         """No problem found."""
         return not self.problems
+
+    @property
+    def messages(self) -> list[str]:
+        """The problems' messages, in the order found."""
+        return [p.message for p in self.problems]
+
+    def with_problem(self, kind: ProblemKind, message: str) -> Preflight:
+        """This result with one more problem."""
+        return Preflight((*self.problems, Problem(kind, message)))
+
+    def error(self) -> EdgeMetaError | None:
+        """The error the API reports (409 when the first problem is a conflict), or None."""
+        if not self.problems:
+            return None
+        kind = Conflict if self.problems[0].kind.conflict else ContractInvalid
+        return kind("; ".join(self.messages))
 
 
 def preflight(
@@ -168,34 +215,41 @@ def preflight(
 ) -> Preflight:
     """Every check that can be made from the store: target known and unlocked, the device's
     profile present, the target's capacity, and the revision the caller expects."""
-    problems: list[str] = []
+    found: list[Problem] = []
+
+    def problem(kind: ProblemKind, message: str) -> None:
+        found.append(Problem(kind, message))
+
     if expected_revision is not None and expected_revision != device.revision:
-        problems.append(
-            f"device '{device.name}' is at revision {device.revision}, not {expected_revision}"
+        problem(
+            ProblemKind.STALE_REVISION,
+            f"device '{device.name}' is at revision {device.revision}, not {expected_revision}",
         )
     if target is None:
-        problems.append(f"device service '{target_name}' does not exist")
+        problem(ProblemKind.UNKNOWN_SERVICE, f"device service '{target_name}' does not exist")
     else:
         if target.admin_state == AdminState.LOCKED:
-            problems.append(f"device service '{target_name}' is locked")
+            problem(ProblemKind.LOCKED_SERVICE, f"device service '{target_name}' is locked")
         cap = Capabilities.of(target).capacity
         if cap and target_device_count >= cap:
-            problems.append(f"device service '{target_name}' is at its capacity of {cap} devices")
+            problem(
+                ProblemKind.AT_CAPACITY,
+                f"device service '{target_name}' is at its capacity of {cap} devices",
+            )
     if target_profile and not profile_exists:
-        problems.append(f"device profile '{target_profile}' does not exist")
+        problem(ProblemKind.UNKNOWN_PROFILE, f"device profile '{target_profile}' does not exist")
     if target is not None and device.service_name == target.name:
-        problems.append(f"device '{device.name}' is already owned by '{target_name}'")
-    return Preflight(problems)
+        problem(
+            ProblemKind.ALREADY_OWNED, f"device '{device.name}' is already owned by '{target_name}'"
+        )
+    return Preflight(tuple(found))
 
 
 def raise_for(check: Preflight) -> None:
-    """Turn a failed pre-flight into the error the API reports."""
-    if check.ok:
-        return
-    first = check.problems[0]
-    if "revision" in first or "already owned" in first:
-        raise Conflict("; ".join(check.problems))
-    raise ContractInvalid("; ".join(check.problems))
+    """Raise the error a failed pre-flight reports (nothing when it passed)."""
+    error = check.error()
+    if error is not None:
+        raise error
 
 
 def target_device(

@@ -28,6 +28,7 @@ from edgemeta.domain.moves import (
     MoveReason,
     MoveState,
     Preflight,
+    ProblemKind,
     ReleasePolicy,
     StatePolicy,
     preflight,
@@ -110,17 +111,22 @@ async def _plan(deps: Deps, req: MoveRequest) -> tuple[Device, Device, Preflight
 async def dry_run(deps: Deps, req: MoveRequest, correlation_id: str) -> Preflight:
     """Every check a move would make, including asking the new service, and no change."""
     device, target, check, _ = await _plan(deps, req)
-    problems = list(check.problems)
     async with deps.store.read() as tx:
         active = await tx.moves.active(device.name)
     if active is not None:
-        problems.append(f"device '{device.name}' is already being moved (move {active.id})")
-    if not problems and not req.bypass_validation:
+        check = check.with_problem(
+            ProblemKind.ALREADY_MOVING,
+            f"device '{device.name}' is already being moved (move {active.id})",
+        )
+    if check.ok and not req.bypass_validation:
         try:
             await deps.validator.validate(req.to_service, target, correlation_id)
         except EdgeMetaError as exc:
-            problems.append(f"device service '{req.to_service}' does not accept it: {exc.message}")
-    return Preflight(problems)
+            check = check.with_problem(
+                ProblemKind.REFUSED,
+                f"device service '{req.to_service}' does not accept it: {exc.message}",
+            )
+    return check
 
 
 async def _save(tx: Tx, move: Move) -> Move:

@@ -26,7 +26,6 @@ from edgemeta.api.handlers import (
 )
 from edgemeta.api.query import check_range, flag, list_query
 from edgemeta.api.responses import base, ok, respond
-from edgemeta.domain.errors import Conflict, ContractInvalid, EdgeMetaError
 from edgemeta.domain.moves import Move, MoveReason, StatePolicy
 from edgemeta.ports import Page
 from edgemeta.usecases import moves as uc
@@ -61,13 +60,10 @@ def routes(api: ApiContext) -> list[Route]:
             )
             if dry:
                 check = await uc.dry_run(deps, req, cid)
-                if check.ok:
+                error = check.error()
+                if error is None:
                     return {"message": "dry run: every check passed", "checks": []}
-                first = check.problems[0]
-                kind: type[EdgeMetaError] = (
-                    Conflict if ("revision" in first or "already" in first) else ContractInvalid
-                )
-                raise ItemError(kind("; ".join(check.problems)), {"checks": check.problems})
+                raise ItemError(error, {"checks": check.messages})
             try:
                 move = await uc.move_device(deps, req, cid)
             except uc.MoveError as exc:
