@@ -9,8 +9,8 @@ from edgemeta.domain.errors import Conflict
 from edgemeta.domain.events import Action
 from edgemeta.domain.patches import DeviceServicePatch, apply_service_patch, same_content
 from edgemeta.domain.records import DeviceService
-from edgemeta.ports import ListQuery, Page, Tx
-from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.ports import ListQuery, Page
+from edgemeta.usecases.common import find_target, new_id, not_found, now_ms
 from edgemeta.usecases.deps import Deps
 
 
@@ -24,25 +24,10 @@ async def add_service(deps: Deps, service: DeviceService, correlation_id: str) -
     return s.id
 
 
-async def _find(tx: Tx, patch: DeviceServicePatch) -> DeviceService:
-    t = patch.target
-    if t.id:
-        found = await tx.services.get_by_id(t.id, for_update=True)
-        if found is None:
-            raise not_found("device service with id", t.id)
-        t.check_name("device service", found.name)
-        return found
-    name = t.name or ""
-    found = await tx.services.get(name, for_update=True)
-    if found is None:
-        raise not_found("device service", name)
-    return found
-
-
 async def patch_service(deps: Deps, patch: DeviceServicePatch, correlation_id: str) -> None:
     """Apply a partial update; no change, no write and no event."""
     async with deps.store.write() as tx:
-        before = await _find(tx, patch)
+        before = await find_target(tx.services, patch.target, "device service")
         after = apply_service_patch(before, patch)
         if same_content(before, after):
             return

@@ -24,7 +24,7 @@ from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page, Tx
 from edgemeta.usecases import moves
 from edgemeta.usecases.associations import ensure_device_without_data, ensure_profile_without_data
-from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.usecases.common import find_target, new_id, not_found, now_ms
 from edgemeta.usecases.deps import Deps
 
 
@@ -175,20 +175,6 @@ async def _replace_device(deps: Deps, existing: Device, device: Device, cid: str
     return before.id
 
 
-async def _find(tx: Tx, patch: DevicePatch, *, for_update: bool) -> Device:
-    t = patch.target
-    if t.id:
-        found = await tx.devices.get_by_id(t.id, for_update=for_update)
-        if found is None:
-            raise not_found("device with id", t.id)
-        t.check_name("device", found.name)
-        return found
-    found = await tx.devices.get(t.name or "", for_update=for_update)
-    if found is None:
-        raise not_found("device", t.name or "")
-    return found
-
-
 async def _patched(tx: Tx, before: Device, patch: DevicePatch) -> Device:
     """The patched device, checked against its (possibly new) service and profile."""
     after = apply_device_patch(before, patch)
@@ -231,7 +217,7 @@ async def patch_device(
             if await tx.services.get(patch.service_name) is None:
                 raise ContractInvalid(f"device service '{patch.service_name}' does not exist")
     async with deps.store.read() as tx:
-        before = await _find(tx, patch, for_update=False)
+        before = await find_target(tx.devices, patch.target, "device", for_update=False)
         after = await _patched(tx, before, patch)
     if same_content(before, after):
         return
@@ -252,7 +238,7 @@ async def patch_device(
     if not bypass_validation:
         await deps.validator.validate(after.service_name, after, correlation_id)
     async with deps.store.write() as tx:
-        current = await _find(tx, patch, for_update=True)
+        current = await find_target(tx.devices, patch.target, "device", for_update=True)
         await moves.ensure_not_moving(tx, current.name)
         if current.revision != before.revision:
             # Someone changed the device since we read it: apply the patch to what is stored.

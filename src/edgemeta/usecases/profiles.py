@@ -28,7 +28,7 @@ from edgemeta.domain.profiles import validate_profile
 from edgemeta.domain.records import DeviceCommand, DeviceProfile, DeviceResource
 from edgemeta.ports import ListQuery, Page, Tx
 from edgemeta.usecases.associations import ensure_profile_without_data, usage
-from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.usecases.common import find_target, new_id, not_found, now_ms
 from edgemeta.usecases.deps import Deps, Policy
 
 STRICT_CHANGES = "profile change is not allowed when StrictDeviceProfileChanges is enabled"
@@ -109,14 +109,7 @@ async def update_profile(deps: Deps, profile: DeviceProfile, correlation_id: str
 async def patch_basic_info(deps: Deps, patch: ProfileBasicInfoPatch, correlation_id: str) -> None:
     """Change manufacturer, description, model or labels (allowed at any time)."""
     async with deps.store.write() as tx:
-        t = patch.target
-        if t.id:
-            found = await tx.profiles.get_by_id(t.id, for_update=True)
-            if found is None:
-                raise not_found("device profile with id", t.id)
-            t.check_name("device profile", found.name)
-        else:
-            found = await _load(tx, t.name or "")
+        found = await find_target(tx.profiles, patch.target, "device profile")
         await _store_change(tx, found, apply_basic_info_patch(found, patch), correlation_id)
 
 

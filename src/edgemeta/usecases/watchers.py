@@ -13,7 +13,7 @@ from edgemeta.domain.errors import NotFound
 from edgemeta.domain.patches import ProvisionWatcherPatch, apply_watcher_patch, same_content
 from edgemeta.domain.records import ProvisionWatcher
 from edgemeta.ports import ListQuery, Page, Tx
-from edgemeta.usecases.common import new_id, not_found, now_ms
+from edgemeta.usecases.common import find_target, new_id, not_found, now_ms
 from edgemeta.usecases.deps import Deps
 
 
@@ -37,16 +37,7 @@ async def add_watcher(deps: Deps, watcher: ProvisionWatcher, correlation_id: str
 async def patch_watcher(deps: Deps, patch: ProvisionWatcherPatch, correlation_id: str) -> None:
     """Apply a partial update; a new ``serviceName`` tells the old and the new owner."""
     async with deps.store.write() as tx:
-        t = patch.target
-        if t.id:
-            before = await tx.watchers.get_by_id(t.id, for_update=True)
-            if before is None:
-                raise not_found("provision watcher with id", t.id)
-            t.check_name("provision watcher", before.name)
-        else:
-            before = await tx.watchers.get(t.name or "", for_update=True)
-            if before is None:
-                raise not_found("provision watcher", t.name or "")
+        before = await find_target(tx.watchers, patch.target, "provision watcher")
         after = apply_watcher_patch(before, patch)
         if same_content(before, after):
             return
