@@ -36,21 +36,6 @@ async def patch_service(deps: Deps, patch: DeviceServicePatch, correlation_id: s
         await tx.outbox.append(events.service_changed(Action.UPDATE, after), correlation_id)
 
 
-async def get_service(deps: Deps, name: str) -> DeviceService:
-    """The service called ``name``; NotFound otherwise."""
-    async with deps.store.read() as tx:
-        found = await tx.services.get(name)
-    if found is None:
-        raise not_found("device service", name)
-    return found
-
-
-async def list_services(deps: Deps, query: ListQuery) -> Page[DeviceService]:
-    """A page of all services."""
-    async with deps.store.read() as tx:
-        return await tx.services.page(query)
-
-
 async def delete_service(deps: Deps, name: str, correlation_id: str) -> None:
     """Delete a service no device or provision watcher references (409 otherwise)."""
     async with deps.store.write() as tx:
@@ -82,6 +67,6 @@ async def get_service_document(deps: Deps, name: str) -> str:
 
 
 async def list_service_documents(deps: Deps, query: ListQuery) -> Page[str]:
-    """:func:`list_services`, as stored documents."""
+    """A page of all services, as stored documents (served as they are)."""
     async with deps.store.read() as tx:
         return await tx.services.documents(query)

@@ -253,15 +253,6 @@ async def patch_device(
         await tx.outbox.append(events.device_updated(before, after), correlation_id)
 
 
-async def get_device(deps: Deps, name: str) -> Device:
-    """The device called ``name``."""
-    async with deps.store.read() as tx:
-        found = await tx.devices.get(name)
-    if found is None:
-        raise not_found("device", name)
-    return found
-
-
 async def get_device_by_id(deps: Deps, id_: str) -> Device:
     """The device with this id."""
     async with deps.store.read() as tx:
@@ -275,26 +266,6 @@ async def device_exists(deps: Deps, name: str) -> bool:
     """Whether a device called ``name`` exists."""
     async with deps.store.read() as tx:
         return await tx.devices.exists(name)
-
-
-async def list_devices(
-    deps: Deps,
-    query: ListQuery,
-    *,
-    service: str | None = None,
-    profile: str | None = None,
-) -> Page[Device]:
-    """A page of devices, all or of one service or profile."""
-    async with deps.store.read() as tx:
-        return await tx.devices.page(query, service=service, profile=profile)
-
-
-async def list_descendants(
-    deps: Deps, ancestor: str, max_levels: int, query: ListQuery
-) -> Page[Device]:
-    """A page of the devices below ``ancestor`` (``max_levels`` <= 0: any depth)."""
-    async with deps.store.read() as tx:
-        return await tx.devices.descendants(ancestor, max_levels, query)
 
 
 async def delete_device(deps: Deps, name: str, correlation_id: str) -> None:
@@ -325,7 +296,7 @@ async def get_device_document(deps: Deps, name: str) -> str:
 async def list_device_documents(
     deps: Deps, query: ListQuery, *, service: str | None = None, profile: str | None = None
 ) -> Page[str]:
-    """:func:`list_devices`, as stored documents."""
+    """A page of devices, all or of one service or profile, as stored documents."""
     async with deps.store.read() as tx:
         return await tx.devices.documents(query, service=service, profile=profile)
 
@@ -333,6 +304,7 @@ async def list_device_documents(
 async def list_descendant_documents(
     deps: Deps, ancestor: str, max_levels: int, query: ListQuery
 ) -> Page[str]:
-    """:func:`list_descendants`, as stored documents."""
+    """A page of the devices below ``ancestor`` (``max_levels`` <= 0: any depth), as stored
+    documents."""
     async with deps.store.read() as tx:
         return await tx.devices.descendant_documents(ancestor, max_levels, query)

@@ -47,23 +47,6 @@ async def patch_watcher(deps: Deps, patch: ProvisionWatcherPatch, correlation_id
         await tx.outbox.append(events.watcher_updated(before, after), correlation_id)
 
 
-async def get_watcher(deps: Deps, name: str) -> ProvisionWatcher:
-    """The watcher called ``name``."""
-    async with deps.store.read() as tx:
-        found = await tx.watchers.get(name)
-    if found is None:
-        raise not_found("provision watcher", name)
-    return found
-
-
-async def list_watchers(
-    deps: Deps, query: ListQuery, *, service: str | None = None, profile: str | None = None
-) -> Page[ProvisionWatcher]:
-    """A page of watchers, all or of one service or profile."""
-    async with deps.store.read() as tx:
-        return await tx.watchers.page(query, service=service, profile=profile)
-
-
 async def delete_watcher(deps: Deps, name: str, correlation_id: str) -> None:
     """Delete a watcher."""
     async with deps.store.write() as tx:
@@ -87,6 +70,6 @@ async def get_watcher_document(deps: Deps, name: str) -> str:
 async def list_watcher_documents(
     deps: Deps, query: ListQuery, *, service: str | None = None, profile: str | None = None
 ) -> Page[str]:
-    """:func:`list_watchers`, as stored documents."""
+    """A page of watchers, all or of one service or profile, as stored documents."""
     async with deps.store.read() as tx:
         return await tx.watchers.documents(query, service=service, profile=profile)
