@@ -12,7 +12,9 @@ lock and re-applies the patch if another writer got there first, so no update is
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 
 from edgemeta.domain import events
@@ -107,20 +109,22 @@ async def _insert_new(deps: Deps, device: Device, cid: str, *, validate: bool) -
     return d
 
 
-def adds_may_wait(
+def adds_scope(
     deps: Deps, service_names: Iterable[str], *, force: bool, bypass_validation: bool
-) -> bool:
-    """Whether adding devices of these services may wait on anything but the database.
+) -> AbstractAsyncContextManager[None]:
+    """The transaction scope of a batch of adds: one database transaction (``Store.batch``)
+    when nothing can wait but the database, none otherwise.
 
-    That is a device service's validation answer, or the move engine (which waits for the old
-    owner's release) when an add can become a move: ``force``, or implicit moves. When nothing
-    can wait, a batch of adds can run as one database transaction (``Store.batch``).
+    An add may wait on a device service's validation answer, or on the move engine (which
+    waits for the old owner's release) when an add can become a move: ``force``, or implicit
+    moves. A transaction must not be held open across such a wait; when there is none, the
+    whole batch is one commit, each device in a savepoint so a refused one is undone alone.
     """
     if force or deps.move_settings.implicit:
-        return True
-    if bypass_validation:
-        return False
-    return any(deps.validator.asks(name) for name in set(service_names))
+        return contextlib.nullcontext()
+    if not bypass_validation and any(deps.validator.asks(n) for n in set(service_names)):
+        return contextlib.nullcontext()
+    return deps.store.batch()
 
 
 async def _move_by_add(

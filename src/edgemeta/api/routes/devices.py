@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -41,13 +40,8 @@ def routes(api: ApiContext) -> list[Route]:
             return {"id": new_id}
 
         def around(items: list[docs.AddDeviceRequest]) -> AbstractAsyncContextManager[Any]:
-            # Nothing to wait for but the database (no validation over the bus, no move): one
-            # transaction (one commit) for the whole batch, each device in a savepoint so a
-            # refused one is undone alone.
             services = (i.device.service_name for i in items)
-            if uc.adds_may_wait(deps, services, force=force, bypass_validation=bypass):
-                return contextlib.nullcontext()
-            return deps.store.batch()
+            return uc.adds_scope(deps, services, force=force, bypass_validation=bypass)
 
         return await run_batch(request, api, docs.AddDeviceRequest, one, 201, around=around)
 
