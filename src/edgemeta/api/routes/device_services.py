@@ -9,55 +9,63 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgemeta import documents as docs
-from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
+from edgemeta.api.handlers import ApiContext, bind, correlation_id, path, run_batch
 from edgemeta.api.query import check_range, list_query
 from edgemeta.api.responses import ok, stored_one, stored_page
 from edgemeta.usecases import device_services as uc
 
 
+async def add(api: ApiContext, request: Request) -> Response:
+    """``POST /deviceservice``."""
+    deps = api.deps
+    cid = correlation_id(request)
+
+    async def one(item: docs.AddDeviceServiceRequest) -> dict[str, Any]:
+        return {"id": await uc.add_service(deps, docs.service_record(item.service), cid)}
+
+    return await run_batch(request, api, docs.AddDeviceServiceRequest, one, 201)
+
+
+async def patch(api: ApiContext, request: Request) -> Response:
+    """``PATCH /deviceservice``."""
+    deps = api.deps
+    cid = correlation_id(request)
+
+    async def one(item: docs.UpdateDeviceServiceRequest) -> dict[str, Any]:
+        await uc.patch_service(deps, docs.service_patch(item.service), cid)
+        return {}
+
+    return await run_batch(request, api, docs.UpdateDeviceServiceRequest, one, 200)
+
+
+async def all_(api: ApiContext, request: Request) -> Response:
+    """``GET /deviceservice/all``."""
+    deps = api.deps
+    q = list_query(request.query_params, api.max_result_count)
+    page = await uc.list_service_documents(deps, q)
+    check_range(page.total, q)
+    return stored_page("services", page.total, page.items)
+
+
+async def by_name(api: ApiContext, request: Request) -> Response:
+    """``GET /deviceservice/name/{name}``."""
+    deps = api.deps
+    return stored_one("service", await uc.get_service_document(deps, path(request, "name")))
+
+
+async def delete(api: ApiContext, request: Request) -> Response:
+    """``DELETE /deviceservice/name/{name}``."""
+    deps = api.deps
+    await uc.delete_service(deps, path(request, "name"), correlation_id(request))
+    return ok()
+
+
 def routes(api: ApiContext) -> list[Route]:
     """The device service routes."""
-    deps = api.deps
-
-    @endpoint
-    async def add(request: Request) -> Response:
-        cid = correlation_id(request)
-
-        async def one(item: docs.AddDeviceServiceRequest) -> dict[str, Any]:
-            return {"id": await uc.add_service(deps, docs.service_record(item.service), cid)}
-
-        return await run_batch(request, api, docs.AddDeviceServiceRequest, one, 201)
-
-    @endpoint
-    async def patch(request: Request) -> Response:
-        cid = correlation_id(request)
-
-        async def one(item: docs.UpdateDeviceServiceRequest) -> dict[str, Any]:
-            await uc.patch_service(deps, docs.service_patch(item.service), cid)
-            return {}
-
-        return await run_batch(request, api, docs.UpdateDeviceServiceRequest, one, 200)
-
-    @endpoint
-    async def all_(request: Request) -> Response:
-        q = list_query(request.query_params, api.max_result_count)
-        page = await uc.list_service_documents(deps, q)
-        check_range(page.total, q)
-        return stored_page("services", page.total, page.items)
-
-    @endpoint
-    async def by_name(request: Request) -> Response:
-        return stored_one("service", await uc.get_service_document(deps, path(request, "name")))
-
-    @endpoint
-    async def delete(request: Request) -> Response:
-        await uc.delete_service(deps, path(request, "name"), correlation_id(request))
-        return ok()
-
     return [
-        Route("/deviceservice", add, methods=["POST"]),
-        Route("/deviceservice", patch, methods=["PATCH"]),
-        Route("/deviceservice/all", all_, methods=["GET"]),
-        Route("/deviceservice/name/{name}", by_name, methods=["GET"]),
-        Route("/deviceservice/name/{name}", delete, methods=["DELETE"]),
+        Route("/deviceservice", bind(api, add), methods=["POST"]),
+        Route("/deviceservice", bind(api, patch), methods=["PATCH"]),
+        Route("/deviceservice/all", bind(api, all_), methods=["GET"]),
+        Route("/deviceservice/name/{name}", bind(api, by_name), methods=["GET"]),
+        Route("/deviceservice/name/{name}", bind(api, delete), methods=["DELETE"]),
     ]

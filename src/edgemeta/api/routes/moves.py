@@ -19,8 +19,8 @@ from edgemeta import documents as docs
 from edgemeta.api.handlers import (
     ApiContext,
     ItemError,
+    bind,
     correlation_id,
-    endpoint,
     path,
     run_batch,
 )
@@ -38,61 +38,67 @@ def _page(page: Page[Move]) -> Response:
     return respond(200, body)
 
 
+async def reassign(api: ApiContext, request: Request) -> Response:
+    """``POST /device/reassign``."""
+    deps = api.deps
+    cid = correlation_id(request)
+    dry = flag(request.query_params, "dryRun")
+
+    async def one(item: docs.ReassignRequest) -> dict[str, Any]:
+        r = item.reassign
+        req = uc.MoveRequest(
+            device_name=r.device_name,
+            to_service=r.service_name,
+            policy=StatePolicy(r.state_policy or "migrate"),
+            reason=MoveReason.OPERATOR,
+            expected_revision=r.expected_revision,
+            requested_by=r.requested_by or "",
+            note=r.note or "",
+        )
+        if dry:
+            check = await uc.dry_run(deps, req, cid)
+            error = check.error()
+            if error is None:
+                return {"message": "dry run: every check passed", "checks": []}
+            raise ItemError(error, {"checks": check.messages})
+        try:
+            move = await uc.move_device(deps, req, cid)
+        except uc.MoveError as exc:
+            raise ItemError(exc, {"move": docs.move_doc(exc.move)}) from None
+        return {"move": docs.move_doc(move)}
+
+    return await run_batch(request, api, docs.ReassignRequest, one, 200)
+
+
+async def by_id(api: ApiContext, request: Request) -> Response:
+    """``GET /device/move/id/{id}``."""
+    deps = api.deps
+    return ok(move=docs.move_doc(await uc.get_move(deps, path(request, "id"))))
+
+
+async def of_device(api: ApiContext, request: Request) -> Response:
+    """``GET /device/name/{name}/moves``."""
+    deps = api.deps
+    q = list_query(request.query_params, api.max_result_count, with_labels=False)
+    page = await uc.list_moves(deps, q, device=path(request, "name"))
+    check_range(page.total, q)
+    return _page(page)
+
+
+async def of_service(api: ApiContext, request: Request) -> Response:
+    """``GET /deviceservice/name/{name}/moves``."""
+    deps = api.deps
+    q = list_query(request.query_params, api.max_result_count, with_labels=False)
+    page = await uc.list_moves(deps, q, service=path(request, "name"))
+    check_range(page.total, q)
+    return _page(page)
+
+
 def routes(api: ApiContext) -> list[Route]:
     """The move routes."""
-    deps = api.deps
-
-    @endpoint
-    async def reassign(request: Request) -> Response:
-        cid = correlation_id(request)
-        dry = flag(request.query_params, "dryRun")
-
-        async def one(item: docs.ReassignRequest) -> dict[str, Any]:
-            r = item.reassign
-            req = uc.MoveRequest(
-                device_name=r.device_name,
-                to_service=r.service_name,
-                policy=StatePolicy(r.state_policy or "migrate"),
-                reason=MoveReason.OPERATOR,
-                expected_revision=r.expected_revision,
-                requested_by=r.requested_by or "",
-                note=r.note or "",
-            )
-            if dry:
-                check = await uc.dry_run(deps, req, cid)
-                error = check.error()
-                if error is None:
-                    return {"message": "dry run: every check passed", "checks": []}
-                raise ItemError(error, {"checks": check.messages})
-            try:
-                move = await uc.move_device(deps, req, cid)
-            except uc.MoveError as exc:
-                raise ItemError(exc, {"move": docs.move_doc(exc.move)}) from None
-            return {"move": docs.move_doc(move)}
-
-        return await run_batch(request, api, docs.ReassignRequest, one, 200)
-
-    @endpoint
-    async def by_id(request: Request) -> Response:
-        return ok(move=docs.move_doc(await uc.get_move(deps, path(request, "id"))))
-
-    @endpoint
-    async def of_device(request: Request) -> Response:
-        q = list_query(request.query_params, api.max_result_count, with_labels=False)
-        page = await uc.list_moves(deps, q, device=path(request, "name"))
-        check_range(page.total, q)
-        return _page(page)
-
-    @endpoint
-    async def of_service(request: Request) -> Response:
-        q = list_query(request.query_params, api.max_result_count, with_labels=False)
-        page = await uc.list_moves(deps, q, service=path(request, "name"))
-        check_range(page.total, q)
-        return _page(page)
-
     return [
-        Route("/device/reassign", reassign, methods=["POST"]),
-        Route("/device/move/id/{id}", by_id, methods=["GET"]),
-        Route("/device/name/{name}/moves", of_device, methods=["GET"]),
-        Route("/deviceservice/name/{name}/moves", of_service, methods=["GET"]),
+        Route("/device/reassign", bind(api, reassign), methods=["POST"]),
+        Route("/device/move/id/{id}", bind(api, by_id), methods=["GET"]),
+        Route("/device/name/{name}/moves", bind(api, of_device), methods=["GET"]),
+        Route("/deviceservice/name/{name}/moves", bind(api, of_service), methods=["GET"]),
     ]

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from edgemeta import documents as docs
 from edgemeta.api.body import decode_one, parse_json, read_body
 from edgemeta.api.errors import status_of
-from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
+from edgemeta.api.handlers import ApiContext, bind, correlation_id, path, run_batch
 from edgemeta.api.query import check_range, flag, list_query, name_param
 from edgemeta.api.responses import base, ok, respond
 from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, NotFound
@@ -74,170 +74,193 @@ def if_match(request: Request) -> int | None:
 _RUNNING: set[asyncio.Task[Outcome]] = set()
 
 
-def routes(api: ApiContext) -> list[Route]:
-    """The provisioning routes."""
+async def add(api: ApiContext, request: Request) -> Response:
+    """``POST /enrollment``."""
     deps = api.deps
 
-    @endpoint
-    async def add(request: Request) -> Response:
-        async def one(item: docs.AddEnrollmentRequest) -> dict[str, Any]:
-            stored = await enr.add_enrollment(deps, docs.enrollment_record(item.enrollment))
-            # The keys are given back once, here (generated ones are not known otherwise).
-            return {"id": stored.id, "enrollment": docs.enrollment_doc(stored)}
+    async def one(item: docs.AddEnrollmentRequest) -> dict[str, Any]:
+        stored = await enr.add_enrollment(deps, docs.enrollment_record(item.enrollment))
+        # The keys are given back once, here (generated ones are not known otherwise).
+        return {"id": stored.id, "enrollment": docs.enrollment_doc(stored)}
 
-        return await run_batch(request, api, docs.AddEnrollmentRequest, one, 201)
+    return await run_batch(request, api, docs.AddEnrollmentRequest, one, 201)
 
-    @endpoint
-    async def update(request: Request) -> Response:
-        header = if_match(request)
 
-        def check(item: docs.UpdateEnrollmentRequest) -> None:
-            if header is not None and item.expected_revision not in (None, header):
-                raise ContractInvalid(
-                    f"If-Match {header} and expectedRevision {item.expected_revision} disagree"
-                )
+async def update(api: ApiContext, request: Request) -> Response:
+    """``PATCH /enrollment``."""
+    deps = api.deps
+    header = if_match(request)
 
-        async def one(item: docs.UpdateEnrollmentRequest) -> dict[str, Any]:
-            change = enr.EnrollmentChange(
-                enrollment=docs.enrollment_record(item.enrollment),
-                expected_revision=header if header is not None else item.expected_revision,
+    def check(item: docs.UpdateEnrollmentRequest) -> None:
+        if header is not None and item.expected_revision not in (None, header):
+            raise ContractInvalid(
+                f"If-Match {header} and expectedRevision {item.expected_revision} disagree"
             )
-            stored = await enr.update_enrollment(deps, change)
-            return {"enrollment": docs.enrollment_doc(stored, keys=False)}
 
-        return await run_batch(request, api, docs.UpdateEnrollmentRequest, one, 200, check=check)
-
-    @endpoint
-    async def all_(request: Request) -> Response:
-        q = list_query(request.query_params, api.max_result_count, with_labels=False)
-        page = await enr.list_enrollments(deps, q)
-        check_range(page.total, q)
-        body = base(200)
-        body["totalCount"] = page.total
-        body["enrollments"] = [docs.enrollment_doc(e, keys=False) for e in page.items]
-        return respond(200, body)
-
-    @endpoint
-    async def by_name(request: Request) -> Response:
-        e = await enr.get_enrollment(deps, path(request, "name"))
-        return ok(enrollment=docs.enrollment_doc(e, keys=flag(request.query_params, "showKeys")))
-
-    @endpoint
-    async def delete(request: Request) -> Response:
-        await enr.delete_enrollment(deps, path(request, "name"))
-        return ok()
-
-    @endpoint
-    async def reprovision_all(request: Request) -> Response:
-        results = await reg.reprovision_enrollment(
-            deps, path(request, "name"), correlation_id(request)
+    async def one(item: docs.UpdateEnrollmentRequest) -> dict[str, Any]:
+        change = enr.EnrollmentChange(
+            enrollment=docs.enrollment_record(item.enrollment),
+            expected_revision=header if header is not None else item.expected_revision,
         )
-        items: list[dict[str, Any]] = []
-        for rid, outcome in results:
-            if isinstance(outcome, EdgeMetaError):
-                item = base(status_of(outcome), message=outcome.message)
-                item["registrationId"] = rid
-            else:
-                item = base(200)
-                item["registrationId"] = rid
-                item.update(_outcome(outcome))
-            items.append(item)
-        body = base(200)
-        body["totalCount"] = len(items)
-        body["results"] = items
-        return respond(200, body)
+        stored = await enr.update_enrollment(deps, change)
+        return {"enrollment": docs.enrollment_doc(stored, keys=False)}
 
-    @endpoint
-    async def register(request: Request) -> Response:
-        data = parse_json(await read_body(request, api.max_body_bytes))
-        req = decode_one(data, docs.RegistrationRequest)
-        wait = _wait(request.query_params.get("wait"), api.registration_wait)
-        report = docs.report_record(req.registration)
-        task = asyncio.create_task(
-            reg.register(deps, req.registration.token, report, correlation_id(request))
-        )
-        done, _ = await asyncio.wait({task}, timeout=wait)
-        if not done:
-            # Still assigning (a move waits on device services): answer with the record to
-            # poll, and let the move finish on its own.
-            _RUNNING.add(task)
-            task.add_done_callback(_finished)
-            rid = report.registration_id
-            try:
-                doc = docs.registration_doc(await reg.get_registration(deps, rid))
-            except NotFound:  # nothing decided yet (e.g. a slow allocation webhook)
-                doc = {"registrationId": rid, "status": "unassigned"}
-            body = base(202, request_id=req.request_id or "")
-            body["registration"] = doc
-            body["operation"] = {
-                "status": "assigning",
-                "poll": f"/api/v3/registration/name/{quote(report.registration_id, safe='')}",
-            }
-            return respond(202, body)
-        outcome = task.result()
-        body = base(200, request_id=req.request_id or "")
-        body.update(_outcome(outcome))
-        return respond(200, body)
+    return await run_batch(request, api, docs.UpdateEnrollmentRequest, one, 200, check=check)
 
-    @endpoint
-    async def registrations(request: Request) -> Response:
-        q = list_query(request.query_params, api.max_result_count, with_labels=False)
-        enrollment = name_param(request.query_params, "enrollment") or None
-        page = await reg.list_registrations(deps, q, enrollment=enrollment)
-        check_range(page.total, q)
-        body = base(200)
-        body["totalCount"] = page.total
-        body["registrations"] = [docs.registration_doc(r) for r in page.items]
-        return respond(200, body)
 
-    @endpoint
-    async def registration(request: Request) -> Response:
-        r = await reg.get_registration(deps, path(request, "id"))
-        return ok(registration=docs.registration_doc(r))
+async def all_(api: ApiContext, request: Request) -> Response:
+    """``GET /enrollment/all``."""
+    deps = api.deps
+    q = list_query(request.query_params, api.max_result_count, with_labels=False)
+    page = await enr.list_enrollments(deps, q)
+    check_range(page.total, q)
+    body = base(200)
+    body["totalCount"] = page.total
+    body["enrollments"] = [docs.enrollment_doc(e, keys=False) for e in page.items]
+    return respond(200, body)
 
-    @endpoint
-    async def reprovision_one(request: Request) -> Response:
-        outcome = await reg.reprovision_device(deps, path(request, "id"), correlation_id(request))
-        return ok(**_outcome(outcome))
 
-    @endpoint
-    async def quarantine(request: Request) -> Response:
-        data = parse_json(await read_body(request, api.max_body_bytes))
-        req = decode_one(data, docs.QuarantineRequest)
-        outcome = await reg.quarantine(
-            deps,
-            path(request, "id"),
-            req.quarantine.service_name,
-            req.quarantine.note or "",
-            correlation_id(request),
-        )
-        return ok(**_outcome(outcome))
+async def by_name(api: ApiContext, request: Request) -> Response:
+    """``GET /enrollment/name/{name}``."""
+    deps = api.deps
+    e = await enr.get_enrollment(deps, path(request, "name"))
+    return ok(enrollment=docs.enrollment_doc(e, keys=flag(request.query_params, "showKeys")))
 
-    @endpoint
-    async def release(request: Request) -> Response:
-        outcome = await reg.release_quarantine(deps, path(request, "id"), correlation_id(request))
-        return ok(**_outcome(outcome))
 
-    @endpoint
-    async def state(request: Request) -> Response:
-        initial, current = await reg.device_state(deps, path(request, "name"))
-        return ok(
-            initial=None if initial is None else docs.device_doc(initial),
-            current=docs.device_doc(current),
-        )
+async def delete(api: ApiContext, request: Request) -> Response:
+    """``DELETE /enrollment/name/{name}``."""
+    deps = api.deps
+    await enr.delete_enrollment(deps, path(request, "name"))
+    return ok()
 
+
+async def reprovision_all(api: ApiContext, request: Request) -> Response:
+    """``POST /enrollment/name/{name}/reprovision``."""
+    deps = api.deps
+    results = await reg.reprovision_enrollment(deps, path(request, "name"), correlation_id(request))
+    items: list[dict[str, Any]] = []
+    for rid, outcome in results:
+        if isinstance(outcome, EdgeMetaError):
+            item = base(status_of(outcome), message=outcome.message)
+            item["registrationId"] = rid
+        else:
+            item = base(200)
+            item["registrationId"] = rid
+            item.update(_outcome(outcome))
+        items.append(item)
+    body = base(200)
+    body["totalCount"] = len(items)
+    body["results"] = items
+    return respond(200, body)
+
+
+async def register(api: ApiContext, request: Request) -> Response:
+    """``POST /registration``."""
+    deps = api.deps
+    data = parse_json(await read_body(request, api.max_body_bytes))
+    req = decode_one(data, docs.RegistrationRequest)
+    wait = _wait(request.query_params.get("wait"), api.registration_wait)
+    report = docs.report_record(req.registration)
+    task = asyncio.create_task(
+        reg.register(deps, req.registration.token, report, correlation_id(request))
+    )
+    done, _ = await asyncio.wait({task}, timeout=wait)
+    if not done:
+        # Still assigning (a move waits on device services): answer with the record to
+        # poll, and let the move finish on its own.
+        _RUNNING.add(task)
+        task.add_done_callback(_finished)
+        rid = report.registration_id
+        try:
+            doc = docs.registration_doc(await reg.get_registration(deps, rid))
+        except NotFound:  # nothing decided yet (e.g. a slow allocation webhook)
+            doc = {"registrationId": rid, "status": "unassigned"}
+        body = base(202, request_id=req.request_id or "")
+        body["registration"] = doc
+        body["operation"] = {
+            "status": "assigning",
+            "poll": f"/api/v3/registration/name/{quote(report.registration_id, safe='')}",
+        }
+        return respond(202, body)
+    outcome = task.result()
+    body = base(200, request_id=req.request_id or "")
+    body.update(_outcome(outcome))
+    return respond(200, body)
+
+
+async def registrations(api: ApiContext, request: Request) -> Response:
+    """``GET /registration/all``."""
+    deps = api.deps
+    q = list_query(request.query_params, api.max_result_count, with_labels=False)
+    enrollment = name_param(request.query_params, "enrollment") or None
+    page = await reg.list_registrations(deps, q, enrollment=enrollment)
+    check_range(page.total, q)
+    body = base(200)
+    body["totalCount"] = page.total
+    body["registrations"] = [docs.registration_doc(r) for r in page.items]
+    return respond(200, body)
+
+
+async def registration(api: ApiContext, request: Request) -> Response:
+    """``GET /registration/name/{id}``."""
+    deps = api.deps
+    r = await reg.get_registration(deps, path(request, "id"))
+    return ok(registration=docs.registration_doc(r))
+
+
+async def reprovision_one(api: ApiContext, request: Request) -> Response:
+    """``POST /registration/name/{id}/reprovision``."""
+    deps = api.deps
+    outcome = await reg.reprovision_device(deps, path(request, "id"), correlation_id(request))
+    return ok(**_outcome(outcome))
+
+
+async def quarantine(api: ApiContext, request: Request) -> Response:
+    """``POST /registration/name/{id}/quarantine``."""
+    deps = api.deps
+    data = parse_json(await read_body(request, api.max_body_bytes))
+    req = decode_one(data, docs.QuarantineRequest)
+    outcome = await reg.quarantine(
+        deps,
+        path(request, "id"),
+        req.quarantine.service_name,
+        req.quarantine.note or "",
+        correlation_id(request),
+    )
+    return ok(**_outcome(outcome))
+
+
+async def release(api: ApiContext, request: Request) -> Response:
+    """``POST /registration/name/{id}/release``."""
+    deps = api.deps
+    outcome = await reg.release_quarantine(deps, path(request, "id"), correlation_id(request))
+    return ok(**_outcome(outcome))
+
+
+async def state(api: ApiContext, request: Request) -> Response:
+    """``GET /device/name/{name}/state``."""
+    deps = api.deps
+    initial, current = await reg.device_state(deps, path(request, "name"))
+    return ok(
+        initial=None if initial is None else docs.device_doc(initial),
+        current=docs.device_doc(current),
+    )
+
+
+def routes(api: ApiContext) -> list[Route]:
+    """The provisioning routes."""
     return [
-        Route("/enrollment", add, methods=["POST"]),
-        Route("/enrollment", update, methods=["PATCH"]),
-        Route("/enrollment/all", all_, methods=["GET"]),
-        Route("/enrollment/name/{name}", by_name, methods=["GET"]),
-        Route("/enrollment/name/{name}", delete, methods=["DELETE"]),
-        Route("/enrollment/name/{name}/reprovision", reprovision_all, methods=["POST"]),
-        Route("/registration", register, methods=["POST"]),
-        Route("/registration/all", registrations, methods=["GET"]),
-        Route("/registration/name/{id}", registration, methods=["GET"]),
-        Route("/registration/name/{id}/reprovision", reprovision_one, methods=["POST"]),
-        Route("/registration/name/{id}/quarantine", quarantine, methods=["POST"]),
-        Route("/registration/name/{id}/release", release, methods=["POST"]),
-        Route("/device/name/{name}/state", state, methods=["GET"]),
+        Route("/enrollment", bind(api, add), methods=["POST"]),
+        Route("/enrollment", bind(api, update), methods=["PATCH"]),
+        Route("/enrollment/all", bind(api, all_), methods=["GET"]),
+        Route("/enrollment/name/{name}", bind(api, by_name), methods=["GET"]),
+        Route("/enrollment/name/{name}", bind(api, delete), methods=["DELETE"]),
+        Route("/enrollment/name/{name}/reprovision", bind(api, reprovision_all), methods=["POST"]),
+        Route("/registration", bind(api, register), methods=["POST"]),
+        Route("/registration/all", bind(api, registrations), methods=["GET"]),
+        Route("/registration/name/{id}", bind(api, registration), methods=["GET"]),
+        Route("/registration/name/{id}/reprovision", bind(api, reprovision_one), methods=["POST"]),
+        Route("/registration/name/{id}/quarantine", bind(api, quarantine), methods=["POST"]),
+        Route("/registration/name/{id}/release", bind(api, release), methods=["POST"]),
+        Route("/device/name/{name}/state", bind(api, state), methods=["GET"]),
     ]
