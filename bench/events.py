@@ -53,7 +53,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 import psutil
-from tests.brokers import PrivateBroker
+from tests.support.brokers import PrivateBroker
 from tests.e2e.procs import ServeProcess, start
 
 PREFIX = "bench"

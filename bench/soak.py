@@ -247,7 +247,7 @@ async def run(args: argparse.Namespace) -> int:
     proxy = None
     bus_url = args.bus_url
     if bus_url.startswith("mqtt://"):
-        from tests.tcpproxy import TcpProxy
+        from tests.support.tcpproxy import TcpProxy
 
         parts = urlsplit(bus_url)
         proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 1883)

@@ -33,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgemeta.bus.mqtt import MqttBus
 from edgemeta.bus.nats import NatsBus, topic_to_subject
-from tests import servers
+from tests.support import servers
 
 PAYLOAD = b'{"apiVersion":"v3","type":"device","action":"add","owner":"device-virtual",' + (
     b'"details":{"name":"' + b"x" * 100 + b'"}}'

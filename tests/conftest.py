@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from edgemeta.ports import Store
 from edgemeta.store import open_store
-from tests import servers
-
-
-async def _drop_schema(schema: str) -> None:
-    conn = await asyncpg.connect(servers.POSTGRES_URL)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+from tests.support import servers
+from tests.support.schema import drop_schema as _drop_schema
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -23,7 +23,7 @@ import orjson
 
 from edgemeta.bootstrap import Service, build
 from edgemeta.settings import Settings
-from tests import servers
+from tests.support import servers
 
 T = TypeVar("T")
 BASE = "/api/v3"

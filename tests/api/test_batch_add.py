@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 
 async def test_ping_version_config(sqlite_api: Api) -> None:
@@ -199,7 +199,7 @@ async def test_wrong_types_are_refused_like_go_does(sqlite_api: Api) -> None:
 async def test_oversized_body_is_413(tmp_path) -> None:
     import httpx
 
-    from tests.api.conftest import make_service
+    from tests.support.api import make_service
 
     service, _ = await make_service("sqlite", tmp_path, max_request_bytes=2048)
     transport = httpx.ASGITransport(app=service.app)

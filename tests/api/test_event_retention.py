@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import Api, make_service
-from tests.conftest import _drop_schema
+from tests.support.api import Api, make_service
+from tests.support.schema import drop_schema
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -39,4 +39,4 @@ async def test_retention_setting_decides_what_the_relay_purges(
     finally:
         await service.stop()  # also gives up the relay's lease (a pooled connection)
         if schema:
-            await _drop_schema(schema)
+            await drop_schema(schema)

@@ -13,9 +13,9 @@ import pytest
 
 from edgemeta.sdk import Refused
 from edgemeta.usecases.moves import resume_stale
-from tests.api.conftest import Api, make_service
 from tests.api.world import World
-from tests.conftest import _drop_schema
+from tests.support.api import Api, make_service
+from tests.support.schema import drop_schema
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -38,7 +38,7 @@ async def world(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[
             await p.stop()
     await service.stop()
     if schema:
-        await _drop_schema(schema)
+        await drop_schema(schema)
 
 
 async def add(w: World, name: str, service: str, **extra: Any) -> dict[str, Any]:

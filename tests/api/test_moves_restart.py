@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from edgemeta.bus.envelope import decode
-from tests.api.conftest import Api, make_service
 from tests.api.world import World
+from tests.support.api import Api, make_service
 
 
 @pytest.fixture
@@ -71,8 +71,8 @@ async def test_service_that_missed_its_event_in_an_outage_reconciles_on_reconnec
 ) -> None:
     from edgemeta.bus.mqtt import MqttBus
     from edgemeta.sdk import DeviceServiceParticipant
-    from tests import servers
-    from tests.tcpproxy import TcpProxy
+    from tests.support import servers
+    from tests.support.tcpproxy import TcpProxy
 
     servers.require(servers.MQTT_URL, "Mosquitto")
     prefix = servers.unique("mv")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 YAML = b"""
 name: "yaml-profile"
@@ -380,7 +380,7 @@ async def test_deletes_blocked_while_devices_use_the_profile(api: Api) -> None:
 async def test_strict_switches_answer_423(tmp_path: Any, backend: str) -> None:
     import httpx
 
-    from tests.api.conftest import make_service
+    from tests.support.api import make_service
 
     service, _ = await make_service(
         backend, tmp_path, strict_profile_changes=True, strict_profile_deletes=True

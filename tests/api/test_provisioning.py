@@ -15,9 +15,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgemeta.domain.attestation import derive_device_key, make_token
-from tests.api.conftest import Api, make_service, serve_http
 from tests.api.world import World
-from tests.conftest import _drop_schema
+from tests.support.api import Api, make_service, serve_http
+from tests.support.schema import drop_schema
 
 GROUP_KEY = "ZWRnZW1ldGEtdGVzdC1ncm91cC1rZXktMDEyMzQ1Njc4OWFiY2RlZg=="
 
@@ -46,7 +46,7 @@ async def world(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[
             await p.stop()
     await service.stop()
     if schema:
-        await _drop_schema(schema)
+        await drop_schema(schema)
 
 
 async def enroll(

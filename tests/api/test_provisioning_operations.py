@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.api.conftest import serve_http
 from tests.api.test_provisioning import enroll, register, token, world
 from tests.api.world import World
+from tests.support.api import serve_http
 
 __all__ = ["world"]  # the fixture, shared with test_provisioning
 

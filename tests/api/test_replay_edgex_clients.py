@@ -18,8 +18,8 @@ import pytest
 
 from edgemeta.bootstrap import build
 from edgemeta.settings import Settings
-from tests import servers
-from tests.conftest import _drop_schema
+from tests.support import servers
+from tests.support.schema import drop_schema
 
 # A copy of shared/fixtures/edgex-clients (recorded from unmodified upstream EdgeX clients).
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "edgex-clients"
@@ -39,7 +39,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     servers.require(servers.POSTGRES_URL, "PostgreSQL")
     schema = servers.unique("replay")
     yield f"{servers.POSTGRES_URL}?schema={schema}"
-    await _drop_schema(schema)
+    await drop_schema(schema)
 
 
 async def replay(database_url: str, name: str) -> tuple[list[httpx.Response], Any]:

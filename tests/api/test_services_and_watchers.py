@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 
 async def test_device_service_crud(api: Api) -> None:

@@ -15,7 +15,7 @@ import pytest
 from edgemeta.bus.memory import MemoryBus
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.ports import Message
-from tests.api.conftest import Api, make_service, serve_http
+from tests.support.api import Api, make_service, serve_http
 
 CID = "1c7e4f0e-4a8b-4f38-b6a8-0b2a0b5e9c11"
 
@@ -32,9 +32,9 @@ async def live(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[A
         yield Api(client, service)
     await service.stop()
     if schema:
-        from tests.conftest import _drop_schema
+        from tests.support.schema import drop_schema
 
-        await _drop_schema(schema)
+        await drop_schema(schema)
 
 
 async def collect(sub: Any, n: int, timeout: float = 5.0) -> list[Message]:
@@ -245,8 +245,8 @@ async def test_relay_keeps_events_while_the_bus_is_down_then_delivers_in_order(
 
 async def test_only_one_relay_publishes_on_a_shared_postgres(tmp_path: Any) -> None:
     from edgemeta.workers.relay import Relay
-    from tests import servers
-    from tests.conftest import _drop_schema
+    from tests.support import servers
+    from tests.support.schema import drop_schema
 
     servers.require(servers.POSTGRES_URL, "PostgreSQL")
     a, schema = await make_service("postgres", tmp_path)
@@ -281,7 +281,7 @@ async def test_only_one_relay_publishes_on_a_shared_postgres(tmp_path: Any) -> N
             await r.stop()
         await a.store.close()
         await b.store.close()
-        await _drop_schema(schema)
+        await drop_schema(schema)
 
 
 async def test_sse_stream_filters_and_resumes(live: Api) -> None:
@@ -402,7 +402,7 @@ async def test_an_event_the_bus_refuses_for_good_is_set_aside_not_retried(tmp_pa
 
 
 async def test_service_starts_and_accepts_writes_while_the_broker_is_down(tmp_path: Any) -> None:
-    from tests.brokers import private_broker
+    from tests.support.brokers import private_broker
 
     with private_broker("mqtt", tmp_path) as broker:
         broker.stop()

@@ -16,7 +16,7 @@ import pytest
 
 from edgemeta.bus.envelope import envelope
 from edgemeta.ports import Bus
-from tests.api.conftest import Api, make_service
+from tests.support.api import Api, make_service
 
 REPLY = Path(__file__).resolve().parents[1] / "fixtures" / "edgex-clients"
 C_SDK_REPLY = json.loads((REPLY / "validate-device-reply-device-sdk-c.json").read_text())

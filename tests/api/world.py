@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from edgemeta.sdk import DeviceServiceParticipant
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 
 class World:

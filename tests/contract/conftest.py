@@ -7,17 +7,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from edgemeta.ports import Bus
-from tests import servers
-from tests.bushelp import BusFactory
-from tests.tcpproxy import TcpProxy
+from tests.support import servers
+from tests.support.buses import KINDS
+from tests.support.bushelp import BusFactory
+from tests.support.tcpproxy import TcpProxy
 
-KINDS = [
-    pytest.param("memory"),
-    pytest.param("mqtt", marks=pytest.mark.mqtt),
-    pytest.param("nats", marks=pytest.mark.nats),
-]
 #: For ``@pytest.mark.parametrize("bus_factory", BROKERS, indirect=True)``.
-BROKERS = KINDS[1:]
 
 
 @pytest.fixture

@@ -31,10 +31,10 @@ from edgemeta.domain.errors import (
 from edgemeta.domain.records import AdminState, Device, OperatingState
 from edgemeta.peers.validation import BusDeviceValidator
 from edgemeta.ports import Bus, Message, Subscription
-from tests import servers
-from tests.bushelp import BusFactory, Collector, eventually_publish, recv, recv_until
-from tests.contract.conftest import BROKERS
-from tests.tcpproxy import TcpProxy
+from tests.support import servers
+from tests.support.buses import BROKERS
+from tests.support.bushelp import BusFactory, Collector, eventually_publish, recv, recv_until
+from tests.support.tcpproxy import TcpProxy
 
 # -- publish / subscribe -----------------------------------------------------------------
 

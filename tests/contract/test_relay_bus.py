@@ -22,9 +22,9 @@ from edgemeta.domain.records import AdminState, Device, OperatingState
 from edgemeta.ports import Store
 from edgemeta.store import open_store
 from edgemeta.workers.relay import Relay
-from tests.bushelp import BusFactory, Collector
-from tests.contract.conftest import BROKERS
-from tests.tcpproxy import TcpProxy
+from tests.support.buses import BROKERS
+from tests.support.bushelp import BusFactory, Collector
+from tests.support.tcpproxy import TcpProxy
 
 
 def _device(i: int) -> Device:

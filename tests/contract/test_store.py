@@ -316,8 +316,8 @@ async def test_concurrent_adds_of_one_name_create_one_record(store: Store) -> No
 async def test_postgres_lease_is_per_schema(postgres_url: str) -> None:
     """Advisory locks are database-wide: a relay on one schema must not block another's."""
     from edgemeta.store import open_store
-    from tests import servers
-    from tests.conftest import _drop_schema
+    from tests.support import servers
+    from tests.support.schema import drop_schema
 
     schemas = [servers.unique("lease_a"), servers.unique("lease_b")]
     a, b, a_too = [await open_store(f"{postgres_url}?schema={s}") for s in (*schemas, schemas[0])]
@@ -334,4 +334,4 @@ async def test_postgres_lease_is_per_schema(postgres_url: str) -> None:
         for s in (a, b, a_too):
             await s.close()
         for name in schemas:
-            await _drop_schema(name)
+            await drop_schema(name)

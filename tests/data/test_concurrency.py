@@ -17,7 +17,7 @@ from edgemeta.domain.readings import EventAddress
 from edgemeta.ports import Store
 from edgemeta.usecases import coredata as uc
 from edgemeta.usecases.deps import Deps
-from tests.data.conftest import Data, make_event
+from tests.support.data import Data, make_event
 
 
 async def truth(store: Store) -> dict[tuple[str, str, str, str], int]:

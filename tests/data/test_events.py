@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.data.conftest import Data, make_event
+from tests.support.data import Data, make_event
 
 
 async def test_add_event_and_read_it_back(seeded: Data) -> None:

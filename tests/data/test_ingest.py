@@ -21,11 +21,11 @@ import orjson
 import pytest
 
 from edgemeta.workers.ingest import EventIngest
-from tests import servers
-from tests.brokers import private_broker
-from tests.data.conftest import Data, make_event
 from tests.e2e.procs import free_port, start
 from tests.e2e.wire import Api, device_doc, profile_doc, service_doc
+from tests.support import servers
+from tests.support.brokers import private_broker
+from tests.support.data import Data, make_event
 
 
 def envelope(event: dict[str, Any], *, b64: bool = False) -> bytes:

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import Api, make_service
-from tests.conftest import _drop_schema
-from tests.data.conftest import Data
+from tests.support.api import Api, make_service
+from tests.support.data import Data
+from tests.support.schema import drop_schema
 
 BASE: dict[str, Any] = {
     "name": "prof",
@@ -525,4 +525,4 @@ async def test_strict_switches_are_423(backend: str, tmp_path: Any) -> None:
     finally:
         await service.store.close()
         if schema:
-            await _drop_schema(schema)
+            await drop_schema(schema)

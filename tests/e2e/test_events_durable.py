@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.brokers import PrivateBroker, private_broker
 from tests.e2e.procs import start
 from tests.e2e.wire import (
     Api,
@@ -30,6 +29,7 @@ from tests.e2e.wire import (
     sqlite_outbox,
     system_event_subjects,
 )
+from tests.support.brokers import PrivateBroker, private_broker
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,6 @@ import asyncpg
 import psutil
 import pytest
 
-from tests import servers
-from tests.conftest import _drop_schema
 from tests.e2e.procs import ServeProcess, start
 from tests.e2e.wire import (
     Api,
@@ -32,6 +30,8 @@ from tests.e2e.wire import (
     service_doc,
     subject,
 )
+from tests.support import servers
+from tests.support.schema import drop_schema
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -181,5 +181,5 @@ async def test_two_instances_one_relay_and_a_takeover(kind: str, tmp_path: Path)
             await api.close()
         for p in procs:
             p.stop()
-        await _drop_schema(schema)
+        await drop_schema(schema)
     print(f"{len(got) - len(unique)} repeats dropped by eventId after the takeover")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import servers
 from tests.e2e.wire import (
     Api,
     LiveMqtt,
@@ -27,6 +26,7 @@ from tests.e2e.wire import (
     serving,
     subject,
 )
+from tests.support import servers
 
 pytestmark = pytest.mark.slow
 

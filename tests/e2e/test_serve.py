@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import servers
 from tests.e2e.procs import start
+from tests.support import servers
 
 
 def test_serves_on_the_embedded_defaults_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -148,9 +148,9 @@ def test_two_processes_on_one_postgres_never_create_a_name_twice(tmp_path: Path)
 
 
 async def _drop(schema: str) -> None:
-    from tests.conftest import _drop_schema
+    from tests.support.schema import drop_schema
 
-    await _drop_schema(schema)
+    await drop_schema(schema)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM])

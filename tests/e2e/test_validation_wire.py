@@ -18,7 +18,6 @@ import nats
 import orjson
 import pytest
 
-from tests import servers
 from tests.e2e.wire import (
     Api,
     device_doc,
@@ -28,6 +27,7 @@ from tests.e2e.wire import (
     service_doc,
     serving,
 )
+from tests.support import servers
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from edgemeta.bus.mqtt import MqttBus
 from edgemeta.bus.nats import NatsBus
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.ports import Bus, Message, Subscription
-from tests import servers
-from tests.tcpproxy import TcpProxy
+from tests.support import servers
+from tests.support.tcpproxy import TcpProxy
 
 # Short timeouts and quick reconnects, for fault tests through a proxy.
 FAST: dict[str, dict[str, Any]] = {
