@@ -82,7 +82,7 @@ def components(raw: Path) -> list[tuple[str, float]]:
         n = int(count_s)
         frames = stack.split(";")
         total += n
-        if any("bus/relay.py" in f for f in frames):
+        if any("workers/relay.py" in f for f in frames):
             relay += n
         for f in reversed(frames):
             c = _component(f)

@@ -1,4 +1,6 @@
-"""Python client of edgemeta's API. It depends on the wire format only."""
+"""Python client of edgemeta's API (public API). It depends on the wire format only, and
+imports nothing else of edgemeta.
+"""
 
 from edgemeta.client.events import GapError, ReceivedEvent, system_events
 

@@ -98,7 +98,16 @@ from edgemeta.documents.common import (
     auto_events_of as auto_events_of,
 )
 from edgemeta.documents.common import (
+    fold_keys as fold_keys,
+)
+from edgemeta.documents.common import (
+    given as given,
+)
+from edgemeta.documents.common import (
     labels_of as labels_of,
+)
+from edgemeta.documents.common import (
+    opt as opt,
 )
 from edgemeta.documents.common import (
     opt_auto_events_of as opt_auto_events_of,
@@ -111,6 +120,18 @@ from edgemeta.documents.common import (
 )
 from edgemeta.documents.common import (
     stamps as stamps,
+)
+from edgemeta.documents.coredata import (
+    MAX_READINGS as MAX_READINGS,
+)
+from edgemeta.documents.coredata import (
+    check_event as check_event,
+)
+from edgemeta.documents.coredata import (
+    numeric_document as numeric_document,
+)
+from edgemeta.documents.coredata import (
+    parse_request as parse_request,
 )
 from edgemeta.documents.devices import (
     AddDeviceRequest as AddDeviceRequest,
@@ -136,21 +157,27 @@ from edgemeta.documents.devices import (
 from edgemeta.documents.devices import (
     device_record as device_record,
 )
-from edgemeta.documents.events import details_doc as details_doc
+from edgemeta.documents.events import (
+    details_doc as details_doc,
+)
 from edgemeta.documents.moves import (
     ReassignDTO as ReassignDTO,
 )
 from edgemeta.documents.moves import (
     ReassignRequest as ReassignRequest,
 )
-from edgemeta.documents.moves import move_content as move_content
+from edgemeta.documents.moves import (
+    move_content as move_content,
+)
 from edgemeta.documents.moves import (
     move_doc as move_doc,
 )
 from edgemeta.documents.moves import (
     move_from as move_from,
 )
-from edgemeta.documents.moves import move_from_content as move_from_content
+from edgemeta.documents.moves import (
+    move_from_content as move_from_content,
+)
 from edgemeta.documents.profiles import (
     AddCommandRequest as AddCommandRequest,
 )
@@ -319,8 +346,12 @@ from edgemeta.documents.provisioning import (
 from edgemeta.documents.provisioning import (
     registration_from as registration_from,
 )
-from edgemeta.documents.provisioning import report_doc as report_doc
-from edgemeta.documents.provisioning import report_from as report_from
+from edgemeta.documents.provisioning import (
+    report_doc as report_doc,
+)
+from edgemeta.documents.provisioning import (
+    report_from as report_from,
+)
 from edgemeta.documents.provisioning import (
     report_record as report_record,
 )

@@ -1,4 +1,8 @@
-"""Writing device services that take part in edgemeta's moves safely."""
+"""Writing device services that take part in edgemeta's moves safely (public API).
+
+Imports :mod:`edgemeta.bus` (topics, envelope), the ports and the domain errors; nothing of
+edgemeta imports it.
+"""
 
 from edgemeta.sdk.participant import DeviceServiceParticipant, Refused
 

@@ -1,5 +1,10 @@
 """Store adapters, chosen by URL: ``sqlite:///<path>`` (or ``sqlite:///:memory:``) and
 ``postgresql://user@host:port/db[?schema=name]``.
+
+One SQL implementation of the repositories and the outbox (``repos``, ``coredata``,
+``moves``, ``provisioning``, ``outbox``) over two drivers, and the versioned migrations.
+Imports: the domain, the ports and :mod:`edgemeta.documents` (records are stored as their
+documents). Imported by :mod:`edgemeta.bootstrap` (and tests) only.
 """
 
 from __future__ import annotations
