@@ -53,8 +53,8 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 import psutil
-from tests.support.brokers import PrivateBroker
 from tests.e2e.procs import ServeProcess, start
+from tests.support.brokers import PrivateBroker
 
 PREFIX = "bench"
 BATCH = 100  # devices per POST /device in the throughput phases
