@@ -23,7 +23,7 @@ AutoEvent shape that devices, provision watchers and enrolments share.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -172,6 +172,24 @@ class Wire(BaseModel):
         return fold_keys(data, table)
 
 
+def require_target(id_: str | None, name: str | None) -> None:
+    """Update DTOs name their record by ``id`` or ``name``; at least one must be given."""
+    if not id_ and not name:
+        raise ValueError("either id or name is required")
+
+
+class Targeted(Wire):
+    """Base of the update (PATCH) DTOs: ``id`` or ``name`` names the record to change."""
+
+    id: Uuid | None = None
+    name: Name | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> Self:
+        require_target(self.id, self.name)
+        return self
+
+
 class Envelope(Wire):
     """EdgeX BaseRequest: ``apiVersion`` required, ``requestId`` empty or a UUID."""
 
@@ -201,12 +219,6 @@ class AutoEventDTO(Wire):
 
 AutoEvents = Annotated[list[AutoEventDTO], Field(max_length=1024)]
 Protocols = Annotated[dict[str, Object], Field(max_length=64)]
-
-
-def require_target(id_: str | None, name: str | None) -> None:
-    """Update DTOs name their record by ``id`` or ``name``; at least one must be given."""
-    if not id_ and not name:
-        raise ValueError("either id or name is required")
 
 
 def labels_of(labels: list[str] | None) -> tuple[str, ...]:

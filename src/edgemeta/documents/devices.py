@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from pydantic import model_validator
-
 from edgemeta.documents.common import (
     AdminStateWire,
     AutoEvents,
@@ -21,6 +19,7 @@ from edgemeta.documents.common import (
     OperatingStateWire,
     Protocols,
     RefName,
+    Targeted,
     Text,
     Uuid,
     Wire,
@@ -30,7 +29,6 @@ from edgemeta.documents.common import (
     labels_of,
     opt_auto_events_of,
     opt_labels_of,
-    require_target,
     stamps,
 )
 from edgemeta.domain.patches import DevicePatch, Target
@@ -56,11 +54,9 @@ class DeviceDTO(Wire):
     properties: Object | None = None
 
 
-class UpdateDeviceDTO(Wire):
+class UpdateDeviceDTO(Targeted):
     """UpdateDevice (patch); ``profileName: ""`` detaches the profile."""
 
-    id: Uuid | None = None
-    name: Name | None = None
     parent: RefName | None = None
     description: Text | None = None
     admin_state: AdminStateWire | None = None
@@ -73,11 +69,6 @@ class UpdateDeviceDTO(Wire):
     protocols: Protocols | None = None
     tags: Object | None = None
     properties: Object | None = None
-
-    @model_validator(mode="after")
-    def _target(self) -> UpdateDeviceDTO:
-        require_target(self.id, self.name)
-        return self
 
 
 class AddDeviceRequest(Envelope):

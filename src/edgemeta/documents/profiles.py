@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints
 
 from edgemeta.documents.common import (
     API_VERSION,
@@ -15,12 +15,12 @@ from edgemeta.documents.common import (
     Labels,
     Name,
     Object,
+    Targeted,
     Text,
     Uuid,
     Wire,
     labels_of,
     opt_labels_of,
-    require_target,
     stamps,
 )
 from edgemeta.domain import valuetypes
@@ -118,20 +118,13 @@ class DeviceProfileRequest(Envelope):
     profile: DeviceProfileDTO
 
 
-class BasicInfoDTO(Wire):
+class BasicInfoDTO(Targeted):
     """UpdateDeviceProfileBasicInfo."""
 
-    id: Uuid | None = None
-    name: Name | None = None
     manufacturer: Text | None = None
     description: Text | None = None
     model: Text | None = None
     labels: Labels | None = None
-
-    @model_validator(mode="after")
-    def _target(self) -> BasicInfoDTO:
-        require_target(self.id, self.name)
-        return self
 
 
 class BasicInfoRequest(Envelope):

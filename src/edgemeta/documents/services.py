@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, StringConstraints, model_validator
+from pydantic import AfterValidator, StringConstraints
 
 from edgemeta.documents.common import (
     AdminStateWire,
@@ -14,12 +14,12 @@ from edgemeta.documents.common import (
     Labels,
     Name,
     Object,
+    Targeted,
     Text,
     Uuid,
     Wire,
     labels_of,
     opt_labels_of,
-    require_target,
     stamps,
 )
 from edgemeta.domain.names import has_control_chars
@@ -49,11 +49,9 @@ class DeviceServiceDTO(Wire):
     properties: Object | None = None
 
 
-class UpdateDeviceServiceDTO(Wire):
+class UpdateDeviceServiceDTO(Targeted):
     """UpdateDeviceService (patch)."""
 
-    id: Uuid | None = None
-    name: Name | None = None
     description: Text | None = None
     labels: Labels | None = None
     base_address: (
@@ -61,11 +59,6 @@ class UpdateDeviceServiceDTO(Wire):
     ) = None
     admin_state: AdminStateWire | None = None
     properties: Object | None = None
-
-    @model_validator(mode="after")
-    def _target(self) -> UpdateDeviceServiceDTO:
-        require_target(self.id, self.name)
-        return self
 
 
 class AddDeviceServiceRequest(Envelope):

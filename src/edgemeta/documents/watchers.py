@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints
 
 from edgemeta.documents.common import (
     NAME_MAX,
@@ -19,6 +19,7 @@ from edgemeta.documents.common import (
     Name,
     Object,
     RefName,
+    Targeted,
     Text,
     Uuid,
     Wire,
@@ -28,7 +29,6 @@ from edgemeta.documents.common import (
     labels_of,
     opt_auto_events_of,
     opt_labels_of,
-    require_target,
     stamps,
 )
 from edgemeta.domain.patches import DiscoveredDevicePatch, ProvisionWatcherPatch, Target
@@ -81,22 +81,15 @@ class UpdateDiscoveredDeviceDTO(Wire):
     properties: Object | None = None
 
 
-class UpdateProvisionWatcherDTO(Wire):
+class UpdateProvisionWatcherDTO(Targeted):
     """UpdateProvisionWatcher (patch)."""
 
-    id: Uuid | None = None
-    name: Name | None = None
     service_name: Name | None = None
     labels: Labels | None = None
     identifiers: Identifiers | None = None
     blocking_identifiers: BlockingIdentifiers | None = None
     admin_state: AdminStateWire | None = None
     discovered_device: UpdateDiscoveredDeviceDTO | None = None
-
-    @model_validator(mode="after")
-    def _target(self) -> UpdateProvisionWatcherDTO:
-        require_target(self.id, self.name)
-        return self
 
 
 class AddProvisionWatcherRequest(Envelope):
