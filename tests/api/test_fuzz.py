@@ -629,7 +629,10 @@ YAML_FILES = (
         [
             b"name: x\nlabels: !!binary aGk=\n",
             b"name: x\ndeviceResources: !!set {a, b}\n",
-            b"name: 12345678901234567890123\n",
+            b"name: x\nlabels: 1" + b"0" * 5000 + b"\n",
+            b"name: x\ndeviceResources: [{name: r, properties: {minimum: 1"
+            + b"0" * 5000
+            + b"}}]\n",
             b"name: !!python/object/apply:os.system [true]\n",
             b"%YAML 9.9\n---\nname: x\n",
             b"name: x\n---\nname: y\n",

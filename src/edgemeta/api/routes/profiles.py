@@ -35,6 +35,10 @@ def parse_profile_yaml(text: bytes) -> docs.DeviceProfileDTO:
         raise ContractInvalid(f"device profile YAML cannot be parsed: {exc}") from None
     except RecursionError:
         raise ContractInvalid("device profile YAML is nested too deeply") from None
+    except ValueError as exc:
+        # Python refuses to convert integers of more than 4,300 digits (a guard against
+        # quadratic-time parsing); such a number is bad input, not a server fault.
+        raise ContractInvalid(f"device profile YAML holds an unusable value: {exc}") from None
     return decode_one(json_compatible(data, "profile"), docs.DeviceProfileDTO, "profile")
 
 
