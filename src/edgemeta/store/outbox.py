@@ -20,6 +20,7 @@ from edgemeta import documents as docs
 from edgemeta.domain.events import Change
 from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
 from edgemeta.ports import OutboxEvent
+from edgemeta.security.principal import subject_tag
 from edgemeta.store.driver import DocTexts, Driver, Row
 
 _COLUMNS = (
@@ -77,6 +78,9 @@ class SqlOutbox:
         if not changes:
             return
         now = time.time_ns()
+        # Who made the change, when authentication is on (the verified subject of the
+        # request being served; see edgemeta.security.principal.acting).
+        subject = subject_tag()
         rows = [
             (
                 str(uuid.uuid4()),
@@ -89,7 +93,7 @@ class SqlOutbox:
                 correlation_id,
                 now,
                 self._details(c),
-                orjson.dumps(dict(c.tags)).decode() if c.tags else None,
+                orjson.dumps(dict(c.tags + subject)).decode() if c.tags or subject else None,
             )
             for c in changes
         ]

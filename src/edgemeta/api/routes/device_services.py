@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgemeta.api import convert, wire
+from edgemeta.api import authz, convert, wire
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import check_range, list_query
 from edgemeta.api.responses import ok, stored_one, stored_page
@@ -26,7 +26,13 @@ def routes(api: ApiContext) -> list[Route]:
         async def one(item: wire.AddDeviceServiceRequest) -> dict[str, Any]:
             return {"id": await uc.add_service(deps, convert.service(item.service), cid)}
 
-        return await run_batch(request, api, wire.AddDeviceServiceRequest, one, 201)
+        async def authorize(items: list[wire.AddDeviceServiceRequest]) -> None:
+            for item in items:
+                authz.own_service_name(request, item.service.name, "register")
+
+        return await run_batch(
+            request, api, wire.AddDeviceServiceRequest, one, 201, authorize=authorize
+        )
 
     @endpoint
     async def patch(request: Request) -> Response:
@@ -36,7 +42,12 @@ def routes(api: ApiContext) -> list[Route]:
             await uc.patch_service(deps, convert.service_patch(item.service), cid)
             return {}
 
-        return await run_batch(request, api, wire.UpdateDeviceServiceRequest, one, 200)
+        async def authorize(items: list[wire.UpdateDeviceServiceRequest]) -> None:
+            await authz.own_services(request, deps.store, items)
+
+        return await run_batch(
+            request, api, wire.UpdateDeviceServiceRequest, one, 200, authorize=authorize
+        )
 
     @endpoint
     async def all_(request: Request) -> Response:

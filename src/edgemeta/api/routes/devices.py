@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgemeta import documents as docs
-from edgemeta.api import convert, wire
+from edgemeta.api import authz, convert, wire
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import (
     MAX_OFFSET,
@@ -50,7 +50,12 @@ def routes(api: ApiContext) -> list[Route]:
                 return contextlib.nullcontext()
             return deps.store.batch()
 
-        return await run_batch(request, api, wire.AddDeviceRequest, one, 201, around=around)
+        async def authorize(items: list[wire.AddDeviceRequest]) -> None:
+            authz.own_new_devices(request, items)
+
+        return await run_batch(
+            request, api, wire.AddDeviceRequest, one, 201, around=around, authorize=authorize
+        )
 
     @endpoint
     async def patch(request: Request) -> Response:
@@ -63,7 +68,12 @@ def routes(api: ApiContext) -> list[Route]:
             )
             return {}
 
-        return await run_batch(request, api, wire.UpdateDeviceRequest, one, 200)
+        async def authorize(items: list[wire.UpdateDeviceRequest]) -> None:
+            await authz.own_devices(request, deps.store, items)
+
+        return await run_batch(
+            request, api, wire.UpdateDeviceRequest, one, 200, authorize=authorize
+        )
 
     @endpoint
     async def all_(request: Request) -> Response:
@@ -97,7 +107,9 @@ def routes(api: ApiContext) -> list[Route]:
 
     @endpoint
     async def delete(request: Request) -> Response:
-        await uc.delete_device(deps, path(request, "name"), correlation_id(request))
+        name = path(request, "name")
+        await authz.own_device(request, deps.store, name)
+        await uc.delete_device(deps, name, correlation_id(request))
         return ok()
 
     @endpoint

@@ -14,13 +14,14 @@ from starlette.routing import Route
 
 from edgemeta import documents as docs
 from edgemeta import provisioning_documents as pdocs
-from edgemeta.api import convert, wire_provisioning
+from edgemeta.api import authz, convert, wire_provisioning
 from edgemeta.api.body import decode_one, parse_json, read_body
 from edgemeta.api.errors import status_of
 from edgemeta.api.handlers import ApiContext, correlation_id, endpoint, path, run_batch
 from edgemeta.api.query import check_range, flag, list_query, name_param
 from edgemeta.api.responses import base, ok, respond
-from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, NotFound
+from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, Forbidden, NotFound
+from edgemeta.security.roles import Role
 from edgemeta.usecases import enrollments as enr
 from edgemeta.usecases import registration as reg
 from edgemeta.usecases.registration import Outcome
@@ -123,8 +124,11 @@ def routes(api: ApiContext) -> list[Route]:
 
     @endpoint
     async def by_name(request: Request) -> Response:
+        show = flag(request.query_params, "showKeys")
+        if show and not authz.principal(request).has(Role.PROVISIONING_ADMIN):
+            raise Forbidden("showKeys=true needs the provisioning-admin role")
         e = await enr.get_enrollment(deps, path(request, "name"))
-        return ok(enrollment=pdocs.enrollment_doc(e, keys=flag(request.query_params, "showKeys")))
+        return ok(enrollment=pdocs.enrollment_doc(e, keys=show))
 
     @endpoint
     async def delete(request: Request) -> Response:
