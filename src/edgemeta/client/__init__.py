@@ -1,5 +1,6 @@
 """Python client of edgemeta's API. It depends on the wire format only."""
 
+from edgemeta.client.auth import auth_headers
 from edgemeta.client.events import GapError, ReceivedEvent, system_events
 
-__all__ = ["GapError", "ReceivedEvent", "system_events"]
+__all__ = ["GapError", "ReceivedEvent", "auth_headers", "system_events"]

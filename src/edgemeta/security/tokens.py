@@ -216,10 +216,15 @@ class TokenVerifier:
             raise TokenRefused("the token has no subject")
         roles = _names(_claim(claims, self.roles_claim)) | _names(claims.get("scope"))
         service = _claim(claims, self.service_claim)
+        bound = service if isinstance(service, str) and service else None
+        if bound is None:
+            # The service role means "this one service's identity": without a service to be
+            # bound to it would grant a service's writes on every service's records.
+            roles.discard("service")
         return Verified(
             subject=sub,
             roles=frozenset(roles),
-            service=service if isinstance(service, str) and service else None,
+            service=bound,
             expires=float(claims["exp"]),
         )
 

@@ -32,6 +32,8 @@ async def create_key(
         raise ContractInvalid("an API key's lifetime must be more than 0 and at most 10 years")
     if service and "admin" in roles:
         raise ContractInvalid("a key bound to a service cannot also be an admin key")
+    if "service" in roles and not service:
+        raise ContractInvalid("the service role needs the service the key is bound to (--service)")
     key, key_id = new_key()
     created = now_ms()
     stored = ApiKey(
