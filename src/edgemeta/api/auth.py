@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from edgemeta.api.responses import error
 from edgemeta.security.authn import Authenticator, NotAuthenticated
 from edgemeta.security.principal import OPEN, Principal, act_as, reset
-from edgemeta.security.roles import DENY, Rule
+from edgemeta.security.roles import Rule
 from edgemeta.security.tokens import IssuerUnavailable
 
 log = logging.getLogger("edgemeta.security")
@@ -52,7 +52,7 @@ class AuthGate:
             await self.app(scope, receive, send)
             return
         rule = self.rule
-        if rule is DENY:
+        if rule.deny:
             await error(403, f"{self.label} is not in the role table; refused")(
                 scope, receive, send
             )

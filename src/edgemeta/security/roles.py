@@ -52,9 +52,12 @@ class Rule:
     open: bool = False
     own: Own = Own.NONE
     note: str = ""
+    deny: bool = False  # refused for everyone, admin and authentication off included
 
     def allows(self, roles: frozenset[str]) -> bool:
         """Whether a caller holding ``roles`` may call the route (before ownership checks)."""
+        if self.deny:
+            return False
         return self.open or Role.ADMIN in roles or not self.roles.isdisjoint(roles)
 
 
@@ -63,7 +66,7 @@ def _r(*roles: Role, own: Own = Own.NONE, note: str = "") -> Rule:
 
 
 OPEN = Rule(frozenset(), open=True)
-DENY = Rule(frozenset(), note="not in the role table: refused for everyone")
+DENY = Rule(frozenset(), deny=True, note="not in the role table: refused for everyone")
 READ = _r(Role.READ, Role.SERVICE)
 DEVICE_WRITE = _r(Role.DEVICE_WRITE)
 PROFILE_WRITE = _r(Role.PROFILE_WRITE)
