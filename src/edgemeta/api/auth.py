@@ -69,8 +69,9 @@ class AuthGate:
                     authorization = value.decode("latin-1")
                 elif key == b"x-api-key":
                     api_key = value.decode("latin-1")
+            hit = auth.cached(authorization) if api_key is None else None
             try:
-                principal = await auth.authenticate(authorization, api_key)
+                principal = hit or await auth.authenticate(authorization, api_key)
             except NotAuthenticated as exc:
                 challenge = REALM + (', error="invalid_token"' if exc.presented else "")
                 response = error(401, exc.message)
