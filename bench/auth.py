@@ -109,6 +109,9 @@ def main() -> None:
     log(f"seeding {args.devices} devices")
     seed(off.port, args.devices)
     on.start()
+    # The off server relayed the seeding's events: let both go idle before measuring.
+    off.settle(30)
+    on.settle(30)
 
     async def make_key() -> str:
         store = await open_store(db_url)
