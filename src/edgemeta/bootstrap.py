@@ -25,6 +25,8 @@ from edgemeta.peers.releases import BusReleases
 from edgemeta.peers.validation import BusDeviceValidator
 from edgemeta.peers.webhooks import HttpAllocationHook
 from edgemeta.ports import Bus, Store
+from edgemeta.security.authn import Authenticator
+from edgemeta.security.config import authenticator, check_exposure
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.deps import Deps, MoveSettings, Policy
@@ -111,6 +113,7 @@ class Service:
     app: ASGIApp
     data_app: ASGIApp | None = None
     ingest: EventIngest | None = None
+    authenticator: Authenticator | None = None
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
 
@@ -157,12 +160,17 @@ class Service:
         if isinstance(hook, HttpAllocationHook):
             await hook.close()
         await self.bus.close()
+        if self.authenticator is not None:
+            await self.authenticator.close()
         await self.store.close()
 
 
 async def build(settings: Settings) -> Service:
     """Open the store (applying migrations) and wire everything; call ``start`` to run."""
+    check_exposure(settings)
     store = await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    auth = authenticator(settings, store)
+    cors = settings.cors_origin_list()
     bus = open_bus(settings.bus_url, settings)
     uom, uom_yaml = load_uom(settings.uom_file)
     units = frozenset(v for u in uom["units"].values() for v in u["values"])
@@ -231,7 +239,9 @@ async def build(settings: Settings) -> Service:
                 max_result_count=settings.max_result_count,
                 max_event_bytes=settings.max_event_bytes,
                 config=data_config_document(settings),
-            )
+            ),
+            authenticator=auth,
+            cors_origins=cors,
         )
         if settings.data_ingest:
             ingest = EventIngest(
@@ -243,7 +253,8 @@ async def build(settings: Settings) -> Service:
                 qos=max(settings.bus_qos, 1),
                 batch_max=settings.data_batch,
             )
-    return Service(settings, store, bus, relay, deps, create_app(api), data_app, ingest)
+    app = create_app(api, authenticator=auth, cors_origins=cors)
+    return Service(settings, store, bus, relay, deps, app, data_app, ingest, authenticator=auth)
 
 
 def data_config_document(s: Settings) -> dict[str, Any]:

@@ -5,17 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
 
 from edgemeta import __version__
 from edgemeta.bootstrap import build
+from edgemeta.domain.durations import DurationError, parse_duration
 from edgemeta.domain.errors import EdgeMetaError
+from edgemeta.ports import Store
+from edgemeta.security.roles import ROLES, TABLE
+from edgemeta.security.roles import markdown as role_table_markdown
 from edgemeta.settings import Settings
+from edgemeta.store import open_store
+from edgemeta.usecases.apikeys import create_key, list_keys, revoke_key
+
+T = TypeVar("T")
 
 app = typer.Typer(help="edgemeta: EdgeX-compatible device metadata and provisioning.")
 log = logging.getLogger("edgemeta")
@@ -75,14 +84,20 @@ async def _serve(settings: Settings) -> None:
         if data_server is not None
         else ""
     )
+    auth = (
+        f"auth on ({service.authenticator.description})"
+        if service.authenticator is not None
+        else "auth OFF (EDGEMETA_AUTH=off: every request is trusted)"
+    )
     log.info(
-        "edgemeta %s listening on http://%s:%d/api/v3%s, storing in %s, events on %s",
+        "edgemeta %s listening on http://%s:%d/api/v3%s, storing in %s, events on %s, %s",
         __version__,
         settings.host,
         settings.port,
         data,
         service.store.description,
         service.bus.description,
+        auth,
     )
     try:
         await server.serve()  # returns on SIGINT/SIGTERM, after in-flight requests finish
@@ -160,9 +175,113 @@ def serve(
         pass
     try:
         runner(_serve(settings))
-    except (ValueError, EdgeMetaError) as exc:
+    except (ValueError, EdgeMetaError) as exc:  # InsecureExposure is a ValueError
         typer.echo(f"edgemeta: cannot start: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+apikey_app = typer.Typer(
+    help="API keys (stored as hashes; direct database access through the settings' URL)."
+)
+app.add_typer(apikey_app, name="apikey")
+
+DatabaseOption = Annotated[
+    str | None, typer.Option(help="sqlite:///path or postgresql://... [EDGEMETA_DATABASE_URL]")
+]
+
+
+def _with_store(database_url: str | None, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``work`` on the store the settings name (migrating it, as serve would)."""
+    try:
+        settings = _settings(database_url=database_url)
+    except ValueError as exc:
+        typer.echo(f"invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    async def run() -> T:
+        store = await open_store(settings.database_url)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except EdgeMetaError as exc:
+        typer.echo(f"edgemeta: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _ms(value: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value / 1000))
+
+
+@apikey_app.command("create")
+def apikey_create(
+    role: Annotated[list[str], typer.Option("--role", help=f"A role ({', '.join(ROLES)})")],
+    service: Annotated[
+        str, typer.Option(help="Bind the key to this device service (it may touch only its own)")
+    ] = "",
+    expires: Annotated[
+        str, typer.Option(help="Lifetime: 30d, 12h, 90m ... (at most 10 years)")
+    ] = "90d",
+    name: Annotated[str, typer.Option(help="A label shown by 'apikey list'")] = "",
+    database_url: DatabaseOption = None,
+) -> None:
+    """Make an API key and print it once (only its hash is kept)."""
+    try:
+        lifetime_s = parse_duration(expires) / 1e9
+    except DurationError as exc:
+        typer.echo(f"--expires: {exc}", err=True)
+        raise typer.Exit(2) from None
+    key, stored = _with_store(
+        database_url,
+        lambda store: create_key(store, role, lifetime_s=lifetime_s, service=service, name=name),
+    )
+    typer.echo(key)
+    typer.echo(
+        f"API key {stored.id}: roles {', '.join(stored.roles)}"
+        + (f", bound to service {stored.service}" if stored.service else "")
+        + f", expires {_ms(stored.expires)}. It is shown only this once.",
+        err=True,
+    )
+
+
+@apikey_app.command("list")
+def apikey_list(database_url: DatabaseOption = None) -> None:
+    """List the API keys (ids, roles, expiry, revocation; never the keys)."""
+    keys = _with_store(database_url, list_keys)
+    now = time.time() * 1000
+    typer.echo(f"{'ID':<13} {'ROLES':<30} {'SERVICE':<13} {'EXPIRES':<21} {'STATE':<8} NAME")
+    for k in keys:
+        state = "revoked" if k.revoked else ("expired" if k.expires <= now else "active")
+        typer.echo(
+            f"{k.id:<13} {','.join(k.roles):<30} {k.service or '-':<13} {_ms(k.expires):<21} "
+            f"{state:<8} {k.name}"
+        )
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: str, database_url: DatabaseOption = None) -> None:
+    """Revoke an API key (running services refuse it within EDGEMETA_AUTH_APIKEY_CACHE_SECONDS)."""
+    _with_store(database_url, lambda store: revoke_key(store, key_id))
+    typer.echo(f"API key {key_id} revoked")
+
+
+@app.command()
+def roles(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Markdown (docs/security-roles.md)")
+    ] = False,
+) -> None:
+    """Print the effective route-by-role table (every route and the roles that may call it)."""
+    if markdown:
+        typer.echo(role_table_markdown(), nl=False)
+        return
+    for (api, method, template), rule in TABLE.items():
+        who = "open" if rule.open else ",".join(sorted(rule.roles))
+        own = f"  [service-bound: {rule.own.value}]" if rule.own else ""
+        typer.echo(f"{api:<14} {method:<7} /api/v3{template:<70} {who}{own}")
 
 
 @app.command()

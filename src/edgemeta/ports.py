@@ -25,6 +25,7 @@ from edgemeta.domain.events import Change
 from edgemeta.domain.moves import Move
 from edgemeta.domain.readings import CheckedEvent
 from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
+from edgemeta.security.apikeys import ApiKey
 
 T = TypeVar("T")
 
@@ -282,6 +283,26 @@ class Tx(Protocol):
     @property
     def feed(self) -> OutboxFeed:
         """The outbox (read side: relay, streams, replay)."""
+
+    @property
+    def apikeys(self) -> ApiKeyRepo:
+        """API keys (stored as hashes)."""
+
+
+class ApiKeyRepo(Protocol):
+    """API keys: only their hashes are stored (``edgemeta.security.apikeys``)."""
+
+    async def add(self, key: ApiKey) -> None:
+        """Insert a new key."""
+
+    async def by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash (revoked and expired ones too), or None."""
+
+    async def all(self) -> list[ApiKey]:
+        """Every key, oldest first."""
+
+    async def revoke(self, key_id: str, now_ms: int) -> bool:
+        """Revoke a key; False if unknown or already revoked."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,23 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Authentication and authorization (docs/security.md). ``off`` is for loopback only: a
+    # non-loopback host with auth off refuses to start unless auth_allow_insecure_off says so.
+    auth: Literal["off", "on"] = "off"
+    auth_allow_insecure_off: bool = False
+    auth_jwks_url: str = ""
+    auth_public_keys: Path | None = None
+    auth_issuer: str = ""
+    auth_audience: str = ""
+    auth_roles_claim: str = Field("roles", min_length=1, max_length=256)
+    auth_service_claim: str = Field("service", min_length=1, max_length=256)
+    auth_clock_skew: float = Field(30.0, ge=0, le=600)
+    auth_jwks_min_refresh: float = Field(30.0, ge=0, le=86400)
+    auth_jwks_max_age: float = Field(3600.0, ge=1, le=7 * 86400)
+    auth_token_cache: int = Field(10_000, ge=0, le=10_000_000)
+    auth_apikey_cache_seconds: float = Field(5.0, ge=0, le=3600)
+    cors_origins: str = ""  # comma-separated; empty: no cross-origin access
+
     @field_validator("bus_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
@@ -84,6 +101,21 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'edgemeta.db'}"
         return self
+
+    @model_validator(mode="after")
+    def _auth_config(self) -> Settings:
+        jwt_on = self.auth == "on" and (self.auth_jwks_url or self.auth_public_keys)
+        if jwt_on and (not self.auth_issuer or not self.auth_audience):
+            raise ValueError(
+                "JWT verification needs EDGEMETA_AUTH_ISSUER and EDGEMETA_AUTH_AUDIENCE"
+            )
+        if self.auth_jwks_url and urlsplit(self.auth_jwks_url).scheme not in ("http", "https"):
+            raise ValueError("EDGEMETA_AUTH_JWKS_URL must be an http:// or https:// URL")
+        return self
+
+    def cors_origin_list(self) -> list[str]:
+        """The allowed CORS origins (none by default)."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     def redacted_database_url(self) -> str:
         """The database URL without its password, for logs and /config."""

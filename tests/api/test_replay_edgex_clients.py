@@ -18,6 +18,7 @@ import pytest
 
 from edgemeta.bootstrap import build
 from edgemeta.settings import Settings
+from edgemeta.usecases.apikeys import create_key
 from tests.support import servers
 from tests.support.schema import drop_schema
 
@@ -42,13 +43,26 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     await drop_schema(schema)
 
 
-async def replay(database_url: str, name: str) -> tuple[list[httpx.Response], Any]:
-    service = await build(Settings(database_url=database_url))
+@pytest.fixture(params=["off", "on"])
+def auth(request: pytest.FixtureRequest) -> str:
+    """Replay with authentication off (as recorded) and on (the same requests plus a token)."""
+    value: str = request.param
+    return value
+
+
+async def replay(database_url: str, name: str, auth: str) -> tuple[list[httpx.Response], Any]:
+    service = await build(Settings(database_url=database_url, auth=auth))
+    credential: dict[str, str] = {}
+    if auth == "on":
+        key, _ = await create_key(service.store, ["admin"], lifetime_s=600)
+        credential = {"Authorization": f"Bearer {key}"}
+    service.credential = credential  # type: ignore[attr-defined]  # for _get below
     transport = httpx.ASGITransport(app=service.app)
     answers = []
     async with httpx.AsyncClient(transport=transport, base_url="http://edgemeta") as client:
         for req in load(name):
             headers = {"Content-Type": req["contentType"]} if req["contentType"] else {}
+            headers.update(credential)
             answers.append(
                 await client.request(
                     req["method"], req["path"], content=req["body"].encode(), headers=headers
@@ -63,8 +77,8 @@ def status_and_items(r: httpx.Response) -> tuple[int, list[int]]:
     return r.status_code, items
 
 
-async def test_app_functions_sdk_python_clients(database_url: str) -> None:
-    answers, service = await replay(database_url, "app-functions-sdk-python-clients.jsonl")
+async def test_app_functions_sdk_python_clients(database_url: str, auth: str) -> None:
+    answers, service = await replay(database_url, "app-functions-sdk-python-clients.jsonl", auth)
     expected = [
         (207, [201]),  # POST deviceservice (id "", created 0, labels null)
         (200, []),  # GET deviceservice by name
@@ -100,8 +114,8 @@ async def test_app_functions_sdk_python_clients(database_url: str) -> None:
     await service.store.close()
 
 
-async def test_device_sdk_c_cold_start(database_url: str) -> None:
-    answers, service = await replay(database_url, "device-sdk-c-cold-start.jsonl")
+async def test_device_sdk_c_cold_start(database_url: str, auth: str) -> None:
+    answers, service = await replay(database_url, "device-sdk-c-cold-start.jsonl", auth)
     expected = [
         (200, []),  # ping
         (404, []),  # its service is not registered yet
@@ -133,8 +147,8 @@ async def test_device_sdk_c_cold_start(database_url: str) -> None:
     await service.store.close()
 
 
-async def test_edgex_ui_browse(database_url: str) -> None:
-    answers, service = await replay(database_url, "edgex-ui-go-browse.jsonl")
+async def test_edgex_ui_browse(database_url: str, auth: str) -> None:
+    answers, service = await replay(database_url, "edgex-ui-go-browse.jsonl", auth)
     assert all(a.status_code == 200 for a in answers)
     lists = [a.json() for a in answers if "totalCount" in a.json()]
     assert lists and all(body["totalCount"] == 0 for body in lists)
@@ -148,4 +162,4 @@ async def test_edgex_ui_browse(database_url: str) -> None:
 async def _get(service: Any, path: str) -> Any:
     transport = httpx.ASGITransport(app=service.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://edgemeta") as client:
-        return (await client.get(path)).json()
+        return (await client.get(path, headers=service.credential)).json()

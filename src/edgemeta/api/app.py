@@ -10,18 +10,21 @@ are decoded by our own DTO layer anyway. The OpenAPI document is ours, in ``open
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgemeta.api.auth import AuthGate
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.responses import error
 from edgemeta.api.routes import (
@@ -36,6 +39,8 @@ from edgemeta.api.routes import (
 )
 from edgemeta.api.routes import coredata as coredata_routes
 from edgemeta.api.routes.coredata import DataContext
+from edgemeta.security.authn import Authenticator
+from edgemeta.security.roles import DATA, METADATA, rule_for
 
 API_BASE = "/api/v3"
 _CID_HEADER = b"x-correlation-id"
@@ -112,13 +117,54 @@ def openapi_document() -> bytes:
     return resources.files("edgemeta.api").joinpath("openapi.yaml").read_bytes()
 
 
+def _guarded(
+    routes: list[BaseRoute], service: str, authenticator: Authenticator | None
+) -> list[BaseRoute]:
+    """Each route under ``/api/v3``, behind the gate with its rule from the role table."""
+    out: list[BaseRoute] = []
+    for r in routes:
+        assert isinstance(r, Route)
+        methods = sorted(r.methods or ())
+        method = next((m for m in methods if m != "HEAD"), "GET")
+        gate = Middleware(
+            AuthGate,
+            rule=rule_for(service, method, r.path),
+            authenticator=authenticator,
+            label=f"{method} {API_BASE}{r.path}",
+        )
+        out.append(
+            Route(API_BASE + r.path, r.endpoint, methods=r.methods, name=r.name, middleware=[gate])
+        )
+    return out
+
+
+def _middleware(cors_origins: Sequence[str]) -> list[Middleware]:
+    """CORS for the listed origins (none by default); it answers preflight ``OPTIONS`` before
+    routing, so before the auth gate (a browser's preflight never carries credentials)."""
+    if not cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Correlation-ID"],
+            expose_headers=["X-Correlation-ID", "WWW-Authenticate"],
+            max_age=600,
+        )
+    ]
+
+
 def create_app(
     api: ApiContext,
     *,
     extra_routes: list[BaseRoute] | None = None,
     lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None = None,
+    authenticator: Authenticator | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> ASGIApp:
-    """The application, with every core-metadata route."""
+    """The application, with every core-metadata route (behind the auth gate: without an
+    ``authenticator``, authentication is off and every listed route is open)."""
     inner: list[BaseRoute] = []
     modules = (
         common,
@@ -139,26 +185,26 @@ def create_app(
         return Response(spec, media_type="application/yaml")
 
     inner.append(Route("/openapi.yaml", openapi, methods=["GET"]))
-    prefixed: list[BaseRoute] = []
-    for r in inner:
-        assert isinstance(r, Route)
-        prefixed.append(Route(API_BASE + r.path, r.endpoint, methods=r.methods, name=r.name))
     app = Starlette(
-        routes=prefixed,
+        routes=_guarded(inner, METADATA, authenticator),
+        middleware=_middleware(cors_origins),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     return CorrelationMiddleware(app)
 
 
-def create_data_app(ctx: DataContext) -> ASGIApp:
+def create_data_app(
+    ctx: DataContext,
+    *,
+    authenticator: Authenticator | None = None,
+    cors_origins: Sequence[str] = (),
+) -> ASGIApp:
     """The core-data application (its own port), with the same envelope and middleware."""
-    routes: list[BaseRoute] = [
-        Route(API_BASE + r.path, r.endpoint, methods=r.methods, name=r.name)
-        for r in coredata_routes.routes(ctx)
-    ]
+    routes: list[BaseRoute] = list(coredata_routes.routes(ctx))
     app = Starlette(
-        routes=routes,
+        routes=_guarded(routes, DATA, authenticator),
+        middleware=_middleware(cors_origins),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     return CorrelationMiddleware(app)

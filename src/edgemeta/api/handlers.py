@@ -113,13 +113,15 @@ async def run_batch(
     ok_status: int,
     check: Callable[[E], None] | None = None,
     around: Callable[[list[E]], AbstractAsyncContextManager[Any]] | None = None,
+    authorize: Callable[[list[E]], Awaitable[None]] | None = None,
 ) -> Response:
     """Decode a batch (one 400 if any item is invalid), then handle each item: 207.
 
     ``check`` runs on every item before any is handled, for the rules EdgeX applies while
     decoding (a ContractInvalid from it is a 400 for the whole request, naming the item).
     ``around``, given the decoded items, may return a context to handle them all in (e.g. one
-    store transaction for the batch).
+    store transaction for the batch). ``authorize`` runs once on the decoded items before any
+    is handled: a Forbidden from it refuses the whole request (``edgemeta.api.authz``).
     """
     items = decode_batch(await read_body(request, api.max_body_bytes), model)
     if check is not None:
@@ -128,6 +130,8 @@ async def run_batch(
                 check(item)
             except ContractInvalid as exc:
                 raise ContractInvalid(f"[{i}]: {exc.message}") from None
+    if authorize is not None:
+        await authorize(items)
     async with around(items) if around else contextlib.nullcontext():
         return respond(207, await _handle_items(request, items, handle, ok_status))
 

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import orjson
 
+from edgemeta.client.auth import auth_headers
+
 
 class GapError(Exception):
     """The service no longer retains positions ``first``..``last``."""
@@ -77,8 +79,14 @@ async def system_events(
     allow_gaps: bool = False,
     client: httpx.AsyncClient | None = None,
     retry_delay: float = 1.0,
+    token: str | None = None,
+    api_key: str | None = None,
 ) -> AsyncIterator[ReceivedEvent]:
-    """Yield system events matching ``topics`` after ``last_event_id`` (None: from now on)."""
+    """Yield system events matching ``topics`` after ``last_event_id`` (None: from now on).
+
+    With authentication on, pass a ``token`` (JWT) or ``api_key`` with the events-read role.
+    """
+    credential = auth_headers(token, api_key)
     own = client is None
     http = client or httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
     url = base_url.rstrip("/").removesuffix("/api/v3") + "/api/v3/systemevent/stream"
@@ -86,7 +94,7 @@ async def system_events(
     last = last_event_id
     try:
         while True:
-            headers = {"Accept": "text/event-stream"}
+            headers = {"Accept": "text/event-stream", **credential}
             if last is not None:
                 headers["Last-Event-ID"] = str(last)
             try:

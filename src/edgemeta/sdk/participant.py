@@ -33,6 +33,7 @@ import orjson
 
 from edgemeta.bus.envelope import decode, envelope
 from edgemeta.bus.topics import level, response_topic, validate_topic
+from edgemeta.client.auth import auth_headers
 from edgemeta.domain.errors import EdgeMetaError
 from edgemeta.ports import Bus, Message, Subscription
 
@@ -75,6 +76,8 @@ class DeviceServiceParticipant:
         on_serve: Hook | None = None,
         on_release: Hook | None = None,
         http: httpx.AsyncClient | None = None,
+        token: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.name = name
         self.api = api_url.rstrip("/").removesuffix("/api/v3") + "/api/v3"
@@ -86,6 +89,9 @@ class DeviceServiceParticipant:
         self.validate = validate
         self.on_serve = on_serve or _nothing
         self.on_release = on_release or _nothing
+        # With authentication on: the service's credential (a JWT, or an API key made with
+        # ``edgemeta apikey create --role service --service NAME``), sent with every request.
+        self.auth = auth_headers(token, api_key)
         self.http = http or httpx.AsyncClient(timeout=30)
         self._own_http = http is None
         self.serving: dict[str, DeviceDoc] = {}
@@ -141,12 +147,15 @@ class DeviceServiceParticipant:
             "properties": props,
         }
         r = await self.http.post(
-            f"{self.api}/deviceservice", json=[{"apiVersion": "v3", "service": service}]
+            headers=self.auth,
+            url=f"{self.api}/deviceservice",
+            json=[{"apiVersion": "v3", "service": service}],
         )
         r.raise_for_status()
         if r.json()[0]["statusCode"] == 409:
             r = await self.http.patch(
-                f"{self.api}/deviceservice",
+                headers=self.auth,
+                url=f"{self.api}/deviceservice",
                 json=[
                     {
                         "apiVersion": "v3",
@@ -171,7 +180,8 @@ class DeviceServiceParticipant:
         body = {"registrationId": registration_id, "token": token, **report}
         params = {"wait": f"{wait:g}"} if wait is not None else None
         r = await self.http.post(
-            f"{self.api}/registration",
+            headers=self.auth,
+            url=f"{self.api}/registration",
             params=params,
             json={"apiVersion": "v3", "registration": body},
         )
@@ -192,7 +202,8 @@ class DeviceServiceParticipant:
         offset = 0
         while True:
             r = await self.http.get(
-                f"{self.api}/device/service/name/{self.name}",
+                headers=self.auth,
+                url=f"{self.api}/device/service/name/{self.name}",
                 params={"offset": offset, "limit": -1},
             )
             r.raise_for_status()
@@ -222,7 +233,7 @@ class DeviceServiceParticipant:
 
         async def check(name: str) -> None:
             url = f"{self.api}/device/name/{name}/moves"
-            r = await self.http.get(url, params={"offset": 0, "limit": 1})
+            r = await self.http.get(headers=self.auth, url=url, params={"offset": 0, "limit": 1})
             if r.status_code == 404:
                 return
             r.raise_for_status()
@@ -230,7 +241,9 @@ class DeviceServiceParticipant:
             if total == 0:
                 return
             if total > 1:
-                r = await self.http.get(url, params={"offset": total - 1, "limit": 1})
+                r = await self.http.get(
+                    headers=self.auth, url=url, params={"offset": total - 1, "limit": 1}
+                )
                 r.raise_for_status()
             moves = r.json()["moves"]
             if moves and moves[-1]["toService"] == self.name and moves[-1]["state"] in UNFINISHED:

@@ -18,6 +18,7 @@ import orjson
 from edgemeta import documents as docs
 from edgemeta.domain.events import Change
 from edgemeta.ports import OutboxEvent
+from edgemeta.security.principal import subject_tag
 from edgemeta.store.driver import DocTexts, Driver, Row
 
 _COLUMNS = (
@@ -61,6 +62,9 @@ class SqlOutbox:
         if not changes:
             return
         now = time.time_ns()
+        # Who made the change, when authentication is on (the verified subject of the
+        # request being served; see edgemeta.security.principal.acting).
+        subject = subject_tag()
         rows = [
             (
                 str(uuid.uuid4()),
@@ -73,7 +77,7 @@ class SqlOutbox:
                 correlation_id,
                 now,
                 self._details(c),
-                orjson.dumps(dict(c.tags)).decode() if c.tags else None,
+                orjson.dumps(dict(c.tags + subject)).decode() if c.tags or subject else None,
             )
             for c in changes
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgemeta.store.apikeys import SqlApiKeyRepo
 from edgemeta.store.coredata import SqlCoreDataRepo
 from edgemeta.store.driver import DocTexts, Driver
 from edgemeta.store.moves import SqlMoveRepo
@@ -19,6 +20,7 @@ class SqlTx:
     """Repositories bound to one driver (one connection, one transaction)."""
 
     __slots__ = (
+        "apikeys",
         "data",
         "devices",
         "enrollments",
@@ -43,3 +45,4 @@ class SqlTx:
         self.data = SqlCoreDataRepo(db)
         self.outbox = SqlOutbox(db, texts)
         self.feed = SqlOutboxFeed(db)
+        self.apikeys = SqlApiKeyRepo(db)

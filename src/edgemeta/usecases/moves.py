@@ -37,6 +37,7 @@ from edgemeta.domain.moves import (
 )
 from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page, ReleaseWatch, Tx
+from edgemeta.security.principal import recorded_requester
 from edgemeta.usecases.associations import ensure_profile_without_data
 from edgemeta.usecases.common import new_id, not_found, now_ms
 from edgemeta.usecases.deps import Deps
@@ -161,7 +162,7 @@ async def move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move
         to_service=req.to_service,
         policy=req.policy,
         reason=req.reason,
-        requested_by=req.requested_by,
+        requested_by=recorded_requester(req.requested_by),
         note=req.note,
         correlation_id=correlation_id,
         device_revision=device.revision,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated
 
@@ -13,9 +14,12 @@ from starlette.routing import Route
 from edgemeta import __version__
 from edgemeta.api.body import decode_one, parse_json, read_body
 from edgemeta.api.handlers import ApiContext, endpoint
-from edgemeta.api.responses import respond
+from edgemeta.api.responses import base, respond
 from edgemeta.documents import API_VERSION, TEXT_MAX, Envelope, Name, Wire
 from edgemeta.domain.errors import Unsupported
+from edgemeta.ports import Store
+
+log = logging.getLogger("edgemeta.api")
 
 SERVICE_NAME = "core-metadata"
 
@@ -37,6 +41,19 @@ class SecretRequest(Envelope):
 def unix_date() -> str:
     """Now, in Go's ``time.UnixDate`` layout (what EdgeX's ping returns)."""
     return time.strftime("%a %b %e %H:%M:%S UTC %Y", time.gmtime())
+
+
+async def store_health(store: Store, service_name: str) -> Response:
+    """200 when the store answers a query, else 503 (no credential needed: says nothing else)."""
+    try:
+        async with store.read() as tx:
+            await tx.services.get("health-check")
+    except Exception as exc:
+        log.warning("health check: the store does not answer: %s", exc)
+        return respond(
+            503, {**base(503, message="the store does not answer"), "serviceName": service_name}
+        )
+    return respond(200, {**base(200), "serviceName": service_name, "store": "ok"})
 
 
 def routes(api: ApiContext) -> list[Route]:
@@ -61,6 +78,9 @@ def routes(api: ApiContext) -> list[Route]:
             return Response(api.uom_yaml, media_type="application/x-yaml")
         return respond(200, {"apiVersion": API_VERSION, "statusCode": 200, "uom": api.uom})
 
+    async def health(request: Request) -> Response:
+        return await store_health(api.deps.store, SERVICE_NAME)
+
     @endpoint
     async def secret(request: Request) -> Response:
         body = parse_json(await read_body(request, api.max_body_bytes))
@@ -72,6 +92,7 @@ def routes(api: ApiContext) -> list[Route]:
 
     return [
         Route("/ping", ping, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/config", config, methods=["GET"]),
         Route("/uom", uom, methods=["GET"]),

@@ -21,11 +21,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgemeta import __version__
+from edgemeta.api.authz import own_service_name
 from edgemeta.api.body import parse_json, read_body
 from edgemeta.api.handlers import endpoint, path
 from edgemeta.api.query import DEFAULT_LIMIT, MAX_OFFSET, int_param
 from edgemeta.api.responses import JSON_TYPE, base, respond
-from edgemeta.api.routes.common import unix_date
+from edgemeta.api.routes.common import store_health, unix_date
 from edgemeta.documents import API_VERSION
 from edgemeta.documents.coredata import numeric_document, parse_request
 from edgemeta.domain.errors import ContractInvalid, RangeNotSatisfiable, Unsupported
@@ -104,6 +105,9 @@ def routes(ctx: DataContext) -> list[Route]:
     deps = ctx.deps
     writer = uc.GroupWriter(deps)
 
+    async def health(request: Request) -> Response:
+        return await store_health(deps.store, SERVICE_NAME)
+
     async def ping(request: Request) -> Response:
         return respond(
             200, {"apiVersion": API_VERSION, "timestamp": unix_date(), "serviceName": SERVICE_NAME}
@@ -127,6 +131,7 @@ def routes(ctx: DataContext) -> list[Route]:
             path(request, "deviceName"),
             path(request, "sourceName"),
         )
+        own_service_name(request, address.service_name, "send events")
         if "cbor" in request.headers.get("content-type", ""):
             raise Unsupported("CBOR events are not supported yet; send JSON")
         raw, rid = parse_request(parse_json(await read_body(request, ctx.max_event_bytes)))
@@ -255,6 +260,7 @@ def routes(ctx: DataContext) -> list[Route]:
     dev_r = f"{r}/device/name/{{deviceName}}/resourceName/{{resourceName}}"
     return [
         Route("/ping", ping, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
         Route("/config", config, methods=["GET"]),
         Route("/event/all", events_all, methods=["GET"]),

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgemeta import documents as docs
+from edgemeta.api import authz
 from edgemeta.api.handlers import ApiContext, bind, correlation_id, path, run_batch
 from edgemeta.api.query import check_range, list_query
 from edgemeta.api.responses import ok, stored_one, stored_page
@@ -23,7 +24,13 @@ async def add(api: ApiContext, request: Request) -> Response:
     async def one(item: docs.AddDeviceServiceRequest) -> dict[str, Any]:
         return {"id": await uc.add_service(deps, docs.service_record(item.service), cid)}
 
-    return await run_batch(request, api, docs.AddDeviceServiceRequest, one, 201)
+    async def authorize(items: list[docs.AddDeviceServiceRequest]) -> None:
+        for item in items:
+            authz.own_service_name(request, item.service.name, "register")
+
+    return await run_batch(
+        request, api, docs.AddDeviceServiceRequest, one, 201, authorize=authorize
+    )
 
 
 async def patch(api: ApiContext, request: Request) -> Response:
@@ -35,7 +42,12 @@ async def patch(api: ApiContext, request: Request) -> Response:
         await uc.patch_service(deps, docs.service_patch(item.service), cid)
         return {}
 
-    return await run_batch(request, api, docs.UpdateDeviceServiceRequest, one, 200)
+    async def authorize(items: list[docs.UpdateDeviceServiceRequest]) -> None:
+        await authz.own_services(request, deps.store, items)
+
+    return await run_batch(
+        request, api, docs.UpdateDeviceServiceRequest, one, 200, authorize=authorize
+    )
 
 
 async def all_(api: ApiContext, request: Request) -> Response:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgemeta import documents as docs
+from edgemeta.api import authz
 from edgemeta.api.handlers import ApiContext, bind, correlation_id, path, run_batch
 from edgemeta.api.query import (
     MAX_OFFSET,
@@ -40,7 +41,12 @@ async def add(api: ApiContext, request: Request) -> Response:
         services = (i.device.service_name for i in items)
         return uc.adds_scope(deps, services, force=force, bypass_validation=bypass)
 
-    return await run_batch(request, api, docs.AddDeviceRequest, one, 201, around=around)
+    async def authorize(items: list[docs.AddDeviceRequest]) -> None:
+        authz.own_new_devices(request, items)
+
+    return await run_batch(
+        request, api, docs.AddDeviceRequest, one, 201, around=around, authorize=authorize
+    )
 
 
 async def patch(api: ApiContext, request: Request) -> Response:
@@ -53,7 +59,10 @@ async def patch(api: ApiContext, request: Request) -> Response:
         await uc.patch_device(deps, docs.device_patch(item.device), cid, bypass_validation=bypass)
         return {}
 
-    return await run_batch(request, api, docs.UpdateDeviceRequest, one, 200)
+    async def authorize(items: list[docs.UpdateDeviceRequest]) -> None:
+        await authz.own_devices(request, deps.store, items)
+
+    return await run_batch(request, api, docs.UpdateDeviceRequest, one, 200, authorize=authorize)
 
 
 async def all_(api: ApiContext, request: Request) -> Response:
@@ -97,7 +106,9 @@ async def check_name(api: ApiContext, request: Request) -> Response:
 async def delete(api: ApiContext, request: Request) -> Response:
     """``DELETE /device/name/{name}``."""
     deps = api.deps
-    await uc.delete_device(deps, path(request, "name"), correlation_id(request))
+    name = path(request, "name")
+    await authz.own_device(request, deps.store, name)
+    await uc.delete_device(deps, name, correlation_id(request))
     return ok()
 
 

@@ -13,12 +13,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgemeta import documents as docs
+from edgemeta.api import authz
 from edgemeta.api.body import decode_one, parse_json, read_body
 from edgemeta.api.errors import status_of
 from edgemeta.api.handlers import ApiContext, bind, correlation_id, path, run_batch
 from edgemeta.api.query import check_range, flag, list_query, name_param
 from edgemeta.api.responses import base, ok, respond
-from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, NotFound
+from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, Forbidden, NotFound
+from edgemeta.security.roles import Role
 from edgemeta.usecases import enrollments as enr
 from edgemeta.usecases import registration as reg
 from edgemeta.usecases.registration import Outcome
@@ -123,8 +125,11 @@ async def all_(api: ApiContext, request: Request) -> Response:
 async def by_name(api: ApiContext, request: Request) -> Response:
     """``GET /enrollment/name/{name}``."""
     deps = api.deps
+    show = flag(request.query_params, "showKeys")
+    if show and not authz.principal(request).has(Role.PROVISIONING_ADMIN):
+        raise Forbidden("showKeys=true needs the provisioning-admin role")
     e = await enr.get_enrollment(deps, path(request, "name"))
-    return ok(enrollment=docs.enrollment_doc(e, keys=flag(request.query_params, "showKeys")))
+    return ok(enrollment=docs.enrollment_doc(e, keys=show))
 
 
 async def delete(api: ApiContext, request: Request) -> Response:

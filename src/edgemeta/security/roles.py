@@ -1,0 +1,221 @@
+"""The one table of who may call what: every (API, method, route template) and the roles that
+grant it. Deny by default: a route that is not in this table is refused for everyone (the
+gate answers 403 and ``tests/security/test_role_table.py`` fails), so a new route cannot be
+served unprotected by forgetting it here.
+
+``admin`` holds every role. ``service`` is a device service's identity: a credential bound to
+one service name. What such a credential may write is narrowed further by ``own`` (checked by
+the route once the body is parsed, see ``edgemeta.api.authz``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+METADATA = "core-metadata"
+DATA = "core-data"
+BASE = "/api/v3"
+
+
+class Role(StrEnum):
+    """The roles a token's claims or an API key may carry."""
+
+    READ = "read"
+    DEVICE_WRITE = "device-write"
+    PROFILE_WRITE = "profile-write"
+    MOVE = "move"
+    PROVISIONING_ADMIN = "provisioning-admin"
+    EVENTS_READ = "events-read"
+    ADMIN = "admin"
+    SERVICE = "service"
+
+
+ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+
+
+class Own(StrEnum):
+    """What a credential bound to a service name must own to be let through a write."""
+
+    NONE = ""  # nothing to check (reads, or routes a service role cannot reach)
+    SERVICE_BODY = "service named in the body is its own"
+    DEVICE_BODY = "every device in the body is (and stays) its own"
+    DEVICE_PATH = "the device named in the path is its own"
+    EVENT_PATH = "the serviceName in the path is its own"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What a route needs: any one of ``roles`` (empty and ``open``: anyone, even anonymous)."""
+
+    roles: frozenset[str]
+    open: bool = False
+    own: Own = Own.NONE
+    note: str = ""
+    deny: bool = False  # refused for everyone, admin and authentication off included
+
+    def allows(self, roles: frozenset[str]) -> bool:
+        """Whether a caller holding ``roles`` may call the route (before ownership checks)."""
+        if self.deny:
+            return False
+        return self.open or Role.ADMIN in roles or not self.roles.isdisjoint(roles)
+
+
+def _r(*roles: Role, own: Own = Own.NONE, note: str = "") -> Rule:
+    return Rule(frozenset(r.value for r in roles), own=own, note=note)
+
+
+OPEN = Rule(frozenset(), open=True)
+DENY = Rule(frozenset(), deny=True, note="not in the role table: refused for everyone")
+READ = _r(Role.READ, Role.SERVICE)
+DEVICE_WRITE = _r(Role.DEVICE_WRITE)
+PROFILE_WRITE = _r(Role.PROFILE_WRITE)
+PROVISIONING = _r(Role.PROVISIONING_ADMIN)
+ADMIN = _r(Role.ADMIN)
+
+_M = METADATA
+_D = DATA
+
+TABLE: dict[tuple[str, str, str], Rule] = {
+    # common
+    (_M, "GET", "/ping"): OPEN,
+    (_M, "GET", "/health"): OPEN,
+    (_M, "GET", "/openapi.yaml"): Rule(frozenset(), open=True, note="the public contract"),
+    (_M, "GET", "/version"): READ,
+    (_M, "GET", "/config"): READ,
+    (_M, "GET", "/uom"): READ,
+    (_M, "POST", "/secret"): ADMIN,
+    (_M, "GET", "/systemevent/stream"): _r(Role.EVENTS_READ),
+    # device services: a service registers and updates itself
+    (_M, "POST", "/deviceservice"): _r(Role.DEVICE_WRITE, Role.SERVICE, own=Own.SERVICE_BODY),
+    (_M, "PATCH", "/deviceservice"): _r(Role.DEVICE_WRITE, Role.SERVICE, own=Own.SERVICE_BODY),
+    (_M, "GET", "/deviceservice/all"): READ,
+    (_M, "GET", "/deviceservice/name/{name}"): READ,
+    (_M, "DELETE", "/deviceservice/name/{name}"): DEVICE_WRITE,
+    (_M, "GET", "/deviceservice/name/{name}/moves"): READ,
+    # profiles: a device service may add the profiles it ships (as device-sdk-go does at
+    # start), never change or delete one
+    (_M, "POST", "/deviceprofile"): _r(Role.PROFILE_WRITE, Role.SERVICE),
+    (_M, "PUT", "/deviceprofile"): PROFILE_WRITE,
+    (_M, "POST", "/deviceprofile/uploadfile"): _r(Role.PROFILE_WRITE, Role.SERVICE),
+    (_M, "PUT", "/deviceprofile/uploadfile"): PROFILE_WRITE,
+    (_M, "GET", "/deviceprofile/all"): READ,
+    (_M, "PATCH", "/deviceprofile/basicinfo"): PROFILE_WRITE,
+    (_M, "GET", "/deviceprofile/basicinfo/all"): READ,
+    (_M, "POST", "/deviceprofile/resource"): PROFILE_WRITE,
+    (_M, "PATCH", "/deviceprofile/resource"): PROFILE_WRITE,
+    (_M, "POST", "/deviceprofile/deviceCommand"): PROFILE_WRITE,
+    (_M, "PATCH", "/deviceprofile/deviceCommand"): PROFILE_WRITE,
+    (_M, "GET", "/deviceprofile/name/{name}"): READ,
+    (_M, "DELETE", "/deviceprofile/name/{name}"): PROFILE_WRITE,
+    (_M, "PATCH", "/deviceprofile/name/{name}/tags"): PROFILE_WRITE,
+    (_M, "DELETE", "/deviceprofile/name/{name}/resource/{resourceName}"): PROFILE_WRITE,
+    (_M, "DELETE", "/deviceprofile/name/{name}/deviceCommand/{commandName}"): PROFILE_WRITE,
+    (_M, "GET", "/deviceprofile/manufacturer/{manufacturer}/model/{model}"): READ,
+    (_M, "GET", "/deviceprofile/manufacturer/{manufacturer}"): READ,
+    (_M, "GET", "/deviceprofile/model/{model}"): READ,
+    (_M, "GET", "/deviceresource/profile/{profileName}/resource/{resourceName}"): READ,
+    # devices: a service adds, updates and deletes its own
+    (_M, "POST", "/device"): _r(Role.DEVICE_WRITE, Role.SERVICE, own=Own.DEVICE_BODY),
+    (_M, "PATCH", "/device"): _r(Role.DEVICE_WRITE, Role.SERVICE, own=Own.DEVICE_BODY),
+    (_M, "GET", "/device/all"): READ,
+    (_M, "GET", "/device/name/{name}"): READ,
+    (_M, "DELETE", "/device/name/{name}"): _r(Role.DEVICE_WRITE, Role.SERVICE, own=Own.DEVICE_PATH),
+    (_M, "GET", "/device/id/{id}"): READ,
+    (_M, "GET", "/device/check/name/{name}"): READ,
+    (_M, "GET", "/device/service/name/{name}"): READ,
+    (_M, "GET", "/device/profile/name/{name}"): READ,
+    (_M, "GET", "/device/name/{name}/state"): READ,
+    # moves
+    (_M, "POST", "/device/reassign"): _r(Role.MOVE),
+    (_M, "GET", "/device/move/id/{id}"): READ,
+    (_M, "GET", "/device/name/{name}/moves"): READ,
+    # provisioning: enrolments and their keys, reprovisioning and quarantine are the admin's;
+    # a registration is made by (or for) a device, through its service or a device writer
+    (_M, "POST", "/enrollment"): PROVISIONING,
+    (_M, "PATCH", "/enrollment"): PROVISIONING,
+    (_M, "GET", "/enrollment/all"): _r(Role.READ, Role.PROVISIONING_ADMIN),
+    (_M, "GET", "/enrollment/name/{name}"): _r(
+        Role.READ, Role.PROVISIONING_ADMIN, note="?showKeys=true: provisioning-admin only"
+    ),
+    (_M, "DELETE", "/enrollment/name/{name}"): PROVISIONING,
+    (_M, "POST", "/enrollment/name/{name}/reprovision"): PROVISIONING,
+    (_M, "POST", "/registration"): _r(Role.DEVICE_WRITE, Role.SERVICE),
+    (_M, "GET", "/registration/all"): _r(Role.READ, Role.PROVISIONING_ADMIN),
+    (_M, "GET", "/registration/name/{id}"): _r(Role.READ, Role.PROVISIONING_ADMIN),
+    (_M, "POST", "/registration/name/{id}/reprovision"): PROVISIONING,
+    (_M, "POST", "/registration/name/{id}/quarantine"): PROVISIONING,
+    (_M, "POST", "/registration/name/{id}/release"): PROVISIONING,
+    # provision watchers
+    (_M, "POST", "/provisionwatcher"): DEVICE_WRITE,
+    (_M, "PATCH", "/provisionwatcher"): DEVICE_WRITE,
+    (_M, "GET", "/provisionwatcher/all"): READ,
+    (_M, "GET", "/provisionwatcher/name/{name}"): READ,
+    (_M, "DELETE", "/provisionwatcher/name/{name}"): DEVICE_WRITE,
+    (_M, "GET", "/provisionwatcher/service/name/{name}"): READ,
+    (_M, "GET", "/provisionwatcher/profile/name/{name}"): READ,
+    # core-data
+    (_D, "GET", "/ping"): OPEN,
+    (_D, "GET", "/health"): OPEN,
+    (_D, "GET", "/version"): READ,
+    (_D, "GET", "/config"): READ,
+    (_D, "GET", "/event/all"): READ,
+    (_D, "GET", "/event/count"): READ,
+    (_D, "GET", "/event/count/device/name/{name}"): READ,
+    (_D, "GET", "/event/device/name/{name}"): READ,
+    (_D, "DELETE", "/event/device/name/{name}"): DEVICE_WRITE,
+    (_D, "GET", "/event/id/{id}"): READ,
+    (_D, "DELETE", "/event/id/{id}"): DEVICE_WRITE,
+    (_D, "GET", "/event/start/{start}/end/{end}"): READ,
+    (_D, "DELETE", "/event/age/{age}"): ADMIN,
+    (_D, "POST", "/event/{serviceName}/{profileName}/{deviceName}/{sourceName}"): _r(
+        Role.DEVICE_WRITE, Role.SERVICE, own=Own.EVENT_PATH
+    ),
+    (_D, "GET", "/reading/all"): READ,
+    (_D, "GET", "/reading/count"): READ,
+    (_D, "GET", "/reading/count/device/name/{name}"): READ,
+    (_D, "GET", "/reading/device/name/{name}"): READ,
+    (_D, "GET", "/reading/resourceName/{resourceName}"): READ,
+    (_D, "GET", "/reading/device/name/{deviceName}/resourceName/{resourceName}"): READ,
+    (_D, "GET", "/reading/start/{start}/end/{end}"): READ,
+    (_D, "GET", "/reading/resourceName/{resourceName}/start/{start}/end/{end}"): READ,
+    (
+        _D,
+        "GET",
+        "/reading/device/name/{deviceName}/resourceName/{resourceName}/start/{start}/end/{end}",
+    ): READ,
+    (_D, "GET", "/reading/device/name/{deviceName}/start/{start}/end/{end}"): READ,
+}
+
+
+def rule_for(api: str, method: str, template: str) -> Rule:
+    """The rule of a route (``template`` without the ``/api/v3`` base); DENY if not listed.
+
+    HEAD is answered as GET (Starlette serves HEAD on every GET route).
+    """
+    if method == "HEAD":
+        method = "GET"
+    return TABLE.get((api, method, template), DENY)
+
+
+def markdown() -> str:
+    """The route-by-role table as Markdown (``edgemeta roles --markdown``)."""
+    lines = [
+        "# Route and role table",
+        "",
+        "Generated by `edgemeta roles --markdown > docs/security-roles.md` from",
+        "`src/edgemeta/security/roles.py` (a test fails when this file is out of date).",
+        "`admin` holds every role; *open* routes need no credential. A credential bound to a",
+        "device service (`--service NAME`, or the token's service claim) is further limited",
+        "on the routes with an ownership rule.",
+        "",
+        f"{len(TABLE)} routes.",
+        "",
+        "| API | Method | Route | Roles (any of) | Service-bound credential | Note |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for (api, method, template), rule in TABLE.items():
+        roles = "*open*" if rule.open else ", ".join(sorted(rule.roles))
+        own = rule.own.value if rule.own else ""
+        lines.append(f"| {api} | {method} | `{BASE}{template}` | {roles} | {own} | {rule.note} |")
+    return "\n".join(lines) + "\n"
