@@ -39,9 +39,7 @@ def canonical_name(name: bytes) -> bytes:
     return b"-".join(word[:1].upper() + word[1:].lower() for word in name.split(b"-"))
 
 
-_TOKEN = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def canonical_head(block: bytes) -> bytes:
@@ -62,7 +60,7 @@ class _CanonicalHeadTransport:
     (``100 Continue``); once the final one has passed, writes go straight through.
     """
 
-    __slots__ = ("_transport", "_head_sent")
+    __slots__ = ("_head_sent", "_transport")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
