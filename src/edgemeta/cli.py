@@ -14,6 +14,7 @@ import typer
 import uvicorn
 
 from edgemeta import __version__
+from edgemeta.api.http_protocol import CanonicalHttpToolsProtocol
 from edgemeta.bootstrap import build
 from edgemeta.domain.durations import DurationError, parse_duration
 from edgemeta.domain.errors import EdgeMetaError
@@ -52,7 +53,9 @@ def _config(app: Any, settings: Settings, port: int) -> uvicorn.Config:
         log_level="debug" if settings.log_level == "DEBUG" else "warning",
         access_log=False,
         lifespan="off",
-        http="httptools",
+        # httptools, with the canonical header names EdgeX's Go services send (see
+        # edgemeta.api.http_protocol); uvicorn's own Date header goes out recased too.
+        http=CanonicalHttpToolsProtocol,
         server_header=False,
         log_config=None,  # keep the logging set up in serve()
     )

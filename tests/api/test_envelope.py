@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from edgemeta import EDGEX_VERSION, __version__
 from tests.support.api import Api
 
 
@@ -12,7 +13,10 @@ async def test_ping_version_config(sqlite_api: Api) -> None:
     assert ping["apiVersion"] == "v3" and ping["serviceName"] == "core-metadata"
     assert ping["timestamp"].endswith(" UTC " + ping["timestamp"][-4:])
     version = (await sqlite_api.get("/version")).json()
-    assert version["apiVersion"] == "v3" and version["version"]
+    assert version["apiVersion"] == "v3" and version["serviceName"] == "core-metadata"
+    # EdgeX tooling compares `version` with the EdgeX release it targets: 4.x, not edgemeta's.
+    assert version["version"] == EDGEX_VERSION and EDGEX_VERSION.startswith("4.")
+    assert version["edgemetaVersion"] == __version__
     config = (await sqlite_api.get("/config")).json()
     assert config["config"]["Service"]["MaxResultCount"] == 1024
     assert "password" not in str(config).lower()

@@ -333,9 +333,9 @@ async def test_resources_and_commands(api: Api) -> None:
         ],
     )
     assert r.json()[0]["statusCode"] == 200
-    # A command still uses the resource: the change rules refuse, naming the command.
+    # A command still uses the resource: refused as EdgeX does (400), naming the command.
     r = await api.delete("/deviceprofile/name/prof/resource/humidity")
-    assert r.status_code == 409 and "device command 'rh'" in r.json()["message"]
+    assert r.status_code == 400 and "device command 'rh'" in r.json()["message"]
     assert (await api.delete("/deviceprofile/name/prof/deviceCommand/rh")).status_code == 200
     assert (await api.delete("/deviceprofile/name/prof/resource/humidity")).status_code == 200
     assert (await api.delete("/deviceprofile/name/prof/resource/humidity")).status_code == 404

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from edgemeta import EDGEX_VERSION, __version__
 from tests.support.data import Data, make_event
 
 
@@ -312,7 +313,9 @@ async def test_association_index_counts_per_resource_and_source(seeded: Data) ->
 async def test_ping_version_config(data: Data) -> None:
     ping = (await data.get("/ping")).json()
     assert ping["serviceName"] == "core-data"
-    assert (await data.get("/version")).json()["serviceName"] == "core-data"
+    version = (await data.get("/version")).json()
+    assert version["serviceName"] == "core-data"
+    assert version["version"] == EDGEX_VERSION and version["edgemetaVersion"] == __version__
     config = (await data.get("/config")).json()["config"]
     assert config["MessageBus"]["SubscribeTopic"] == "edgex/events/device/#"
     r = await data.get("/nope")

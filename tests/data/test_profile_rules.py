@@ -331,7 +331,8 @@ async def test_command_resource_operations_changed(state: tuple[Data, bool]) -> 
 
 async def test_resource_named_by_a_command_cannot_be_deleted(seeded: Data) -> None:
     r = await seeded.meta.delete("/deviceprofile/name/prof/resource/temp")
-    assert r.status_code == 409
+    # EdgeX's code: the profile would become invalid (400), not a conflict (409).
+    assert r.status_code == 400 and r.json()["statusCode"] == 400
     assert "device command 'all' names it in its resourceOperations" in r.json()["message"]
 
 

@@ -20,6 +20,9 @@ command removed (or renamed)               Situational it has events or readings
 command resourceOperations changed         Situational it has events or readings
 =========================================  ==========  =========================================
 
+All refusals are Conflict (409) but one: a resource that a command still names answers
+ContractInvalid (400), as EdgeX does, since the profile itself would be invalid.
+
 A rename is a removal and an addition (a name is the key of a resource or command). The
 functions here are pure: the use case gathers the :class:`Usage` from the store and asks.
 """
@@ -29,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from edgemeta.domain.errors import Conflict
+from edgemeta.domain.errors import Conflict, ContractInvalid
 from edgemeta.domain.records import DeviceProfile
 
 ANYTIME = "Anytime"
@@ -149,7 +152,8 @@ def _check(
 
 def judge(before: DeviceProfile, after: DeviceProfile, change: Diff, usage: Usage) -> None:
     """Conflict (409) naming the field, the rule and what blocks it, if the change is not
-    allowed; returns if it is."""
+    allowed (ContractInvalid, 400, when a command still names a removed resource); returns
+    if it is."""
     p = before.name
     auto = usage.auto_events
     for name in change.removed_resources:
@@ -161,11 +165,11 @@ def judge(before: DeviceProfile, after: DeviceProfile, change: Diff, usage: Usag
         )
         for c in after.device_commands:
             if any(op.device_resource == name for op in c.resource_operations):
-                _check(
-                    p,
-                    subject,
-                    None,
-                    f"device command '{c.name}' names it in its resourceOperations",
+                # EdgeX answers 400 here, not 409: the profile itself would become invalid
+                # (a command naming a missing resource), whoever uses it.
+                raise ContractInvalid(
+                    f"device profile '{p}': {subject}: "
+                    f"device command '{c.name}' names it in its resourceOperations"
                 )
     for name in change.changed_properties:
         _check(

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgemeta import __version__
+from edgemeta import version_body
 from edgemeta.api.body import decode_one, parse_json, read_body
 from edgemeta.api.handlers import ApiContext, endpoint
 from edgemeta.api.responses import base, respond
@@ -63,10 +63,10 @@ def routes(api: ApiContext) -> list[Route]:
     async def ping(request: Request) -> Response:
         return respond(200, {"apiVersion": API_VERSION, "timestamp": unix_date(), **ping_tail})
 
-    version_body = {"apiVersion": API_VERSION, "version": __version__, "serviceName": SERVICE_NAME}
+    version_answer = version_body(SERVICE_NAME)
 
     async def version(request: Request) -> Response:
-        return respond(200, version_body)
+        return respond(200, version_answer)
 
     config_body = {"apiVersion": API_VERSION, "config": api.config, "serviceName": SERVICE_NAME}
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgemeta import __version__
+from edgemeta import version_body
 from edgemeta.api.authz import own_service_name
 from edgemeta.api.body import parse_json, read_body
 from edgemeta.api.handlers import endpoint, path
@@ -114,9 +114,7 @@ def routes(ctx: DataContext) -> list[Route]:
         )
 
     async def version(request: Request) -> Response:
-        return respond(
-            200, {"apiVersion": API_VERSION, "version": __version__, "serviceName": SERVICE_NAME}
-        )
+        return respond(200, version_body(SERVICE_NAME))
 
     async def config(request: Request) -> Response:
         return respond(
