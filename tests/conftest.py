@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,6 +12,10 @@ from edgemeta.ports import Store
 from edgemeta.store import open_store
 from tests.support import servers
 from tests.support.schema import drop_schema as _drop_schema
+
+# Services built in tests keep what they make by default (the key-encryption key file) in a
+# scratch directory, never in the developer's ~/.local/share/edgemeta.
+os.environ.setdefault("EDGEMETA_DATA_DIR", tempfile.mkdtemp(prefix="edgemeta-tests-"))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

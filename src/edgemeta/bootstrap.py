@@ -27,6 +27,7 @@ from edgemeta.peers.webhooks import HttpAllocationHook
 from edgemeta.ports import Bus, Store
 from edgemeta.security.authn import Authenticator
 from edgemeta.security.config import authenticator, check_exposure
+from edgemeta.security.sealing import load_keyring
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.deps import Deps, MoveSettings, Policy
@@ -168,7 +169,11 @@ class Service:
 async def build(settings: Settings) -> Service:
     """Open the store (applying migrations) and wire everything; call ``start`` to run."""
     check_exposure(settings)
+    keyring = load_keyring(
+        env_keys=settings.kek, key_file=settings.kek_file, data_dir=settings.data_dir
+    )
     store = await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    store.use_sealer(keyring)
     auth = authenticator(settings, store)
     cors = settings.cors_origin_list()
     bus = open_bus(settings.bus_url, settings)

@@ -21,6 +21,7 @@ from edgemeta.domain.errors import EdgeMetaError
 from edgemeta.ports import Store
 from edgemeta.security.roles import ROLES, TABLE
 from edgemeta.security.roles import markdown as role_table_markdown
+from edgemeta.security.sealing import generate_key, load_keyring
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.apikeys import create_key, list_keys, revoke_key
@@ -187,22 +188,38 @@ apikey_app = typer.Typer(
     help="API keys (stored as hashes; direct database access through the settings' URL)."
 )
 app.add_typer(apikey_app, name="apikey")
+kek_app = typer.Typer(
+    help="Key-encryption keys: secrets at rest (docs/security.md, 'Secrets at rest')."
+)
+app.add_typer(kek_app, name="kek")
 
 DatabaseOption = Annotated[
     str | None, typer.Option(help="sqlite:///path or postgresql://... [EDGEMETA_DATABASE_URL]")
 ]
 
 
-def _with_store(database_url: str | None, work: Callable[[Store], Awaitable[T]]) -> T:
-    """Run ``work`` on the store the settings name (migrating it, as serve would)."""
+def _with_store(
+    database_url: str | None, work: Callable[[Store], Awaitable[T]], *, sealed: bool = False
+) -> T:
+    """Run ``work`` on the store the settings name (migrating it, as serve would); ``sealed``:
+    with the key-encryption keys serve would use, for work that reads or writes secrets."""
     try:
         settings = _settings(database_url=database_url)
+        keyring = (
+            load_keyring(
+                env_keys=settings.kek, key_file=settings.kek_file, data_dir=settings.data_dir
+            )
+            if sealed
+            else None
+        )
     except ValueError as exc:
         typer.echo(f"invalid settings: {exc}", err=True)
         raise typer.Exit(2) from None
 
     async def run() -> T:
         store = await open_store(settings.database_url)
+        if keyring is not None:
+            store.use_sealer(keyring)
         try:
             return await work(store)
         finally:
@@ -269,6 +286,24 @@ def apikey_revoke(key_id: str, database_url: DatabaseOption = None) -> None:
     """Revoke an API key (running services refuse it within EDGEMETA_AUTH_APIKEY_CACHE_SECONDS)."""
     _with_store(database_url, lambda store: revoke_key(store, key_id))
     typer.echo(f"API key {key_id} revoked")
+
+
+@kek_app.command("generate")
+def kek_generate() -> None:
+    """Print a new random key-encryption key (a line for EDGEMETA_KEK_FILE)."""
+    typer.echo(generate_key())
+
+
+@kek_app.command("reseal")
+def kek_reseal(database_url: DatabaseOption = None) -> None:
+    """Re-encrypt every stored secret with the first (current) key of the keyring."""
+
+    async def work(store: Store) -> int:
+        async with store.write() as tx:
+            return await tx.enrollments.reseal()
+
+    count = _with_store(database_url, work, sealed=True)
+    typer.echo(f"resealed the secrets of {count} enrolment(s) with the current key")
 
 
 @app.command()

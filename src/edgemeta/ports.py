@@ -388,6 +388,16 @@ class Lease(Protocol):
         """Give the role up."""
 
 
+class Sealer(Protocol):
+    """Encrypts secrets before the store writes them (edgemeta.security.sealing.Keyring)."""
+
+    def seal(self, plaintext: str, place: str) -> str:
+        """``plaintext`` sealed for ``place`` (a value's row and field)."""
+
+    def open(self, stored: str, place: str) -> str:
+        """A stored value opened; unsealed (legacy plaintext) values come back as they are."""
+
+
 class Store(Protocol):
     """A database behind the repositories."""
 
@@ -410,6 +420,9 @@ class Store(Protocol):
 
     def lease(self, name: str) -> Lease:
         """A lease on role ``name``, exclusive among the processes sharing this store."""
+
+    def use_sealer(self, sealer: Sealer) -> None:
+        """Seal secrets with ``sealer`` from now on (before any request is served)."""
 
     async def close(self) -> None:
         """Release connections."""
@@ -516,6 +529,9 @@ class EnrollmentRepo(Protocol):
 
     async def page(self, query: ListQuery) -> Page[Enrollment]:
         """All enrolments, oldest first."""
+
+    async def reseal(self) -> int:
+        """Rewrite every enrolment's secrets under the sealer's current key; how many."""
 
 
 class RegistrationRepo(Protocol):

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     auth_apikey_cache_seconds: float = Field(5.0, ge=0, le=3600)
     cors_origins: str = ""  # comma-separated; empty: no cross-origin access
 
+    # Secrets at rest (edgemeta.security.sealing): comma-separated base64 keys, or a file of
+    # them; neither: <data_dir>/kek, made on first start.
+    kek: str = Field("", repr=False)
+    kek_file: Path | None = None
+
     @field_validator("bus_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:

@@ -94,6 +94,7 @@ class WebhookDTO(Wire):
     url: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_http_url)]
     timeout: Annotated[float, Field(gt=0, le=60)] | None = None
     fallback: Literal["static", "hashed", "nearest"] | None = None
+    secret: Key | None = None  # generated when not given
 
 
 class AllocationDTO(Wire):
@@ -234,6 +235,7 @@ def enrollment_record(e: EnrollmentDTO) -> Enrollment:
         if hook is None
         else Webhook(
             url=hook.url,
+            secret=hook.secret or "",
             **given(timeout=hook.timeout, fallback=opt(AllocationPolicy, hook.fallback)),
         ),
         initial=InitialState(
@@ -302,7 +304,7 @@ def initial_from(doc: Doc) -> InitialState:
 
 
 def enrollment_doc(e: Enrollment, *, keys: bool = True) -> Doc:
-    """An enrolment; ``keys=False`` leaves the attestation keys out."""
+    """An enrolment; ``keys=False`` leaves the secrets out (attestation keys, webhook secret)."""
     doc: Doc = {"id": e.id, "name": e.name, "kind": e.kind.value}
     if e.kind == EnrollmentKind.INDIVIDUAL:
         doc["registrationId"] = e.registration_id
@@ -328,6 +330,8 @@ def enrollment_doc(e: Enrollment, *, keys: bool = True) -> Doc:
             "timeout": e.webhook.timeout,
             "fallback": e.webhook.fallback.value,
         }
+        if keys and e.webhook.secret:
+            allocation["webhook"]["secret"] = e.webhook.secret
     doc["allocation"] = allocation
     doc["reprovisionPolicy"] = e.reprovision.value
     doc["initialState"] = initial_doc(e.initial)
@@ -370,6 +374,7 @@ def enrollment_from(doc: Doc) -> Enrollment:
         if not hook
         else Webhook(
             url=hook["url"],
+            secret=hook.get("secret", ""),
             **given(
                 timeout=hook.get("timeout"),
                 fallback=opt(AllocationPolicy, hook.get("fallback")),

@@ -85,6 +85,9 @@ class Webhook:
     url: str
     timeout: float = 2.0
     fallback: AllocationPolicy = AllocationPolicy.HASHED
+    # base64; signs each request (X-Edgemeta-Signature) so the receiver can trust it. Sealed
+    # at rest and shown only with the enrolment keys.
+    secret: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from edgemeta.domain.errors import ServerError, ServiceUnavailable
+from edgemeta.ports import Sealer
 from edgemeta.store.driver import IntegrityViolation, Row
 from edgemeta.store.migrations import migrations
 from edgemeta.store.tx import SqlTx
@@ -154,6 +155,11 @@ class PostgresStore:
         self.schema = schema
         self.description = description
         self._listeners: list[Callable[[], None]] = []
+        self._sealer: Sealer | None = None
+
+    def use_sealer(self, sealer: Sealer) -> None:
+        """Seal secrets with ``sealer`` from now on."""
+        self._sealer = sealer
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every write transaction this process commits."""
@@ -206,7 +212,7 @@ class PostgresStore:
         if batch_conn is not None:
             try:
                 async with batch_conn.transaction():  # nested: a savepoint
-                    yield SqlTx(PostgresDriver(batch_conn))
+                    yield SqlTx(PostgresDriver(batch_conn), self._sealer)
             except asyncpg.PostgresError as exc:
                 raise ServerError(f"database error: {exc}") from exc
             return
@@ -216,7 +222,7 @@ class PostgresStore:
             raise ServiceUnavailable(f"database unavailable: {exc}") from exc
         try:
             async with conn.transaction():
-                yield SqlTx(PostgresDriver(conn))
+                yield SqlTx(PostgresDriver(conn), self._sealer)
         except asyncpg.PostgresError as exc:
             raise ServerError(f"database error: {exc}") from exc
         finally:
@@ -230,7 +236,7 @@ class PostgresStore:
         batch_conn = _in_batch(self)
         if batch_conn is not None:
             try:
-                yield SqlTx(PostgresDriver(batch_conn))
+                yield SqlTx(PostgresDriver(batch_conn), self._sealer)
             except asyncpg.PostgresError as exc:
                 raise ServerError(f"database error: {exc}") from exc
             return
@@ -239,7 +245,7 @@ class PostgresStore:
         except (OSError, asyncpg.PostgresError) as exc:
             raise ServiceUnavailable(f"database unavailable: {exc}") from exc
         try:
-            yield SqlTx(PostgresDriver(conn))
+            yield SqlTx(PostgresDriver(conn), self._sealer)
         except asyncpg.PostgresError as exc:
             raise ServerError(f"database error: {exc}") from exc
         finally:

@@ -2,17 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import orjson
 
 from edgemeta import documents as docs
 from edgemeta.domain.enrollment import Enrollment, EnrollmentKind, Registration
-from edgemeta.domain.errors import Conflict, DuplicateName
-from edgemeta.ports import ListQuery, Page
+from edgemeta.domain.errors import Conflict, DuplicateName, ServerError
+from edgemeta.ports import ListQuery, Page, Sealer
 from edgemeta.store.driver import Driver, IntegrityViolation
 
+Doc = dict[str, Any]
 
-def _dump(doc: dict[str, object]) -> str:
+
+def _dump(doc: Doc) -> str:
     return orjson.dumps(doc).decode()
+
+
+class Unsealed:
+    """The sealer of a store nobody gave a key-encryption key (tests, one-off CLI commands):
+    writes plaintext, and refuses to pretend it can read sealed values."""
+
+    def seal(self, plaintext: str, place: str) -> str:
+        """``plaintext`` unchanged."""
+        return plaintext
+
+    def open(self, stored: str, place: str) -> str:
+        """``stored`` if it is plaintext; a sealed value needs the KEK."""
+        if stored.startswith("sealed:"):
+            raise ServerError(
+                f"{place} is sealed and this process has no key-encryption key"
+                " (set EDGEMETA_KEK_FILE or EDGEMETA_KEK)"
+            )
+        return stored
+
+
+# The secret fields of a stored enrolment document: (path to the holding object, field).
+_SECRETS = (
+    (("attestation",), "primaryKey"),
+    (("attestation",), "secondaryKey"),
+    (("allocation", "webhook"), "secret"),
+)
+
+
+def _transform(doc: Doc, enrollment_id: str, fn: Callable[[str, str], str]) -> Doc:
+    """``doc`` with every secret field passed through ``fn(value, place)`` (in place)."""
+    for path, name in _SECRETS:
+        holder: Any = doc
+        for step in path:
+            holder = holder.get(step) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and isinstance(holder.get(name), str):
+            holder[name] = fn(holder[name], f"enrollment/{enrollment_id}/{name}")
+    return doc
 
 
 class SqlEnrollmentRepo:
@@ -23,16 +65,37 @@ class SqlEnrollmentRepo:
     # changed enrolment.
     _parsed: dict[str, Enrollment] = {}
 
-    def __init__(self, db: Driver) -> None:
+    def __init__(self, db: Driver, sealer: Sealer | None = None) -> None:
         self.db = db
+        self.sealer: Sealer = sealer or Unsealed()
+
+    def _text(self, e: Enrollment) -> str:
+        """The stored document of ``e``, its secrets sealed."""
+        return _dump(_transform(docs.enrollment_doc(e), e.id, self.sealer.seal))
+
+    def _read(self, text: str) -> Enrollment:
+        doc = orjson.loads(text)
+        return docs.enrollment_from(_transform(doc, str(doc.get("id", "")), self.sealer.open))
 
     def _load(self, text: str) -> Enrollment:
         found = self._parsed.get(text)
         if found is None:
             if len(self._parsed) > 1024:
                 self._parsed.clear()
-            found = self._parsed[text] = docs.enrollment_from(orjson.loads(text))
+            found = self._parsed[text] = self._read(text)
         return found
+
+    async def reseal(self) -> int:
+        """Rewrite every enrolment's secrets under the current key; how many enrolments.
+
+        Content only: the revision stays, as the enrolment itself did not change."""
+        rows = await self.db.fetchall("SELECT id, content FROM enrollment")
+        for enrollment_id, text in rows:
+            fresh = self._text(self._read(text))
+            await self.db.execute(
+                "UPDATE enrollment SET content = ? WHERE id = ?", fresh, enrollment_id
+            )
+        return len(rows)
 
     async def add(self, e: Enrollment) -> None:
         """Insert; DuplicateName for a taken name or id, or a second individual enrolment."""
@@ -48,7 +111,7 @@ class SqlEnrollmentRepo:
                 e.priority,
                 e.created,
                 e.revision,
-                _dump(docs.enrollment_doc(e)),
+                self._text(e),
             )
         except IntegrityViolation as exc:
             if exc.constraint.endswith("_id_key"):
@@ -67,7 +130,7 @@ class SqlEnrollmentRepo:
             1 if e.enabled else 0,
             e.priority,
             e.revision,
-            _dump(docs.enrollment_doc(e)),
+            self._text(e),
             e.name,
             e.revision - 1,
         )
@@ -78,7 +141,7 @@ class SqlEnrollmentRepo:
         """The enrolment called ``name``."""
         lock = self.db.dialect.for_update if for_update else ""
         row = await self.db.fetchone(f"SELECT content FROM enrollment WHERE name = ?{lock}", name)
-        return None if row is None else docs.enrollment_from(orjson.loads(row[0]))
+        return None if row is None else self._read(row[0])
 
     async def individual(self, registration_id: str) -> Enrollment | None:
         """The individual enrolment of ``registration_id``."""
@@ -86,7 +149,7 @@ class SqlEnrollmentRepo:
             "SELECT content FROM enrollment WHERE kind = 'individual' AND registration_id = ?",
             registration_id,
         )
-        return None if row is None else docs.enrollment_from(orjson.loads(row[0]))
+        return None if row is None else self._read(row[0])
 
     async def groups(self) -> list[Enrollment]:
         """Every group enrolment, highest priority first, then oldest."""
@@ -110,7 +173,7 @@ class SqlEnrollmentRepo:
             query.limit,
             query.offset,
         )
-        return Page(total, [docs.enrollment_from(orjson.loads(r[0])) for r in rows])
+        return Page(total, [self._read(r[0]) for r in rows])
 
 
 class SqlRegistrationRepo:

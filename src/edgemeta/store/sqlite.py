@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from edgemeta.domain.errors import ServerError
+from edgemeta.ports import Sealer
 from edgemeta.store.driver import IntegrityViolation, Row
 from edgemeta.store.migrations import migrations
 from edgemeta.store.tx import SqlTx
@@ -204,6 +205,10 @@ class SqliteStore:
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every committed write transaction."""
         self._listeners.append(listener)
+
+    def use_sealer(self, sealer: Sealer) -> None:
+        """Seal secrets with ``sealer`` from now on."""
+        self._tx.enrollments.sealer = sealer
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTx]:

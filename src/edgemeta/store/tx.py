@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgemeta.ports import Sealer
 from edgemeta.store.apikeys import SqlApiKeyRepo
 from edgemeta.store.coredata import SqlCoreDataRepo
 from edgemeta.store.driver import DocTexts, Driver
@@ -33,14 +34,14 @@ class SqlTx:
         "watchers",
     )
 
-    def __init__(self, db: Driver) -> None:
+    def __init__(self, db: Driver, sealer: Sealer | None = None) -> None:
         texts = DocTexts()  # a record's document, serialized once per write
         self.services = SqlDeviceServiceRepo(db, texts)
         self.profiles = SqlDeviceProfileRepo(db, texts)
         self.devices = SqlDeviceRepo(db, texts)
         self.watchers = SqlProvisionWatcherRepo(db, texts)
         self.moves = SqlMoveRepo(db, texts)
-        self.enrollments = SqlEnrollmentRepo(db)
+        self.enrollments = SqlEnrollmentRepo(db, sealer)
         self.registrations = SqlRegistrationRepo(db)
         self.data = SqlCoreDataRepo(db)
         self.outbox = SqlOutbox(db, texts)

@@ -6,7 +6,7 @@ import base64
 import secrets
 from dataclasses import dataclass, replace
 
-from edgemeta.domain.enrollment import Enrollment, EnrollmentKind
+from edgemeta.domain.enrollment import Enrollment, EnrollmentKind, Webhook
 from edgemeta.domain.errors import Conflict, ContractInvalid
 from edgemeta.ports import ListQuery, Page
 from edgemeta.usecases.common import new_id, not_found, now_ms
@@ -16,6 +16,20 @@ from edgemeta.usecases.deps import Deps
 def new_key() -> str:
     """A fresh 64-byte symmetric key, base64 (the length DPS generates)."""
     return base64.b64encode(secrets.token_bytes(64)).decode()
+
+
+def new_webhook_secret() -> str:
+    """A fresh 32-byte webhook signing secret, base64."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _with_secret(hook: Webhook | None, old: Webhook | None = None) -> Webhook | None:
+    """``hook`` with a signing secret: the one given, else the old one, else a new one."""
+    if hook is None or hook.secret:
+        return hook
+    return replace(
+        hook, secret=old.secret if old is not None and old.secret else new_webhook_secret()
+    )
 
 
 def _check(e: Enrollment) -> None:
@@ -39,6 +53,7 @@ async def add_enrollment(deps: Deps, e: Enrollment) -> Enrollment:
         id=e.id or new_id(),
         primary_key=e.primary_key or new_key(),
         secondary_key=e.secondary_key or new_key(),
+        webhook=_with_secret(e.webhook),
         created=now,
         modified=now,
         revision=1,
@@ -76,6 +91,7 @@ async def update_enrollment(deps: Deps, change: EnrollmentChange) -> Enrollment:
             id=old.id,
             primary_key=new.primary_key or old.primary_key,
             secondary_key=new.secondary_key or old.secondary_key,
+            webhook=_with_secret(new.webhook, old.webhook),
             created=old.created,
             modified=now_ms(),
             revision=old.revision + 1,
