@@ -34,6 +34,7 @@ from edgemeta.documents.common import (
     labels_of,
     opt,
 )
+from edgemeta.domain import patterns
 from edgemeta.domain.enrollment import (
     AllocationPolicy,
     Candidate,
@@ -52,11 +53,7 @@ from edgemeta.domain.records import AdminState
 
 
 def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"is not a valid regular expression: {exc}") from None
-    return value
+    return patterns.check(value)  # PatternError is a ValueError: a 400 naming the field
 
 
 def _b64_key(value: str) -> str:

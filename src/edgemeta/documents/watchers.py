@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from edgemeta.documents.common import (
     NAME_MAX,
@@ -31,13 +31,22 @@ from edgemeta.documents.common import (
     opt_labels_of,
     stamps,
 )
+from edgemeta.domain import patterns
 from edgemeta.domain.patches import DiscoveredDevicePatch, ProvisionWatcherPatch, Target
 from edgemeta.domain.records import AdminState, DiscoveredDevice, JSONObject, ProvisionWatcher
 
+# Identifier values are regular expressions the device service matches discovered devices'
+# protocol properties against (Go's regexp in EdgeX's SDKs, so RE2 syntax): one that cannot
+# compile would silently match nothing, so it is refused here. Blocking identifiers are literal
+# values in EdgeX and stay unchecked.
 Identifiers = Annotated[
     dict[
         Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX)],
-        Annotated[str, StringConstraints(min_length=1, max_length=TEXT_MAX)],
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=TEXT_MAX),
+            AfterValidator(patterns.check),
+        ],
     ],
     Field(min_length=1, max_length=256),
 ]

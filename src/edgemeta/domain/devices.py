@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
+from edgemeta.domain import patterns
 from edgemeta.domain.durations import DurationError, parse_duration
 from edgemeta.domain.errors import ContractInvalid
 from edgemeta.domain.records import AutoEvent, Device, DeviceProfile
 
 
 def _source_known(source: str, profile: DeviceProfile) -> bool:
-    # EdgeX compiles sourceName as a regex that must fully match a resource name, or equals a
-    # command name. A sourceName that is not a valid regex can still match a command by name.
+    # EdgeX compiles sourceName as a regex (Go's regexp, RE2 syntax) that must fully match a
+    # resource name, or equals a command name. A sourceName that is not a valid regex can
+    # still match a command by name.
     if profile.command(source) is not None:
         return True
-    try:
-        pattern = re.compile(source)
-    except re.error:
+    if not patterns.valid(source):
         return profile.resource(source) is not None
-    return any(pattern.fullmatch(r.name) for r in profile.device_resources)
+    return any(patterns.fullmatch(source, r.name) for r in profile.device_resources)
 
 
 def auto_event_problem(event: AutoEvent, profile: DeviceProfile) -> str | None:

@@ -19,10 +19,10 @@ A **registration record** per device says where it stands: status ``unassigned``
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from edgemeta.domain import patterns
 from edgemeta.domain.records import JSON, AdminState, AutoEvent, JSONObject
 
 
@@ -114,13 +114,13 @@ class Match:
 
     def matches(self, registration_id: str, labels: tuple[str, ...], props: JSONObject) -> bool:
         """Whether a registration with these reported facts is covered."""
-        if self.name_pattern and re.fullmatch(self.name_pattern, registration_id) is None:
+        if self.name_pattern and not patterns.fullmatch(self.name_pattern, registration_id):
             return False
         if any(label not in labels for label in self.labels):
             return False
         for key, pattern in self.identifiers.items():
             value = props.get(key)
-            if not isinstance(value, str) or re.fullmatch(pattern, value) is None:
+            if not isinstance(value, str) or not patterns.fullmatch(pattern, value):
                 return False
         return True
 
