@@ -115,6 +115,7 @@ class Service:
     data_app: ASGIApp | None = None
     ingest: EventIngest | None = None
     authenticator: Authenticator | None = None
+    notifier: Notifier | None = None
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
 
@@ -145,6 +146,16 @@ class Service:
                 log.warning("%s; edgemeta keeps events in the outbox and retries", exc.message)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    async def end_streams(self, within: float = 2.0) -> None:
+        """The HTTP server is stopping: deliver what is pending (for at most ``within``
+        seconds), then end every event stream once it has sent that. Without this an open
+        stream keeps the server waiting for its connection forever."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(within):
+                await self.relay.drain()
+        if self.notifier is not None:
+            self.notifier.close()
 
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
@@ -259,7 +270,18 @@ async def build(settings: Settings) -> Service:
                 batch_max=settings.data_batch,
             )
     app = create_app(api, authenticator=auth, cors_origins=cors)
-    return Service(settings, store, bus, relay, deps, app, data_app, ingest, authenticator=auth)
+    return Service(
+        settings,
+        store,
+        bus,
+        relay,
+        deps,
+        app,
+        data_app,
+        ingest,
+        authenticator=auth,
+        notifier=notifier,
+    )
 
 
 def data_config_document(s: Settings) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -65,7 +66,12 @@ def _config(app: Any, settings: Settings, port: int) -> uvicorn.Config:
 class _Server(uvicorn.Server):
     """Uvicorn, minus one habit: after a graceful stop on SIGINT/SIGTERM it re-raises the
     signal, which would kill the process before the relay delivers what is pending and the
-    store closes. We stop just as gracefully, then finish our own shutdown and exit 0."""
+    store closes. We stop just as gracefully, then finish our own shutdown and exit 0.
+
+    ``before_shutdown`` runs when the stop begins, before uvicorn waits for open connections:
+    it ends the event streams, which would otherwise hold their connections open forever."""
+
+    before_shutdown: Callable[[], Awaitable[None]] | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -73,11 +79,18 @@ class _Server(uvicorn.Server):
             yield
             self._captured_signals.clear()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the streams, then uvicorn's graceful shutdown."""
+        if self.before_shutdown is not None:
+            await self.before_shutdown()
+        await super().shutdown(sockets)
+
 
 async def _serve(settings: Settings) -> None:
     service = await build(settings)
     await service.start()
     server = _Server(_config(service.app, settings, settings.port))
+    server.before_shutdown = service.end_streams
     data_server = None
     data_task = None
     if service.data_app is not None:

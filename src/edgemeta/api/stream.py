@@ -31,15 +31,22 @@ class StreamItem:
 
 
 class Notifier:
-    """Wakes waiting streams when the local relay delivers."""
+    """Wakes waiting streams when the local relay delivers, and ends them at shutdown."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.closed = False
 
     def notify(self, pos: int) -> None:
         """Called by the relay with the last position it delivered."""
         self._event.set()
         self._event = asyncio.Event()
+
+    def close(self) -> None:
+        """The service is stopping: every stream sends what is delivered so far, then ends
+        (an open stream would otherwise keep the HTTP server from ever finishing its stop)."""
+        self.closed = True
+        self.notify(0)
 
     async def wait(self) -> None:
         """Until the next delivery by this process's relay."""
@@ -57,7 +64,8 @@ async def follow(
     poll: float = 1.0,
     batch: int = 500,
 ) -> AsyncIterator[StreamItem]:
-    """Yield matching delivered events after ``since`` (None: from now on), forever."""
+    """Yield matching delivered events after ``since`` (None: from now on), until the
+    notifier closes; then the events delivered up to that moment, and return."""
     async with store.read() as tx:
         last = await tx.feed.last_position() if since is None else since
         first = await tx.feed.delivered_since(last, 1)
@@ -75,6 +83,8 @@ async def follow(
             if any(matches(f, topic) for f in filters):
                 yield StreamItem(ev.pos, topic, _envelope(ev, topic))
         if len(rows) < batch:
+            if notifier.closed:
+                return  # everything delivered before the close has been read
             # Wake on our relay's next delivery; poll for other instances' deliveries.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
+from urllib.parse import unquote_plus
 
 import orjson
 from starlette.requests import Request
@@ -27,6 +29,38 @@ from edgemeta.domain.errors import ContractInvalid
 KEEPALIVE_S = 15.0
 
 
+_LEVEL_EDGE = re.compile(r"(?:/|%2[fF])")
+
+
+def _decode_filter(raw: str) -> str:
+    """One raw ``topic`` value decoded, a bare ``+`` level kept as MQTT's wildcard.
+
+    Form decoding (``request.query_params``) turns every ``+`` into a space, so the filter
+    ``a/+/b`` typed into curl would silently match nothing. A ``+`` that is a whole level is
+    always the wildcard (names in topics never are: their ``+`` is percent-encoded); a ``+``
+    inside a level is a form-encoded space, as clients such as httpx send it."""
+    levels = []
+    pos = 0
+    for edge in [*_LEVEL_EDGE.finditer(raw), None]:
+        end = edge.start() if edge is not None else len(raw)
+        level = raw[pos:end]
+        levels.append("+" if level == "+" else unquote_plus(level))
+        if edge is not None:
+            levels.append("/")
+            pos = edge.end()
+    return "".join(levels)
+
+
+def _topic_filters(request: Request) -> list[str]:
+    """The ``topic`` parameters, decoded by :func:`_decode_filter`."""
+    found: list[str] = []
+    for pair in request.url.query.split("&"):
+        key, sep, value = pair.partition("=")
+        if sep and unquote_plus(key) == "topic":
+            found.append(_decode_filter(value))
+    return found
+
+
 def _frame(item: StreamItem) -> bytes:
     if item.gap_from:
         data = orjson.dumps({"from": item.gap_from, "to": item.pos})
@@ -39,7 +73,7 @@ def routes(api: ApiContext) -> list[Route]:
 
     @endpoint
     async def stream(request: Request) -> Response:
-        filters = request.query_params.getlist("topic") or [f"{api.bus_prefix}/system-events/#"]
+        filters = _topic_filters(request) or [f"{api.bus_prefix}/system-events/#"]
         for f in filters:
             if len(f) > 1024 or not valid_filter(f):
                 raise ContractInvalid(f"topic filter {f!r} is not a valid MQTT-style filter")
@@ -53,7 +87,7 @@ def routes(api: ApiContext) -> list[Route]:
             since = int_param(request.query_params, "since", 0, 0, MAX_OFFSET * 2**32)
 
         async def body() -> AsyncIterator[bytes]:
-            queue: asyncio.Queue[StreamItem] = asyncio.Queue(1000)
+            queue: asyncio.Queue[StreamItem | None] = asyncio.Queue(1000)
 
             async def pump() -> None:
                 async for item in follow(
@@ -65,6 +99,7 @@ def routes(api: ApiContext) -> list[Route]:
                     since=since,
                 ):
                     await queue.put(item)
+                await queue.put(None)  # the service is stopping: end the response
 
             task = asyncio.create_task(pump())
             try:
@@ -78,6 +113,8 @@ def routes(api: ApiContext) -> list[Route]:
                             task.result()  # surface the pump's error
                         yield b": keepalive\n\n"
                         continue
+                    if item is None:
+                        return
                     yield _frame(item)
             finally:
                 task.cancel()
