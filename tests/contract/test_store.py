@@ -335,3 +335,26 @@ async def test_postgres_lease_is_per_schema(postgres_url: str) -> None:
             await s.close()
         for name in schemas:
             await drop_schema(name)
+
+
+async def test_a_second_active_move_is_a_conflict_naming_the_first(store: Store) -> None:
+    from edgemeta.domain.errors import Conflict
+    from edgemeta.domain.moves import Move, MoveReason, StatePolicy
+
+    def move(move_id: str) -> Move:
+        return Move(
+            id=move_id,
+            device_name="dev-1",
+            from_service="a",
+            to_service="b",
+            policy=StatePolicy.MIGRATE,
+            reason=MoveReason.OPERATOR,
+        )
+
+    async with store.write() as tx:
+        await tx.moves.add(move("m-first"))
+    with pytest.raises(Conflict, match=r"already being moved \(move m-first\)"):
+        async with store.write() as tx:
+            await tx.moves.add(move("m-second"))
+    async with store.read() as tx:
+        assert await tx.moves.get("m-second") is None

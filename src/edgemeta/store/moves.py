@@ -14,7 +14,7 @@ from edgemeta.domain.errors import Conflict
 from edgemeta.domain.moves import ACTIVE_STATES, Move
 from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page
-from edgemeta.store.driver import DocTexts, Driver, IntegrityViolation
+from edgemeta.store.driver import DocTexts, Driver
 
 _ACTIVE = "state IN (" + ", ".join(f"'{s}'" for s in ACTIVE_STATES) + ")"
 
@@ -28,35 +28,34 @@ class SqlMoveRepo:
 
     async def add(self, move: Move) -> None:
         """Record a new move; Conflict if the device already has an unfinished one."""
-        try:
-            await self.db.execute(
-                "INSERT INTO device_move (id, device_name, from_service, to_service, state,"
-                " created, modified, revision, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                move.id,
-                move.device_name,
-                move.from_service,
-                move.to_service,
-                move.state.value,
-                move.created,
-                move.modified,
-                move.revision,
-                docs.move_content(move),
-            )
-        except IntegrityViolation as exc:
+        # ON CONFLICT on the one-active-move index rather than catching the violation: on
+        # PostgreSQL a violation aborts the transaction, and the Conflict could then not name
+        # the move in the way.
+        inserted = await self.db.execute(
+            "INSERT INTO device_move (id, device_name, from_service, to_service, state,"
+            " created, modified, revision, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" ON CONFLICT (device_name) WHERE {_ACTIVE} DO NOTHING",
+            move.id,
+            move.device_name,
+            move.from_service,
+            move.to_service,
+            move.state.value,
+            move.created,
+            move.modified,
+            move.revision,
+            docs.move_content(move),
+        )
+        if inserted != 1:
             active = await self._active_id(move.device_name)
             raise Conflict(
-                f"device '{move.device_name}' is already being moved (move {active or '?'})"
-            ) from exc
+                f"device '{move.device_name}' is already being moved"
+                + (f" (move {active})" if active else "")
+            )
 
     async def _active_id(self, device_name: str) -> str | None:
-        # After a failed INSERT the PostgreSQL transaction is aborted: this read only works on
-        # SQLite, and is just for the message.
-        try:
-            row = await self.db.fetchone(
-                f"SELECT id FROM device_move WHERE device_name = ? AND {_ACTIVE}", device_name
-            )
-        except Exception:
-            return None
+        row = await self.db.fetchone(
+            f"SELECT id FROM device_move WHERE device_name = ? AND {_ACTIVE}", device_name
+        )
         return None if row is None else str(row[0])
 
     async def update(self, move: Move) -> None:
