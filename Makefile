@@ -5,16 +5,23 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# `make run` needs only the service's own dependencies, not the test toolchain.
+RUNSTAMP = $(VENV)/.installed-run
 
 .PHONY: run test lint bench clean
+
+$(RUNSTAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e .
+	@touch $(RUNSTAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUNSTAMP)
 
-run: $(STAMP)
+run: $(RUNSTAMP)
 	$(BIN)/edgemeta serve
 
 lint: $(STAMP)

@@ -138,7 +138,7 @@ def _create_default(path: Path) -> None:
     with os.fdopen(fd, "w") as f:
         f.write("# edgemeta key-encryption key (docs/security.md); keep it out of backups\n")
         f.write(generate_key() + "\n")
-    log.warning(
+    log.info(
         "made a new key-encryption key in %s: enrolment keys are sealed with it. Keep this file"
         " apart from database backups, or set EDGEMETA_KEK_FILE to a key kept elsewhere.",
         path,
