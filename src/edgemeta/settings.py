@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     auth_apikey_cache_seconds: float = Field(5.0, ge=0, le=3600)
     cors_origins: str = ""  # comma-separated; empty: no cross-origin access
 
+    # TLS on every HTTP port (edgemeta.security.tls): cert and key together; a client CA makes
+    # it mutual TLS (a client certificate signed by that CA is required).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+    # Allocation webhooks (edgemeta.peers.webhooks): whose certificates to trust (the system's
+    # CAs when unset) and how large an answer may be.
+    webhook_ca_file: Path | None = None
+    webhook_max_bytes: int = Field(65536, ge=64, le=16 * 1024 * 1024)
+
     @field_validator("bus_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
