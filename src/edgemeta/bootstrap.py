@@ -168,6 +168,10 @@ class Service:
 async def build(settings: Settings) -> Service:
     """Open the store (applying migrations) and wire everything; call ``start`` to run."""
     check_exposure(settings)
+    # Before the store opens: an unusable EDGEMETA_WEBHOOK_CA_FILE refuses to start.
+    allocation_hook = HttpAllocationHook(
+        ca_file=settings.webhook_ca_file, max_bytes=settings.webhook_max_bytes
+    )
     store = await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     auth = authenticator(settings, store)
     cors = settings.cors_origin_list()
@@ -207,7 +211,7 @@ async def build(settings: Settings) -> Service:
         policy=policy,
         releases=releases,
         move_settings=move_settings,
-        allocation_hook=HttpAllocationHook(),
+        allocation_hook=allocation_hook,
     )
     relay = Relay(
         store,

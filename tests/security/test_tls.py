@@ -7,7 +7,6 @@ must refuse.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import ssl
@@ -15,43 +14,21 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from edgemeta.api.http_protocol import CanonicalHttpToolsProtocol
 from edgemeta.security.tls import TlsConfigError, files, server_context
 from tests.e2e.procs import ServeProcess, free_port, start
-from tests.support.pki import Authority, Issued
+from tests.support.api import serve_http
+from tests.support.pki import Issued, Pki
 
 # A handshake (or the first read after it, in TLS 1.3) refused: never a timeout, never a
 # response.
 REFUSED = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca: Authority
-    server: Issued
-    client: Issued
-    stranger: Issued  # a client certificate from another CA
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = Authority(directory, "edgemeta")
-    other = Authority(directory, "other")
-    return Pki(
-        ca=ca,
-        server=ca.issue("edgemeta-server", server=True),
-        client=ca.issue("ds-virtual", server=False),
-        stranger=other.issue("ds-virtual", server=False),
-    )
 
 
 def client_ctx(pki: Pki, cert: Issued | None = None) -> ssl.SSLContext:
@@ -231,26 +208,8 @@ async def echo_server(ctx: ssl.SSLContext) -> AsyncIterator[str]:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        lifespan="off",
-        log_level="warning",
-        http=CanonicalHttpToolsProtocol,
-        ssl_context_factory=lambda _c, _d: ctx,
-    )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_http(app, tls=ctx, http=CanonicalHttpToolsProtocol) as url:
+        yield url
 
 
 async def test_the_verified_client_subject_is_in_the_scope(pki: Pki) -> None:

@@ -119,3 +119,25 @@ class Authority:
             )
         )
         return Issued(cert_file, key_file, cert.subject.rfc4514_string())
+
+
+@dataclass(frozen=True)
+class Pki:
+    """edgemeta's CA, a server certificate it issued, a client one, and a stranger's."""
+
+    ca: Authority
+    server: Issued
+    client: Issued
+    stranger: Issued  # a client certificate from another CA (same subject)
+
+
+def make_pki(directory: Path) -> Pki:
+    """A fresh CA with a server certificate (127.0.0.1, localhost) and client certificates."""
+    ca = Authority(directory, "edgemeta")
+    other = Authority(directory, "other")
+    return Pki(
+        ca=ca,
+        server=ca.issue("edgemeta-server", server=True),
+        client=ca.issue("ds-virtual", server=False),
+        stranger=other.issue("ds-virtual", server=False),
+    )

@@ -47,6 +47,7 @@ from edgemeta.domain.enrollment import (
     ReprovisionPolicy,
     Substatus,
     Webhook,
+    webhook_url_problem,
 )
 from edgemeta.domain.records import AdminState
 
@@ -70,8 +71,9 @@ def _b64_key(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s]+", value):
-        raise ValueError("must be an http:// or https:// URL")
+    problem = webhook_url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

@@ -96,16 +96,6 @@ def server_context(tls: TlsFiles) -> ssl.SSLContext:
     return ctx
 
 
-def client_context(ca_file: Path | None) -> ssl.SSLContext:
-    """A client context verifying servers against ``ca_file``, else the system's CAs."""
-    if ca_file is None:
-        return ssl.create_default_context()
-    try:
-        return ssl.create_default_context(cafile=str(ca_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise TlsConfigError(f"{ca_file}: not a readable PEM CA file ({exc})") from None
-
-
 def peer_subject(transport: Any) -> str | None:
     """The RFC 4514 subject of the certificate the peer of ``transport`` presented, if any.
 
