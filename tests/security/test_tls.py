@@ -84,6 +84,33 @@ def test_https_on_both_ports(tmp_path: Path, pki: Pki) -> None:
                 httpx.get(f"http://127.0.0.1:{port}/api/v3/ping", timeout=5)
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 httpx.get(f"https://127.0.0.1:{port}/api/v3/ping", timeout=5)
+        # A streamed answer (the system-event stream) through the TLS transport: a device
+        # service added while it is open arrives on it.
+        with httpx.Client(verify=ctx, timeout=10) as client:
+            base = f"https://127.0.0.1:{p.port}/api/v3"
+            with client.stream("GET", f"{base}/systemevent/stream") as stream:
+                assert stream.status_code == 200
+                assert b"Content-Type" in {name for name, _ in stream.headers.raw}
+                added = client.post(
+                    f"{base}/deviceservice",
+                    json=[
+                        {
+                            "apiVersion": "v3",
+                            "service": {
+                                "name": "ds-tls",
+                                "baseAddress": "http://x:1",
+                                "adminState": "UNLOCKED",
+                            },
+                        }
+                    ],
+                )
+                assert added.json()[0]["statusCode"] == 201
+                seen = ""
+                for text in stream.iter_text():
+                    seen += text
+                    if "ds-tls" in seen:
+                        break
+                assert "ds-tls" in seen
         # A client certificate is not asked for (no client CA): the server never requests one.
         with httpx.Client(verify=client_ctx(pki, pki.stranger)) as client:
             assert client.get(f"https://127.0.0.1:{p.port}/api/v3/ping").status_code == 200

@@ -72,8 +72,7 @@ class HttpAllocationHook:
     ) -> None:
         self.client = client or httpx.AsyncClient(
             verify=verification(ca_file),
-            follow_redirects=False,
-            trust_env=False,  # no proxy or .netrc credentials picked up from the environment
+            follow_redirects=False,  # httpx's default too; said here because it matters
         )
         self.max_bytes = max_bytes
 
