@@ -90,6 +90,12 @@ class Receiver:
                 headers={"Content-Encoding": "gzip"},
             )
 
+        async def deep(request: Request) -> Response:
+            return Response(b"[" * 60_000, media_type="application/json")
+
+        async def not_json(request: Request) -> Response:
+            return Response(b"\xff\xfe ds2", media_type="application/json")
+
         return Starlette(
             routes=[
                 Route(f"/{name}", handler, methods=["POST"])
@@ -100,6 +106,8 @@ class Receiver:
                     ("drip", drip),
                     ("redirect", redirect),
                     ("gzip", gzipped),
+                    ("deep", deep),
+                    ("not_json", not_json),
                 ]
             ]
         )
@@ -207,6 +215,19 @@ async def test_a_compressed_answer_is_refused(pki: Pki, receiver: tuple[Receiver
     try:
         with pytest.raises(ServiceUnavailable, match="Content-Encoding 'gzip'"):
             await hook.decide(f"{url}/gzip", 2.0, REQUEST)
+    finally:
+        await hook.close()
+
+
+@pytest.mark.parametrize("route", ["deep", "not_json"])
+async def test_a_malformed_answer_fails(
+    pki: Pki, receiver: tuple[Receiver, str], route: str
+) -> None:
+    _, url = receiver
+    hook = HttpAllocationHook(ca_file=pki.ca.cert_file)
+    try:
+        with pytest.raises(ServiceUnavailable, match=f"allocation webhook {url}/{route}"):
+            await hook.decide(f"{url}/{route}", 2.0, REQUEST)
     finally:
         await hook.close()
 

@@ -103,6 +103,8 @@ class HttpAllocationHook:
             ) from None
         except (httpx.HTTPError, ValueError) as exc:
             raise ServiceUnavailable(f"allocation webhook {url} failed: {exc!r}") from None
+        except RecursionError:  # JSON nested thousands deep fits in the byte limit
+            raise ServiceUnavailable(f"allocation webhook {url} answered nested JSON") from None
         name = answer.get("serviceName") if isinstance(answer, dict) else None
         if not isinstance(name, str) or not name:
             raise ServiceUnavailable(f"allocation webhook {url} did not name a serviceName")
