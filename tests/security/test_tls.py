@@ -225,8 +225,9 @@ def _never() -> Any:
 
 
 @contextlib.asynccontextmanager
-async def echo_server(ctx: ssl.SSLContext) -> AsyncIterator[str]:
-    """An ASGI app behind edgemeta's protocol class, answering with its TLS extension."""
+async def echo_server(ctx: ssl.SSLContext | None) -> AsyncIterator[str]:
+    """An ASGI app behind edgemeta's protocol class, answering with its TLS extension
+    (over plain HTTP when ``ctx`` is None)."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         import json
@@ -254,3 +255,5 @@ async def test_the_verified_client_subject_is_in_the_scope(pki: Pki) -> None:
         httpx.AsyncClient(verify=client_ctx(pki, pki.client)) as client,
     ):
         assert (await client.get(url)).json() is None  # no client CA: none asked for
+    async with echo_server(None) as url, httpx.AsyncClient() as client:
+        assert (await client.get(url)).json() is None  # plain HTTP: no TLS extension
