@@ -183,6 +183,10 @@ async def build(settings: Settings) -> Service:
     keyring = load_keyring(
         env_keys=settings.kek, key_file=settings.kek_file, data_dir=settings.data_dir
     )
+    # Before the store opens: an unusable EDGEMETA_WEBHOOK_CA_FILE refuses to start.
+    allocation_hook = HttpAllocationHook(
+        ca_file=settings.webhook_ca_file, max_bytes=settings.webhook_max_bytes
+    )
     store = await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     store.use_sealer(keyring)
     auth = authenticator(settings, store)
@@ -223,7 +227,7 @@ async def build(settings: Settings) -> Service:
         policy=policy,
         releases=releases,
         move_settings=move_settings,
-        allocation_hook=HttpAllocationHook(),
+        allocation_hook=allocation_hook,
     )
     relay = Relay(
         store,

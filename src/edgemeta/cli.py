@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from edgemeta.ports import Store
 from edgemeta.security.roles import ROLES, TABLE
 from edgemeta.security.roles import markdown as role_table_markdown
 from edgemeta.security.sealing import generate_key, load_keyring
+from edgemeta.security.tls import files as tls_files
+from edgemeta.security.tls import server_context
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.apikeys import create_key, list_keys, revoke_key
@@ -46,7 +49,9 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def _config(app: Any, settings: Settings, port: int) -> uvicorn.Config:
+def _config(
+    app: Any, settings: Settings, port: int, tls: ssl.SSLContext | None = None
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -60,6 +65,8 @@ def _config(app: Any, settings: Settings, port: int) -> uvicorn.Config:
         http=CanonicalHttpToolsProtocol,
         server_header=False,
         log_config=None,  # keep the logging set up in serve()
+        # Our own context (edgemeta.security.tls: TLS 1.2 floor, mutual TLS), not uvicorn's.
+        ssl_context_factory=None if tls is None else (lambda _config, _default: tls),
     )
 
 
@@ -87,34 +94,48 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(settings: Settings) -> None:
+    # TLS first: a bad certificate setting refuses to start before anything is opened.
+    tls_setup = tls_files(
+        settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+    )
+    tls = server_context(tls_setup) if tls_setup is not None else None
+    scheme = "https" if tls is not None else "http"
     service = await build(settings)
     await service.start()
-    server = _Server(_config(service.app, settings, settings.port))
+    server = _Server(_config(service.app, settings, settings.port, tls))
     server.before_shutdown = service.end_streams
     data_server = None
     data_task = None
     if service.data_app is not None:
-        data_server = _QuietServer(_config(service.data_app, settings, settings.data_port))
+        data_server = _QuietServer(_config(service.data_app, settings, settings.data_port, tls))
         data_task = asyncio.create_task(data_server.serve(), name="edgemeta-core-data-http")
     data = (
-        f", core-data on http://{settings.host}:{settings.data_port}/api/v3"
+        f", core-data on {scheme}://{settings.host}:{settings.data_port}/api/v3"
         if data_server is not None
         else ""
     )
+    if tls_setup is None:
+        transport = "TLS off"
+    elif tls_setup.client_ca is None:
+        transport = "TLS on"
+    else:
+        transport = f"mutual TLS (client certificates from {tls_setup.client_ca})"
     auth = (
         f"auth on ({service.authenticator.description})"
         if service.authenticator is not None
         else "auth OFF (EDGEMETA_AUTH=off: every request is trusted)"
     )
     log.info(
-        "edgemeta %s listening on http://%s:%d/api/v3%s, storing in %s, events on %s, %s",
+        "edgemeta %s listening on %s://%s:%d/api/v3%s, storing in %s, events on %s, %s, %s",
         __version__,
+        scheme,
         settings.host,
         settings.port,
         data,
         service.store.description,
         service.bus.description,
         auth,
+        transport,
     )
     try:
         await server.serve()  # returns on SIGINT/SIGTERM, after in-flight requests finish

@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     # them; neither: <data_dir>/kek, made on first start.
     kek: str = Field("", repr=False)
     kek_file: Path | None = None
+    # TLS on every HTTP port (edgemeta.security.tls): cert and key together; a client CA makes
+    # it mutual TLS (a client certificate signed by that CA is required).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+    # Allocation webhooks (edgemeta.peers.webhooks): whose certificates to trust (the system's
+    # CAs when unset) and how large an answer may be.
+    webhook_ca_file: Path | None = None
+    webhook_max_bytes: int = Field(65536, ge=64, le=16 * 1024 * 1024)
 
     @field_validator("bus_prefix")
     @classmethod

@@ -1,4 +1,4 @@
-"""Security test fixtures: a real token issuer."""
+"""Security test fixtures: a real token issuer, a throwaway PKI."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.security.issuer import Issuer
+from tests.support.pki import Pki, make_pki
 
 
 @pytest.fixture(scope="module")
@@ -18,3 +19,9 @@ def issuer() -> Iterator[Issuer]:
         yield i
     finally:
         i.stop()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA, a server certificate for 127.0.0.1/localhost, client certificates (one foreign)."""
+    return make_pki(tmp_path_factory.mktemp("pki"))

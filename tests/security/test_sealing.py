@@ -96,6 +96,10 @@ def _enrollment(name: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _files_holding(folder: Path, pattern: str, needle: bytes) -> list[Path]:
+    return [f for f in folder.glob(pattern) if needle in f.read_bytes()]
+
+
 def _api(service: Any) -> Api:
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=service.app), base_url="http://edgemeta"
@@ -138,8 +142,7 @@ async def test_enrolment_secrets_are_sealed_in_the_database(backend: str, tmp_pa
             assert is_sealed(doc["attestation"]["primaryKey"])
             assert is_sealed(doc["attestation"]["secondaryKey"])  # the generated one too
         if backend == "sqlite":  # the file itself, WAL included, holds no plaintext key
-            for f in tmp_path.glob("api.db*"):
-                assert KEY.encode() not in f.read_bytes()
+            assert not _files_holding(tmp_path, "api.db*", KEY.encode())
     finally:
         await service.store.close()
         if schema:

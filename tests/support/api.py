@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -118,20 +119,31 @@ class _TestServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve_http(app: Any) -> AsyncIterator[str]:
+async def serve_http(
+    app: Any, *, tls: ssl.SSLContext | None = None, **config: Any
+) -> AsyncIterator[str]:
     """Serve ``app`` over real HTTP on a free port (for streaming responses, which httpx's
-    ASGI transport buffers whole); yields the base URL."""
+    ASGI transport buffers whole); yields the base URL. ``tls``: HTTPS with that context;
+    ``config``: more ``uvicorn.Config`` options."""
     from tests.e2e.procs import free_port
 
     port = free_port()
     server = _TestServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            ssl_context_factory=None if tls is None else (lambda _config, _default: tls),
+            **config,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         server.force_exit = True  # don't wait for open event streams to end

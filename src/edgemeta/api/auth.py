@@ -27,6 +27,7 @@ from edgemeta.api.responses import error
 from edgemeta.security.authn import Authenticator, NotAuthenticated
 from edgemeta.security.principal import OPEN, Principal, act_as, reset
 from edgemeta.security.roles import Rule
+from edgemeta.security.tls import client_subject
 from edgemeta.security.tokens import IssuerUnavailable
 
 log = logging.getLogger("edgemeta.security")
@@ -73,6 +74,9 @@ class AuthGate:
             try:
                 principal = hit or await auth.authenticate(authorization, api_key)
             except NotAuthenticated as exc:
+                tls_client = client_subject(scope)
+                if tls_client:
+                    log.info("refused %s to TLS client %s: %s", self.label, tls_client, exc.message)
                 challenge = REALM + (', error="invalid_token"' if exc.presented else "")
                 response = error(401, exc.message)
                 response.headers["WWW-Authenticate"] = challenge
@@ -82,11 +86,13 @@ class AuthGate:
                 await error(503, str(exc))(scope, receive, send)
                 return
             if not rule.allows(principal.roles):
+                tls_client = client_subject(scope)
                 log.info(
-                    "refused %s to %s (roles %s)",
+                    "refused %s to %s (roles %s)%s",
                     self.label,
                     principal.subject,
                     sorted(principal.roles),
+                    f" over TLS as {tls_client}" if tls_client else "",
                 )
                 response = error(
                     403,

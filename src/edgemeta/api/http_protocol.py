@@ -13,6 +13,11 @@ through untouched. This covers every response of every port served by ``edgemeta
 (errors, 207s, SSE streams, uvicorn's own 400/500/503 answers) with one small cost per
 response: one pass over the header block, a few hundred bytes.
 
+Under TLS the same class also hands the app the verified client certificate's subject: when
+the connection presented one (mutual TLS, ``EDGEMETA_TLS_CLIENT_CA_FILE``), every request's
+scope carries ``scope["extensions"]["tls"] = {"client_subject": "CN=...,O=..."}`` (read it
+with ``edgemeta.security.tls.client_subject``). The subject is read once per connection.
+
 It leans on two uvicorn internals (``on_headers_complete`` creates ``self.cycle`` with the
 protocol's transport; the cycle writes its status line and headers in one ``write``);
 tests/e2e/test_header_case.py walks every route over a real socket and fails if that changes.
@@ -21,9 +26,14 @@ tests/e2e/test_header_case.py walks every route over a real socket and fails if 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from edgemeta.security.tls import peer_subject
+
+log = logging.getLogger("edgemeta.security")
 
 _HEAD_END = b"\r\n\r\n"
 
@@ -82,7 +92,25 @@ class _CanonicalHeadTransport:
 
 
 class CanonicalHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, sending canonical response header names."""
+    """uvicorn's httptools protocol, sending canonical response header names (and passing a
+    TLS client certificate's subject to the app)."""
+
+    _tls_extension: dict[str, object] | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Accept the connection as uvicorn does; note a verified client certificate."""
+        super().connection_made(transport)
+        subject = peer_subject(transport)
+        if subject is not None:
+            self._tls_extension = {"client_subject": subject}
+            log.debug("TLS client %s connected from %s", subject, self.client)
+
+    def on_message_begin(self) -> None:
+        """Start a request's scope as uvicorn does, plus the TLS extension when there is one."""
+        super().on_message_begin()
+        if self._tls_extension is not None:
+            # A copy per request: the app may annotate its scope without touching the next one.
+            self.scope["extensions"] = {"tls": dict(self._tls_extension)}  # type: ignore[dict-item]
 
     def on_headers_complete(self) -> None:
         """Parse the request as uvicorn does, then wrap the new cycle's transport."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
@@ -48,6 +47,7 @@ from edgemeta.domain.enrollment import (
     ReprovisionPolicy,
     Substatus,
     Webhook,
+    webhook_url_problem,
 )
 from edgemeta.domain.records import AdminState
 
@@ -67,8 +67,9 @@ def _b64_key(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s]+", value):
-        raise ValueError("must be an http:// or https:// URL")
+    problem = webhook_url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from edgemeta.domain import patterns
 from edgemeta.domain.records import JSON, AdminState, AutoEvent, JSONObject
@@ -76,6 +77,33 @@ class Candidate:
     service: str
     weight: int = 1
     site: str = ""  # for the nearest policy: the site this service serves
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """What is wrong with an allocation webhook URL, or None when it is acceptable.
+
+    ``http://`` or ``https://`` (lower case, as the OpenAPI pattern says), with a host; no
+    ``user:password@`` (credentials in a URL end up in logs and in the enrolment document every
+    reader sees), no fragment (never sent, so it can only mislead), nothing unprintable.
+    """
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "must not contain whitespace or control characters"
+    if not url.startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in range
+    except ValueError:
+        return "is not a valid URL"
+    if not parts.hostname:
+        return "must name a host"
+    if "@" in parts.netloc:
+        return "must not carry a user name or password (user:password@)"
+    if "#" in url:
+        return "must not have a fragment (#...)"
+    if port == 0:
+        return "must not use port 0"
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
