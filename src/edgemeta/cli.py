@@ -75,7 +75,13 @@ class _Server(uvicorn.Server):
 
 async def _serve(settings: Settings) -> None:
     service = await build(settings)
-    await service.start()
+    try:
+        await service.start()
+    except BaseException:
+        # E.g. the broker refused our credentials: close the store before reporting it.
+        with contextlib.suppress(Exception):
+            await service.stop()
+        raise
     server = _Server(_config(service.app, settings, settings.port))
     data_server = None
     data_task = None
