@@ -76,6 +76,30 @@ class _Client(aiomqtt.Client):
             self.receive_maximum = announced
         super()._on_connect(client, userdata, flags, reason_code, properties)
 
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None = None,
+    ) -> None:
+        # aiomqtt ignores a connection that ends before the CONNACK and waits out its
+        # timeout; a broker that drops us there (e.g. for a missing client certificate) is
+        # reported at once instead.
+        if not self._connected.done():
+            self._connected.set_exception(
+                _ClosedBeforeConnack(
+                    f"the broker closed the connection before accepting it ({reason_code})"
+                )
+            )
+            return
+        super()._on_disconnect(client, userdata, flags, reason_code, properties)
+
+
+class _ClosedBeforeConnack(aiomqtt.MqttError):
+    """The broker ended the connection before answering CONNECT."""
+
 
 class MqttSubscription(QueueSubscription):
     """Messages matching one filter, queued until read (bounded; the oldest are dropped)."""
@@ -306,6 +330,15 @@ class MqttBus(BatchPublisher):
                 cause = exc.__cause__ or exc
                 self._last_error = str(cause) or type(cause).__name__
                 refusal = mqtt_refusal(exc, self.address)
+                if isinstance(exc, _ClosedBeforeConnack) and self.endpoint.tls:
+                    # Over TLS 1.3 a broker checks the client certificate after the handshake
+                    # and just closes the connection: the only sign we get.
+                    refusal = (
+                        f"mqtt broker {self.address} closed the TLS connection before "
+                        "accepting it; if it requires a client certificate, check "
+                        "EDGEMETA_BUS_CERT_FILE and EDGEMETA_BUS_KEY_FILE (signed by a CA the "
+                        "broker trusts)"
+                    )
                 if refusal is not None:
                     self._last_error = refusal
                     if not ever_connected:
