@@ -15,12 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from edgemeta.bus.mqtt import MqttBus
 from edgemeta.bus.nats import NatsBus
 from edgemeta.bus.security import BrokerRefused, BusSecurity
 from edgemeta.ports import Bus
+from edgemeta.sdk import DeviceServiceParticipant
+from tests.e2e import procs
+from tests.support.api import Api, make_service
 from tests.support.bushelp import recv
 from tests.support.securebrokers import (
     PASSWORD,
@@ -183,3 +187,119 @@ async def test_outage_after_start_still_reconnects(kind: str, tmp_path: Path) ->
             await roundtrip(bus, "edgemeta-test/secure/after-outage")
         finally:
             await bus.close()
+
+
+# -- a device move end to end over each secured broker ---------------------------------------
+
+
+async def test_a_device_moves_over_the_secured_broker(broker: SecureBroker, tmp_path: Path) -> None:
+    # edgemeta reads its password from a file; the device services (SDK participants)
+    # connect to the broker themselves with the same options as constructor arguments.
+    password_file = tmp_path / "bus-password"
+    password_file.write_text(PASSWORD + "\n")
+    service, _ = await make_service(
+        "sqlite",
+        tmp_path,
+        bus_url=broker.url(),
+        bus_username=USER,
+        bus_password_file=password_file,
+        bus_ca_file=broker.pki.ca,
+        move_ack_timeout=3.0,
+        move_release_deadline=0.1,
+        validation_timeout=3.0,
+        device_validation="auto",
+    )
+    await service.start()
+    participants: list[DeviceServiceParticipant] = []
+    try:
+        assert service.bus.connected
+        transport = httpx.ASGITransport(app=service.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://edgemeta") as client:
+            api = Api(client, service)
+            await api.add_profile("wearable")
+            security = BusSecurity(USER, PASSWORD, ca_file=broker.pki.ca)
+            for name in ("ds1", "ds2"):
+                p = DeviceServiceParticipant(
+                    name,
+                    api_url="http://edgemeta",
+                    bus=broker.url(),
+                    bus_security=security,
+                    http=client,
+                )
+                await p.start()
+                participants.append(p)
+            ds1, ds2 = participants
+            r = await api.add_device("badge", service="ds1", profile="wearable")
+            assert r.json()[0]["statusCode"] == 201, r.text
+            await until(lambda: "badge" in ds1.serving)
+            body = {"deviceName": "badge", "serviceName": "ds2"}
+            r = await api.post("/device/reassign", [{"apiVersion": "v3", "reassign": body}])
+            result = r.json()[0]
+            assert result["statusCode"] == 200, result
+            steps = {s["step"]: s["outcome"] for s in result["move"]["steps"]}
+            # The old owner's release confirmation came back over the secured broker.
+            assert steps["release"] == "confirmed", result
+            await until(lambda: "badge" in ds2.serving and "badge" not in ds1.serving)
+            assert ds1.released == ["badge"]
+    finally:
+        for p in participants:
+            await p.stop()
+        await service.stop()
+
+
+async def until(condition: Any, within: float = 10.0) -> None:
+    """Wait until ``condition()`` holds."""
+    async with asyncio.timeout(within):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+# -- edgemeta serve ---------------------------------------------------------------------------
+
+
+def test_serve_refuses_to_start_against_a_broker_that_refuses_it(
+    broker: SecureBroker, tmp_path: Path
+) -> None:
+    env = {
+        "EDGEMETA_BUS_URL": broker.url(),
+        "EDGEMETA_BUS_USERNAME": USER,
+        "EDGEMETA_BUS_PASSWORD": "not-the-password",
+        "EDGEMETA_BUS_CA_FILE": str(broker.pki.ca),
+    }
+    proc = procs.start(tmp_path, env=env)
+    try:
+        code = proc.proc.wait(30)
+    finally:
+        proc.stop()
+    log = proc.log()
+    assert code == 2, log
+    assert "edgemeta: cannot start:" in log and "EDGEMETA_BUS_PASSWORD" in log, log
+    assert "Traceback" not in log and "not-the-password" not in log, log
+
+    env.update(EDGEMETA_BUS_PASSWORD=PASSWORD, EDGEMETA_BUS_CA_FILE=str(broker.pki.rogue_ca))
+    proc = procs.start(tmp_path, env=env)
+    try:
+        code = proc.proc.wait(30)
+    finally:
+        proc.stop()
+    assert code == 2 and "EDGEMETA_BUS_CA_FILE" in proc.log(), proc.log()
+
+
+def test_serve_with_url_credentials_redacts_them_everywhere(
+    broker: SecureBroker, tmp_path: Path
+) -> None:
+    url = broker.url(credentials=f"{USER}:{PASSWORD}@")
+    proc = procs.start(
+        tmp_path, env={"EDGEMETA_BUS_URL": url, "EDGEMETA_BUS_CA_FILE": str(broker.pki.ca)}
+    )
+    try:
+        proc.wait_ready()
+        config = httpx.get(f"{proc.url}/config", timeout=5).json()
+        bus = config["config"]["MessageBus"] if "config" in config else config["MessageBus"]
+        assert bus["Url"] == broker.url(credentials=f"{USER}:***@")
+        assert bus["Security"]["Tls"] is True
+        assert PASSWORD not in str(config)
+    finally:
+        proc.stop()
+    assert PASSWORD not in proc.log()
+    assert f"localhost:{broker.tls_port}" in proc.log()  # the startup line names the broker
