@@ -132,7 +132,10 @@ def serve(
     ] = None,
     bus_url: Annotated[
         str | None,
-        typer.Option(help="memory://, mqtt://host:1883 or nats://host:4222 [EDGEMETA_BUS_URL]"),
+        typer.Option(
+            help="memory://, mqtt[s]://host:port, nats://host:4222 or tls://host:4222 "
+            "(credentials: EDGEMETA_BUS_USERNAME, EDGEMETA_BUS_PASSWORD_FILE) [EDGEMETA_BUS_URL]"
+        ),
     ] = None,
     bus_prefix: Annotated[
         str | None, typer.Option(help="Base topic prefix [EDGEMETA_BUS_PREFIX, edgex]")

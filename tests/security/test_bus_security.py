@@ -10,12 +10,14 @@ it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from edgemeta.bus.mqtt import MqttBus
@@ -26,6 +28,7 @@ from edgemeta.sdk import DeviceServiceParticipant
 from tests.e2e import procs
 from tests.support.api import Api, make_service
 from tests.support.bushelp import recv
+from tests.support.data import make_event
 from tests.support.securebrokers import (
     PASSWORD,
     USER,
@@ -303,3 +306,135 @@ def test_serve_with_url_credentials_redacts_them_everywhere(
         proc.stop()
     assert PASSWORD not in proc.log()
     assert f"localhost:{broker.tls_port}" in proc.log()  # the startup line names the broker
+
+
+# -- core-data's ingest over the secured broker ------------------------------------------------
+
+
+async def test_core_data_ingest_uses_the_same_credentials(
+    broker: SecureBroker, tmp_path: Path
+) -> None:
+    # On MQTT the ingest has a connection (a persistent session) of its own: it must carry
+    # the same credentials and TLS as the service's bus, or events would never arrive.
+    service, _ = await make_service(
+        "sqlite",
+        tmp_path,
+        bus_url=broker.url(),
+        bus_username=USER,
+        bus_password=PASSWORD,
+        bus_ca_file=broker.pki.ca,
+        data_client_id=f"ingest-{tmp_path.name[-20:]}",
+    )
+    await service.start()
+    publisher = make_bus(broker, **good(broker))
+    try:
+        assert service.ingest is not None
+        async with asyncio.timeout(10):
+            await service.ingest.ready.wait()
+        transport = httpx.ASGITransport(app=service.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://edgemeta") as client:
+            api = Api(client, service)
+            await api.add_service("ds")
+            await api.add_profile("prof")
+            assert (await api.add_device("dev")).json()[0]["statusCode"] == 201
+        await publisher.start()
+        request = {"apiVersion": "v3", "event": make_event()}
+        message = {"apiVersion": "v3", "payload": request, "contentType": "application/json"}
+        await publisher.publish("edgex/events/device/ds/prof/dev/temp", orjson.dumps(message))
+        await until(lambda: service.ingest is not None and service.ingest.stored == 1)
+    finally:
+        await publisher.close()
+        await service.stop()
+
+
+# -- per-service ACLs (the Mosquitto example in docs/security.md) ------------------------------
+
+
+@pytest.mark.mqtt
+async def test_mosquitto_acl_from_the_docs_keeps_a_service_to_its_own_topics(
+    tmp_path: Path,
+) -> None:
+    acl = """user edgemeta
+topic readwrite edgex/#
+
+pattern read  edgex/system-events/core-metadata/+/+/%u/#
+pattern read  edgex/%u/validate/device
+pattern write edgex/response/%u/#
+pattern write edgex/events/device/%u/#
+"""
+    users = {"edgemeta": "core-pass", "ds1": "ds1-pass", "ds2": "ds2-pass"}
+    with secure_broker("mqtt", tmp_path, users=users, acl=acl) as b:
+
+        async def bus(user: str) -> Bus:
+            made = make_bus(b, username=user, password=users[user], ca_file=b.pki.ca)
+            await made.start()
+            return made
+
+        core, ds1, ds2 = await bus("edgemeta"), await bus("ds1"), await bus("ds2")
+        try:
+            replies = await core.subscribe("edgex/response/#")
+            await ds1.publish("edgex/response/ds1/move-1", b"ds1 confirms its own release")
+            assert (await recv(replies)).payload == b"ds1 confirms its own release"
+            # ds2 pretending to be ds1: Mosquitto drops the message (the publish itself does
+            # not fail), so edgemeta never hears it; the marker after it proves the order.
+            await ds2.publish("edgex/response/ds1/move-1", b"forged by ds2")
+            await ds1.publish("edgex/response/ds1/move-2", b"marker")
+            assert (await recv(replies)).payload == b"marker"
+            # A service hears its own validation requests, not another's.
+            own = await ds1.subscribe("edgex/ds1/validate/device")
+            other = await ds1.subscribe("edgex/ds2/validate/device")
+            await core.publish("edgex/ds2/validate/device", b"for ds2")
+            await core.publish("edgex/ds1/validate/device", b"for ds1")
+            assert (await recv(own)).payload == b"for ds1"
+            with pytest.raises(TimeoutError):
+                await recv(other, within=0.5)
+        finally:
+            for made in (core, ds1, ds2):
+                await made.close()
+
+
+@pytest.mark.nats
+async def test_nats_permissions_from_the_docs_keep_a_service_to_its_own_subjects(
+    tmp_path: Path,
+) -> None:
+    # The docs' example, with plain passwords instead of bcrypt hashes.
+    def service(name: str) -> str:
+        return f"""
+    {{ user: {name}, password: "{name}-pass",
+      permissions: {{
+        publish:   ["edgex.response.{name}.>", "edgex.events.device.{name}.>"]
+        subscribe: ["edgex.system-events.core-metadata.*.*.{name}",
+                    "edgex.system-events.core-metadata.*.*.{name}.>",
+                    "edgex.{name}.validate.device"]
+      }} }}"""
+
+    authorization = (
+        "authorization {\n  users = [\n"
+        '    { user: edgemeta, password: "edgemeta-pass" }'
+        + service("ds1")
+        + service("ds2")
+        + "\n  ]\n}"
+    )
+    with secure_broker("nats", tmp_path, acl=authorization) as b:
+
+        async def bus(user: str) -> Bus:
+            made = make_bus(b, username=user, password=f"{user}-pass", ca_file=b.pki.ca)
+            await made.start()
+            return made
+
+        core, ds1, ds2 = await bus("edgemeta"), await bus("ds1"), await bus("ds2")
+        try:
+            replies = await core.subscribe("edgex/response/#")
+            await ds1.publish("edgex/response/ds1/move-1", b"ds1 confirms its own release")
+            assert (await recv(replies)).payload == b"ds1 confirms its own release"
+            # ds2 pretending to be ds1: the server drops it with a permissions violation.
+            with contextlib.suppress(Exception):
+                await ds2.publish("edgex/response/ds1/move-1", b"forged by ds2")
+            await ds1.publish("edgex/response/ds1/move-2", b"marker")
+            assert (await recv(replies)).payload == b"marker"
+            own = await ds1.subscribe("edgex/ds1/validate/device")
+            await core.publish("edgex/ds1/validate/device", b"for ds1")
+            assert (await recv(own)).payload == b"for ds1"
+        finally:
+            for made in (core, ds1, ds2):
+                await made.close()

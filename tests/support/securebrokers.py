@@ -204,15 +204,19 @@ class SecureBroker:
         return self.log.read_text(errors="replace")
 
 
-def _mosquitto(workdir: Path, pki: Pki, *, client_certs: bool) -> tuple[list[str], int, int]:
+def _mosquitto(
+    workdir: Path, pki: Pki, *, client_certs: bool, users: dict[str, str], acl: str
+) -> tuple[list[str], int, int]:
     _require_binary("mosquitto")
     _require_binary("mosquitto_passwd")
     passwd = workdir / "passwd"
-    subprocess.run(
-        ["mosquitto_passwd", "-b", "-c", str(passwd), USER, PASSWORD],
-        check=True,
-        capture_output=True,
-    )
+    for i, (user, password) in enumerate(users.items()):
+        create = ["-c"] if i == 0 else []
+        subprocess.run(
+            ["mosquitto_passwd", "-b", *create, str(passwd), user, password],
+            check=True,
+            capture_output=True,
+        )
     tls_port, plain_port = _free_port(), _free_port()
     lines = [
         # Run as root, Mosquitto drops to its own user, which cannot read pytest's tmp dir.
@@ -230,13 +234,26 @@ def _mosquitto(workdir: Path, pki: Pki, *, client_certs: bool) -> tuple[list[str
     ]
     if client_certs:
         lines.append("require_certificate true")
+    if acl:
+        (workdir / "acl").write_text(acl)
+        lines.insert(4, f"acl_file {workdir / 'acl'}")
     conf = workdir / "mosquitto.conf"
     conf.write_text("\n".join(lines) + "\n")
     return ["mosquitto", "-c", str(conf)], tls_port, plain_port
 
 
-def _nats(workdir: Path, pki: Pki, *, client_certs: bool) -> tuple[list[str], int, int]:
+def _nats(
+    workdir: Path, pki: Pki, *, client_certs: bool, users: dict[str, str], acl: str
+) -> tuple[list[str], int, int]:
     _require_binary("nats-server")
+    # ``acl``, for NATS, is the whole ``authorization`` block (users with permissions).
+    authorization = acl or (
+        "authorization {\n"
+        + "".join(f'  user: "{u}"\n  password: "{p}"\n' for u, p in users.items())
+        + "}"
+    )
+    if not acl and len(users) != 1:
+        raise ValueError("several nats users need an authorization block (acl)")
     tls_port = _free_port()
     store = workdir / "jetstream"
     store.mkdir(exist_ok=True)
@@ -245,10 +262,7 @@ def _nats(workdir: Path, pki: Pki, *, client_certs: bool) -> tuple[list[str], in
     conf.write_text(
         f"""
 listen: "127.0.0.1:{tls_port}"
-authorization {{
-  user: "{USER}"
-  password: "{PASSWORD}"
-}}
+{authorization}
 tls {{
   cert_file: "{pki.server_cert}"
   key_file: "{pki.server_key}"
@@ -262,20 +276,29 @@ jetstream {{
 """
     )
     # nats-server serves TLS and plain connections on one port only if told to allow it;
-    # the plain-port tests use a second server (nats_plain_secured).
+    # the plain-port tests use a second server (nats_password_only).
     return ["nats-server", "-c", str(conf)], tls_port, tls_port
 
 
 @contextmanager
 def secure_broker(
-    kind: str, workdir: Path, *, client_certs: bool = False
+    kind: str,
+    workdir: Path,
+    *,
+    client_certs: bool = False,
+    users: dict[str, str] | None = None,
+    acl: str = "",
 ) -> Iterator[SecureBroker]:
-    """A private ``kind`` ("mqtt" or "nats") broker requiring user ``USER`` / ``PASSWORD``,
-    with TLS by a CA of the test's own (``client_certs``: also a client certificate)."""
+    """A private ``kind`` ("mqtt" or "nats") broker requiring user ``USER`` / ``PASSWORD``
+    (or ``users``; ``acl``: Mosquitto's ACL file, or nats-server's ``authorization`` block),
+    with TLS by a CA of the test's own
+    (``client_certs``: also a client certificate)."""
     workdir.mkdir(parents=True, exist_ok=True)
     pki = make_pki(workdir / "pki")
     make = _mosquitto if kind == "mqtt" else _nats
-    command, tls_port, plain_port = make(workdir, pki, client_certs=client_certs)
+    command, tls_port, plain_port = make(
+        workdir, pki, client_certs=client_certs, users=users or {USER: PASSWORD}, acl=acl
+    )
     broker = SecureBroker(kind, tls_port, plain_port, pki, command, workdir / f"{kind}.log")
     broker.start()
     try:
