@@ -87,7 +87,9 @@ class _Client(aiomqtt.Client):
         # aiomqtt ignores a connection that ends before the CONNACK and waits out its
         # timeout; a broker that drops us there (e.g. for a missing client certificate) is
         # reported at once instead.
-        if not self._connected.done():
+        # (Only while __aenter__ waits, which holds the lock: after a failed attempt aiomqtt
+        # has replaced the future, and an exception nobody awaits would only be logged.)
+        if not self._connected.done() and self._lock.locked():
             self._connected.set_exception(
                 _ClosedBeforeConnack(
                     f"the broker closed the connection before accepting it ({reason_code})"

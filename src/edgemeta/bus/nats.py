@@ -316,7 +316,6 @@ class NatsBus(BatchPublisher):
             )
         )
         refused = asyncio.ensure_future(self._refused.wait())
-        failure: BaseException | None = None
         try:
             await asyncio.wait(
                 (connecting, refused),
@@ -330,13 +329,17 @@ class NatsBus(BatchPublisher):
                 connecting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await connecting
-            elif not connecting.cancelled():
-                failure = connecting.exception()
-        if self._refused.is_set() or not connecting.done() or connecting.cancelled() or failure:
-            with contextlib.suppress(Exception):
-                await nc.close()
-            if self._refused.is_set():
-                raise BrokerRefused(self._refusal)
+            if connecting.cancelled() or connecting.exception() is not None:
+                # Not connected (refused, out of time, or our own task cancelled): the
+                # half-made client must not linger with its reconnection task.
+                self._closing = True  # nothing was connected: no "lost connection" warning
+                with contextlib.suppress(Exception):
+                    await nc.close()
+        if self._refused.is_set():
+            raise BrokerRefused(self._refusal)
+        if connecting.cancelled() or connecting.exception() is not None:
+            failure = None if connecting.cancelled() else connecting.exception()
+            failure = failure or nc.last_error
             why = _describe(failure) if failure is not None else "no connection in time"
             raise ServiceUnavailable(f"cannot connect to nats server {self.address}: {why}")
         self._nc = nc
