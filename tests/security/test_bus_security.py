@@ -438,3 +438,30 @@ async def test_nats_permissions_from_the_docs_keep_a_service_to_its_own_subjects
         finally:
             for made in (core, ds1, ds2):
                 await made.close()
+
+
+@pytest.mark.mqtt
+async def test_a_refusal_after_start_is_logged_and_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker comes back from an outage with another password: nothing to fail any more,
+    # so the bus says so loudly and keeps trying; once the password is put back, it is in.
+    with secure_broker("mqtt", tmp_path) as b:
+        bus = make_bus(b, **good(b))
+        assert isinstance(bus, MqttBus)
+        bus.reconnect_max = 0.2
+        await bus.start()
+        try:
+            b.stop()
+            b.set_password(USER, "changed")
+            b.start()
+            await until(lambda: "refused the connection" in caplog.text, within=10)
+            assert not bus.connected
+            assert any(r.levelname == "ERROR" for r in caplog.records if "refused" in r.message)
+            b.stop()
+            b.set_password(USER, PASSWORD)
+            b.start()
+            await until(lambda: bus.connected, within=10)
+            await roundtrip(bus, "edgemeta-test/secure/after-refusal")
+        finally:
+            await bus.close()

@@ -199,6 +199,14 @@ class SecureBroker:
         host = "localhost" if tls else "127.0.0.1"
         return f"{scheme}://{credentials}{host}:{port}"
 
+    def set_password(self, user: str, password: str) -> None:
+        """Change ``user``'s password in Mosquitto's password file (takes effect on start)."""
+        assert self.kind == "mqtt", "only the private Mosquitto has a password file"
+        passwd = self.log.parent / "passwd"
+        subprocess.run(
+            ["mosquitto_passwd", "-b", str(passwd), user, password], check=True, capture_output=True
+        )
+
     def output(self) -> str:
         """What the broker logged."""
         return self.log.read_text(errors="replace")
