@@ -19,6 +19,7 @@ from edgemeta.api.handlers import ApiContext
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.stream import Notifier
 from edgemeta.bus.memory import MemoryBus
+from edgemeta.bus.security import BrokerRefused, BusSecurity
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.peers.releases import BusReleases
@@ -38,22 +39,29 @@ from edgemeta.workers.relay import Relay
 log = logging.getLogger("edgemeta")
 
 
-def open_bus(url: str, settings: Settings) -> Bus:
-    """The bus named by ``url``: ``memory://``, ``mqtt://host:port``, ``nats://host:port``."""
+def open_bus(url: str, settings: Settings, security: BusSecurity | None = None) -> Bus:
+    """The bus named by ``url``: ``memory://``, ``mqtt[s]://host:port``,
+    ``nats://host:port`` or ``tls://host:port`` (NATS over TLS), with ``security``'s
+    credentials and TLS options."""
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("memory", "inproc", ""):
         return MemoryBus()
-    if scheme == "mqtt":
+    if scheme in ("mqtt", "mqtts"):
         # Imported here so that the default (in-process) bus does not load the MQTT client.
         from edgemeta.bus.mqtt import MqttBus
 
-        return MqttBus(url, qos=settings.bus_qos)
-    if scheme == "nats":
+        return MqttBus(url, qos=settings.bus_qos, security=security)
+    if scheme in ("nats", "tls"):
         from edgemeta.bus.nats import NatsBus
 
         # System events go through JetStream (stored, acknowledged) where the server has it.
-        return NatsBus(url, jetstream_subjects=[f"{settings.bus_prefix}/system-events/#"])
-    raise ValueError(f"unsupported bus URL scheme {scheme!r} (use memory://, mqtt:// or nats://)")
+        return NatsBus(
+            url, jetstream_subjects=[f"{settings.bus_prefix}/system-events/#"], security=security
+        )
+    raise ValueError(
+        f"unsupported bus URL scheme {scheme!r} "
+        "(use memory://, mqtt://, mqtts://, nats:// or tls://)"
+    )
 
 
 def load_uom(path: Path | None) -> tuple[dict[str, Any], bytes]:
@@ -94,11 +102,26 @@ def config_document(s: Settings) -> dict[str, Any]:
         },
         "Database": {"Url": s.redacted_database_url()},
         "MessageBus": {
-            "Url": s.bus_url,
+            "Url": s.redacted_bus_url(),
             "BaseTopicPrefix": s.bus_prefix,
             "Optional": {"Qos": str(s.bus_qos)},
+            # Whether, never what: the password stays out of /config.
+            "Security": _bus_security_document(s),
         },
         "DeviceValidation": s.device_validation,
+    }
+
+
+def _bus_security_document(s: Settings) -> dict[str, Any]:
+    """The bus's security settings for /config: user name, TLS, file paths; no secret."""
+    scheme = urlsplit(s.bus_url).scheme.lower()
+    return {
+        "Username": s.bus_username,
+        "PasswordFile": str(s.bus_password_file or ""),
+        "Tls": bool(s.bus_tls or scheme in ("mqtts", "tls") or s.bus_ca_file or s.bus_cert_file),
+        "CaFile": str(s.bus_ca_file or ""),
+        "CertFile": str(s.bus_cert_file or ""),
+        "KeyFile": str(s.bus_key_file or ""),
     }
 
 
@@ -118,6 +141,7 @@ class Service:
     notifier: Notifier | None = None
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
+    _starting: bool = False
 
     def __post_init__(self) -> None:
         self.resumer = MoveResumer(self.deps)
@@ -127,10 +151,18 @@ class Service:
 
         A broker that is down does not stop edgemeta from starting: writes are accepted and
         their events wait in the outbox; the bus keeps trying to connect in the background
-        and the relay delivers once it is up.
+        and the relay delivers once it is up. A broker that *refuses* edgemeta (wrong
+        credentials, an untrusted certificate) within those first seconds makes ``start``
+        raise BrokerRefused: a configuration error, better reported than retried.
         """
+        self._starting = True
         self._connecting = asyncio.create_task(self._connect_bus(), name="edgemeta-bus-connect")
         await asyncio.wait([self._connecting], timeout=3.0)
+        self._starting = False
+        if self._connecting.done() and not self._connecting.cancelled():
+            refused = self._connecting.exception()
+            if refused is not None:
+                raise refused
         self.relay.start()
         if self.ingest is not None:
             self.ingest.start()
@@ -142,6 +174,14 @@ class Service:
             try:
                 await self.bus.start()
                 return
+            except BrokerRefused as exc:
+                if self._starting:
+                    raise
+                # The broker came up refusing us after start had returned: nothing to fail
+                # any more, so say it loudly and keep trying (the operator may fix it).
+                log.error("%s; edgemeta keeps events in the outbox and retries", exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
             except ServiceUnavailable as exc:
                 log.warning("%s; edgemeta keeps events in the outbox and retries", exc.message)
                 await asyncio.sleep(delay)
@@ -191,7 +231,8 @@ async def build(settings: Settings) -> Service:
     store.use_sealer(keyring)
     auth = authenticator(settings, store)
     cors = settings.cors_origin_list()
-    bus = open_bus(settings.bus_url, settings)
+    bus_security = settings.bus_security()
+    bus = open_bus(settings.bus_url, settings, bus_security)
     uom, uom_yaml = load_uom(settings.uom_file)
     units = frozenset(v for u in uom["units"].values() for v in u["values"])
     policy = Policy(
@@ -269,6 +310,7 @@ async def build(settings: Settings) -> Service:
                 bus,
                 prefix=settings.bus_prefix,
                 bus_url=settings.bus_url,
+                security=bus_security,
                 client_id=settings.data_client_id,
                 qos=max(settings.bus_qos, 1),
                 batch_max=settings.data_batch,
@@ -300,8 +342,9 @@ def data_config_document(s: Settings) -> dict[str, Any]:
         },
         "Database": {"Url": s.redacted_database_url()},
         "MessageBus": {
-            "Url": s.bus_url,
+            "Url": s.redacted_bus_url(),
             "BaseTopicPrefix": s.bus_prefix,
+            "Security": _bus_security_document(s),
             "SubscribeTopic": f"{s.bus_prefix}/events/device/#",
             "ClientId": s.data_client_id,
             "Ingest": s.data_ingest,

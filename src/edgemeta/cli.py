@@ -101,7 +101,13 @@ async def _serve(settings: Settings) -> None:
     tls = server_context(tls_setup) if tls_setup is not None else None
     scheme = "https" if tls is not None else "http"
     service = await build(settings)
-    await service.start()
+    try:
+        await service.start()
+    except BaseException:
+        # E.g. the broker refused our credentials: close the store before reporting it.
+        with contextlib.suppress(Exception):
+            await service.stop()
+        raise
     server = _Server(_config(service.app, settings, settings.port, tls))
     server.before_shutdown = service.end_streams
     data_server = None
@@ -161,7 +167,10 @@ def serve(
     ] = None,
     bus_url: Annotated[
         str | None,
-        typer.Option(help="memory://, mqtt://host:1883 or nats://host:4222 [EDGEMETA_BUS_URL]"),
+        typer.Option(
+            help="memory://, mqtt[s]://host:port, nats://host:4222 or tls://host:4222 "
+            "(credentials: EDGEMETA_BUS_USERNAME, EDGEMETA_BUS_PASSWORD_FILE) [EDGEMETA_BUS_URL]"
+        ),
     ] = None,
     bus_prefix: Annotated[
         str | None, typer.Option(help="Base topic prefix [EDGEMETA_BUS_PREFIX, edgex]")

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edgemeta.bus.security import BusSecurity
+
 
 def default_data_dir() -> Path:
     """$EDGEMETA_DATA_DIR, else $XDG_DATA_HOME/edgemeta, else ~/.local/share/edgemeta."""
@@ -39,6 +41,16 @@ class Settings(BaseSettings):
     bus_url: str = "memory://"
     bus_prefix: str = "edgex"
     bus_qos: int = Field(1, ge=0, le=2)
+    # Broker credentials and TLS (docs/security.md); also in the URL (user:pass@, mqtts://,
+    # tls://). The password file is read at start so the secret need not sit in the
+    # environment.
+    bus_username: str = ""
+    bus_password: str = Field("", repr=False)
+    bus_password_file: Path | None = None
+    bus_tls: bool = False
+    bus_ca_file: Path | None = None
+    bus_cert_file: Path | None = None
+    bus_key_file: Path | None = None
     name_escape: bool = False
     device_validation: Literal["auto", "always", "never"] = "auto"
     validation_timeout: float = Field(5.0, gt=0, le=300)
@@ -128,6 +140,47 @@ class Settings(BaseSettings):
             raise ValueError("EDGEMETA_AUTH_JWKS_URL must be an http:// or https:// URL")
         return self
 
+    @model_validator(mode="after")
+    def _bus_security(self) -> Settings:
+        if self.bus_password and self.bus_password_file:
+            raise ValueError(
+                "EDGEMETA_BUS_PASSWORD and EDGEMETA_BUS_PASSWORD_FILE are both set; keep one"
+            )
+        if (self.bus_cert_file is None) != (self.bus_key_file is None):
+            raise ValueError(
+                "a bus client certificate needs both EDGEMETA_BUS_CERT_FILE and "
+                "EDGEMETA_BUS_KEY_FILE"
+            )
+        if (self.bus_password or self.bus_password_file) and not self.bus_username:
+            raise ValueError("EDGEMETA_BUS_PASSWORD needs EDGEMETA_BUS_USERNAME")
+        return self
+
+    def bus_security(self) -> BusSecurity:
+        """The bus credentials and TLS options; reads the password file (ValueError if it
+        cannot be read). One trailing newline is dropped: ``echo secret > file`` adds it."""
+        password: str | None = self.bus_password or None
+        if self.bus_password_file is not None:
+            try:
+                text = self.bus_password_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot read EDGEMETA_BUS_PASSWORD_FILE {self.bus_password_file}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+            password = text.removesuffix("\n").removesuffix("\r")
+        return BusSecurity(
+            username=self.bus_username or None,
+            password=password,
+            tls=self.bus_tls,
+            ca_file=self.bus_ca_file,
+            cert_file=self.bus_cert_file,
+            key_file=self.bus_key_file,
+        )
+
+    def redacted_bus_url(self) -> str:
+        """The bus URL without its password (or NATS token), for logs and /config."""
+        return redact(self.bus_url)
+
     def cors_origin_list(self) -> list[str]:
         """The allowed CORS origins (none by default)."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
@@ -138,9 +191,16 @@ class Settings(BaseSettings):
 
 
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
+    """``url`` with any password replaced by ``***`` (and a NATS token, ``nats://token@``)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    user, colon, _ = userinfo.partition(":")
+    if colon:
+        netloc = f"{user}:***@{host}"
+    elif parts.scheme.lower() in ("nats", "tls"):
+        netloc = f"***@{host}"  # a lone user part is a token in a NATS URL
+    else:
+        return url
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -32,7 +32,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -40,6 +39,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edgemeta.bus.security import BrokerRefused, BusSecurity, endpoint, mqtt_refusal
 from edgemeta.bus.shared import BatchPublisher, QueueSubscription, valid_prefix
 from edgemeta.bus.topics import matches, valid_filter
 from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, ServiceUnavailable
@@ -49,6 +49,7 @@ from edgemeta.ports import Message
 log = logging.getLogger("edgemeta.bus.mqtt")
 
 DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
 # MQTT 5 subscription identifiers are variable byte integers of at most this value.
 _MAX_SUBSCRIPTION_ID = 268_435_455
 
@@ -74,6 +75,32 @@ class _Client(aiomqtt.Client):
         if isinstance(announced, int) and announced > 0:
             self.receive_maximum = announced
         super()._on_connect(client, userdata, flags, reason_code, properties)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None = None,
+    ) -> None:
+        # aiomqtt ignores a connection that ends before the CONNACK and waits out its
+        # timeout; a broker that drops us there (e.g. for a missing client certificate) is
+        # reported at once instead.
+        # (Only while __aenter__ waits, which holds the lock: after a failed attempt aiomqtt
+        # has replaced the future, and an exception nobody awaits would only be logged.)
+        if not self._connected.done() and self._lock.locked():
+            self._connected.set_exception(
+                _ClosedBeforeConnack(
+                    f"the broker closed the connection before accepting it ({reason_code})"
+                )
+            )
+            return
+        super()._on_disconnect(client, userdata, flags, reason_code, properties)
+
+
+class _ClosedBeforeConnack(aiomqtt.MqttError):
+    """The broker ended the connection before answering CONNECT."""
 
 
 class MqttSubscription(QueueSubscription):
@@ -120,23 +147,31 @@ class MqttBus(BatchPublisher):
         keepalive: int = 30,
         max_inflight: int = 20,
         queue_size: int = 10_000,
+        security: BusSecurity | None = None,
     ) -> None:
-        """Configure (no I/O): ``url`` is ``mqtt://[user:pass@]host[:port]``.
+        """Configure: ``url`` is ``mqtt://[user:pass@]host[:port]`` (``mqtts://`` for TLS,
+        port 8883 by default); ``security`` adds credentials and TLS options. No network I/O,
+        but the TLS files are read now, so a wrong path fails here.
 
         ``timeout`` bounds each wait for the broker (acknowledgements, subscriptions);
         ``connect_timeout`` is how long ``start`` keeps trying before giving up;
         ``max_inflight`` is how many publishes may await their acknowledgement at once (the
         broker's Receive Maximum lowers it).
         """
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "mqtt" or not parts.hostname:
-            raise ValueError(f"not an mqtt:// url with a host: {url!r}")
+        self.endpoint = endpoint(
+            url,
+            security,
+            plain="mqtt",
+            secure="mqtts",
+            plain_port=DEFAULT_PORT,
+            secure_port=DEFAULT_TLS_PORT,
+        )
         if qos not in (0, 1, 2):
             raise ValueError(f"mqtt qos must be 0, 1 or 2, not {qos}")
-        self.host = parts.hostname
-        self.port = parts.port or DEFAULT_PORT
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
+        self.host = self.endpoint.host
+        self.port = self.endpoint.port
+        self.username = self.endpoint.username
+        self.password = self.endpoint.password
         self.qos = qos
         self.protocol = protocol
         self.client_id = f"{client_id_prefix}-{secrets.token_hex(6)}"
@@ -149,7 +184,11 @@ class MqttBus(BatchPublisher):
         # scan their pending publishes on every publish and every acknowledgement.
         self.max_inflight = max(1, max_inflight)
         self.queue_size = queue_size
-        self.description = f"mqtt broker {self.host}:{self.port} (qos {qos})"
+        self.description = (
+            f"mqtt broker {self.host}:{self.port} (qos {qos}"
+            + (", tls" if self.endpoint.tls else "")
+            + ")"
+        )
         self.reconnects = 0
 
         self._filters: dict[str, _Filter] = {}
@@ -163,6 +202,10 @@ class MqttBus(BatchPublisher):
         self._lost = asyncio.Event()
         self._lost.set()
         self._up = asyncio.Event()
+        # Set (with the reason) when the broker refuses us before we were ever connected in a
+        # way retrying will not change: start() gives up at once instead of after its timeout.
+        self._refused = asyncio.Event()
+        self._refusal = ""
         self._task: asyncio.Task[None] | None = None
         self._last_error = "not connected yet"
 
@@ -185,18 +228,33 @@ class MqttBus(BatchPublisher):
     # -- connection ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect; keep trying for ``connect_timeout`` seconds, then ServiceUnavailable."""
+        """Connect; keep trying for ``connect_timeout`` seconds, then ServiceUnavailable.
+
+        Wrong credentials or an untrusted certificate raise BrokerRefused at once (saying
+        what to check): retrying would not help. Once connected, a lost connection is
+        retried forever, whatever the broker says.
+        """
         if self._task is not None:
             return
+        self._refused.clear()
         self._task = asyncio.create_task(self._run(), name=f"edgemeta-mqtt-{self.client_id}")
+        up = asyncio.ensure_future(self._up.wait())
+        refused = asyncio.ensure_future(self._refused.wait())
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                await self._up.wait()
-        except TimeoutError:
-            await self._stop_task()
-            raise ServiceUnavailable(
-                f"cannot connect to mqtt broker {self.address}: {self._last_error}"
-            ) from None
+            await asyncio.wait(
+                (up, refused), timeout=self.connect_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            up.cancel()
+            refused.cancel()
+        if self._up.is_set():
+            return
+        await self._stop_task()
+        if self._refused.is_set():
+            raise BrokerRefused(self._refusal)
+        raise ServiceUnavailable(
+            f"cannot connect to mqtt broker {self.address}: {self._last_error}"
+        )
 
     async def close(self) -> None:
         """Disconnect and end every subscription."""
@@ -222,6 +280,7 @@ class MqttBus(BatchPublisher):
             self.port,
             username=self.username,
             password=self.password,
+            tls_context=self.endpoint.context,
             identifier=self.client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             # MQTT 5 has no clean-session flag: a clean start with the default session expiry
@@ -245,6 +304,7 @@ class MqttBus(BatchPublisher):
         backoff = self.reconnect_min
         down_since: float | None = None
         ever_connected = False
+        logged_refusal = ""
         while True:
             client = self._new_client()
             lost = asyncio.Event()
@@ -263,6 +323,7 @@ class MqttBus(BatchPublisher):
                             time.monotonic() - down_since,
                         )
                     down_since = None
+                    logged_refusal = ""
                     backoff = self.reconnect_min
                     async for m in client.messages:
                         self._route(m)
@@ -270,6 +331,27 @@ class MqttBus(BatchPublisher):
                 # aiomqtt's "Disconnected during message iteration" hides the cause.
                 cause = exc.__cause__ or exc
                 self._last_error = str(cause) or type(cause).__name__
+                refusal = mqtt_refusal(exc, self.address)
+                if isinstance(exc, _ClosedBeforeConnack) and self.endpoint.tls:
+                    # Over TLS 1.3 a broker checks the client certificate after the handshake
+                    # and just closes the connection: the only sign we get.
+                    refusal = (
+                        f"mqtt broker {self.address} closed the TLS connection before "
+                        "accepting it; if it requires a client certificate, check "
+                        "EDGEMETA_BUS_CERT_FILE and EDGEMETA_BUS_KEY_FILE (signed by a CA the "
+                        "broker trusts)"
+                    )
+                if refusal is not None:
+                    self._last_error = refusal
+                    if not ever_connected:
+                        self._refusal = refusal
+                        self._refused.set()
+                        return
+                    if refusal != logged_refusal:
+                        # Credentials changed under us: say so loudly, but keep trying (an
+                        # operator may be fixing the broker's side right now).
+                        log.error("%s; retrying", refusal)
+                        logged_refusal = refusal
             except Exception as exc:
                 # Whatever went wrong, this task must not die: without it the bus never
                 # reconnects. Log it loudly and start over.

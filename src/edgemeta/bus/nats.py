@@ -19,7 +19,10 @@ sends everything in order without waiting, then counts the acknowledged prefix.
 
 **Connection.** nats-py reconnects by itself (forever, ``reconnect_time_wait`` apart) and
 re-establishes subscriptions. While it is disconnected, publishing raises
-``ServiceUnavailable`` instead of letting the client buffer silently.
+``ServiceUnavailable`` instead of letting the client buffer silently. Credentials and TLS come
+from the URL and a :class:`~edgemeta.bus.security.BusSecurity`; with TLS asked for, a server
+that does not require TLS is refused before the credentials are sent (nats-py would otherwise
+carry on in clear).
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import nats
 import nats.errors
@@ -43,6 +45,7 @@ from nats.aio.subscription import Subscription as NatsSub
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
+from edgemeta.bus.security import BrokerRefused, BusSecurity, endpoint, nats_refusal
 from edgemeta.bus.shared import BatchPublisher, QueueSubscription, valid_prefix
 from edgemeta.bus.topics import valid_filter
 from edgemeta.domain.errors import (
@@ -169,6 +172,24 @@ class NatsSubscription(QueueSubscription):
 # -- the bus -------------------------------------------------------------------------------
 
 
+class _Client(NatsClient):
+    """nats-py's client, refusing to send CONNECT (the credentials) in clear when TLS is wanted.
+
+    nats-py upgrades to TLS only when the server's INFO says ``tls_required``; against a
+    server without TLS it would quietly go on unencrypted.
+    """
+
+    require_tls = False
+
+    def _connect_command(self) -> bytes:
+        if self.require_tls and not self._server_info.get("tls_required"):
+            raise nats.errors.Error(
+                "nats: the server does not require tls, but edgemeta was told to use tls "
+                "(EDGEMETA_BUS_TLS, a tls:// url or a CA file); not sending credentials in clear"
+            )
+        return super()._connect_command()
+
+
 class NatsBus(BatchPublisher):
     """Publish/subscribe through a NATS server, with JetStream for the configured subjects."""
 
@@ -187,20 +208,30 @@ class NatsBus(BatchPublisher):
         reconnect_time_wait: float = 1.0,
         name: str = "edgemeta",
         queue_size: int = 10_000,
+        security: BusSecurity | None = None,
     ) -> None:
-        """Configure (no I/O): ``url`` is ``nats://[user:pass@|token@]host[:port]``.
+        """Configure: ``url`` is ``nats://[user:pass@|token@]host[:port]`` (``tls://`` for
+        TLS); ``security`` adds credentials and TLS options. No network I/O, but the TLS files
+        are read now, so a wrong path fails here.
 
         ``jetstream_subjects`` are topic filters (e.g. ``edgex/system-events/#``) whose
         messages go through JetStream into ``stream`` (kept ``stream_max_age`` seconds).
         ``timeout`` bounds each wait for the server; ``connect_timeout`` is how long ``start``
         keeps trying before giving up.
         """
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "nats" or not parts.hostname:
-            raise ValueError(f"not a nats:// url with a host: {url!r}")
-        self.url = url
-        self.host = parts.hostname
-        self.port = parts.port or DEFAULT_PORT
+        self.endpoint = endpoint(
+            url,
+            security,
+            plain="nats",
+            secure="tls",
+            plain_port=DEFAULT_PORT,
+            secure_port=DEFAULT_PORT,
+        )
+        self.host = self.endpoint.host
+        self.port = self.endpoint.port
+        # Credentials go as connect options, never inside the URL nats-py may log.
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"nats://{host}:{self.port}"
         self.jetstream_filters = list(jetstream_subjects or [])
         for f in self.jetstream_filters:
             filter_to_subjects(f)  # fail now on a malformed filter, not at start
@@ -211,7 +242,9 @@ class NatsBus(BatchPublisher):
         self.reconnect_time_wait = reconnect_time_wait
         self.name = name
         self.queue_size = queue_size
-        self.description = f"nats server {self.host}:{self.port}"
+        self.description = f"nats server {self.host}:{self.port}" + (
+            " (tls)" if self.endpoint.tls else ""
+        )
         self.reconnects = 0
         #: The subject filters published through JetStream (known after ``start``).
         self.jetstream: list[str] = []
@@ -228,6 +261,11 @@ class NatsBus(BatchPublisher):
         # acknowledgements notices the loss of its own connection at once.
         self._lost = asyncio.Event()
         self._lost.set()
+        # The reason, when the server refused us for good while start() was connecting.
+        self._refusal = ""
+        self._refused = asyncio.Event()
+        self._starting = False
+        self._logged_refusal = ""
 
     @property
     def address(self) -> str:
@@ -242,31 +280,68 @@ class NatsBus(BatchPublisher):
     # -- connection ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect (trying for ``connect_timeout`` seconds) and set up JetStream if present."""
+        """Connect (trying for ``connect_timeout`` seconds) and set up JetStream if present.
+
+        Wrong credentials or an untrusted certificate raise BrokerRefused at once (saying
+        what to check); once connected, a lost connection is retried forever.
+        """
         if self._nc is not None:
             return
-        nc = NatsClient()
+        nc = _Client()
+        nc.require_tls = self.endpoint.tls
+        ep = self.endpoint
+        auth: dict[str, Any] = {}
+        if ep.username is not None and ep.password is None:
+            auth["token"] = ep.username  # nats://token@host
+        elif ep.username is not None:
+            auth.update(user=ep.username, password=ep.password)
+        if ep.context is not None:
+            auth.update(tls=ep.context, tls_hostname=ep.host)
+        self._refused.clear()
+        self._starting = True
+        # With unlimited reconnects nats-py also retries the first connection forever, so the
+        # deadline is ours; a refusal (seen by the error callback) ends the wait early.
+        connecting = asyncio.ensure_future(
+            nc.connect(
+                servers=[self.url],
+                name=self.name,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=self.reconnect_time_wait,  # type: ignore[arg-type]
+                connect_timeout=max(1, round(self.timeout)),
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+                error_cb=self._on_error,
+                **auth,
+            )
+        )
+        refused = asyncio.ensure_future(self._refused.wait())
         try:
-            # With unlimited reconnects nats-py also retries the first connection forever,
-            # so the deadline is ours.
-            async with asyncio.timeout(self.connect_timeout):
-                await nc.connect(
-                    servers=[self.url],
-                    name=self.name,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=self.reconnect_time_wait,  # type: ignore[arg-type]
-                    connect_timeout=max(1, round(self.timeout)),
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                    error_cb=self._on_error,
-                )
-        except (TimeoutError, OSError, nats.errors.Error) as exc:
-            with contextlib.suppress(Exception):
-                await nc.close()
-            raise ServiceUnavailable(
-                f"cannot connect to nats server {self.address}: {exc or type(exc).__name__}"
-            ) from None
+            await asyncio.wait(
+                (connecting, refused),
+                timeout=self.connect_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            self._starting = False
+            refused.cancel()
+            if not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await connecting
+            if connecting.cancelled() or connecting.exception() is not None:
+                # Not connected (refused, out of time, or our own task cancelled): the
+                # half-made client must not linger with its reconnection task.
+                self._closing = True  # nothing was connected: no "lost connection" warning
+                with contextlib.suppress(Exception):
+                    await nc.close()
+        if self._refused.is_set():
+            raise BrokerRefused(self._refusal)
+        if connecting.cancelled() or connecting.exception() is not None:
+            failure = None if connecting.cancelled() else connecting.exception()
+            failure = failure or nc.last_error
+            why = _describe(failure) if failure is not None else "no connection in time"
+            raise ServiceUnavailable(f"cannot connect to nats server {self.address}: {why}")
         self._nc = nc
         self._lost = asyncio.Event()
         self._closing = False
@@ -304,12 +379,22 @@ class NatsBus(BatchPublisher):
 
     async def _on_reconnected(self) -> None:
         self._lost = asyncio.Event()
+        self._logged_refusal = ""
         self.reconnects += 1
         log.warning("reconnected to nats server %s", self.address)
 
     async def _on_error(self, exc: Exception) -> None:
-        # Called for every failed reconnection attempt too: the disconnect was logged already.
-        log.debug("nats server %s: %r", self.address, exc)
+        # Called for every failed (re)connection attempt too: the disconnect was logged
+        # already, so only a refusal is worth more than a debug line.
+        refusal = nats_refusal(exc, self.address)
+        if refusal is not None and self._starting:
+            self._refusal = refusal
+            self._refused.set()
+        elif refusal is not None and refusal != self._logged_refusal:
+            log.error("%s; retrying", refusal)
+            self._logged_refusal = refusal
+        else:
+            log.debug("nats server %s: %r", self.address, exc)
 
     async def _setup_jetstream(self, js: JetStreamContext) -> None:
         """Make sure a stream captures the JetStream subjects; fall back to core without one."""

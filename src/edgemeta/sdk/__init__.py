@@ -1,9 +1,10 @@
 """Writing device services that take part in edgemeta's moves safely (public API).
 
-Imports :mod:`edgemeta.bus` (topics, envelope), the ports and the domain errors; nothing of
-edgemeta imports it.
+Imports :mod:`edgemeta.bus` (topics, envelope, the adapters and their security options), the
+ports and the domain errors; nothing of edgemeta imports it.
 """
 
-from edgemeta.sdk.participant import DeviceServiceParticipant, Refused
+from edgemeta.bus.security import BrokerRefused, BusSecurity
+from edgemeta.sdk.participant import DeviceServiceParticipant, Refused, open_bus
 
-__all__ = ["DeviceServiceParticipant", "Refused"]
+__all__ = ["BrokerRefused", "BusSecurity", "DeviceServiceParticipant", "Refused", "open_bus"]

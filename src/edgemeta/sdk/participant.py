@@ -16,7 +16,10 @@ drivers. It
 - registers the devices it discovers on their behalf (``register_device``), so an enrolment
   decides which service serves them.
 
-It depends on edgemeta's wire format only (HTTP API, bus topics and envelopes).
+It depends on edgemeta's wire format only (HTTP API, bus topics and envelopes). The bus is
+either one the caller made, or a URL the participant connects to itself with
+:func:`open_bus` and the same credentials and TLS options as ``edgemeta serve``
+(:class:`~edgemeta.bus.security.BusSecurity`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import httpx
 import orjson
 
 from edgemeta.bus.envelope import decode, envelope
+from edgemeta.bus.security import BusSecurity
 from edgemeta.bus.topics import level, response_topic, validate_topic
 from edgemeta.client.auth import auth_headers
 from edgemeta.domain.errors import EdgeMetaError
@@ -51,6 +55,25 @@ UNFINISHED = frozenset({"requested", "assigning", "releasing"})
 ARRIVING_HORIZON_MS = 10 * 60 * 1000
 
 
+def open_bus(
+    url: str, security: BusSecurity | None = None, *, client_id_prefix: str = "edgemeta-ds"
+) -> Bus:
+    """A (not yet started) bus for ``url`` (``mqtt[s]://`` or ``nats://``/``tls://``) with the
+    credentials and TLS options of ``security`` (and of the URL)."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in ("mqtt", "mqtts"):
+        from edgemeta.bus.mqtt import MqttBus
+
+        return MqttBus(url, security=security, client_id_prefix=client_id_prefix)
+    if scheme in ("nats", "tls"):
+        from edgemeta.bus.nats import NatsBus
+
+        return NatsBus(url, security=security, name=client_id_prefix)
+    raise ValueError(
+        f"not a bus URL the SDK connects to (mqtt[s]:// or nats:// or tls://): {scheme}"
+    )
+
+
 class Refused(Exception):
     """Raise from a validator to refuse a device; the message goes back to edgemeta."""
 
@@ -67,7 +90,8 @@ class DeviceServiceParticipant:
         name: str,
         *,
         api_url: str,
-        bus: Bus,
+        bus: Bus | str,
+        bus_security: BusSecurity | None = None,
         prefix: str = "edgex",
         base_address: str = "http://127.0.0.1:59999",
         acks_release: bool = True,
@@ -81,7 +105,14 @@ class DeviceServiceParticipant:
     ) -> None:
         self.name = name
         self.api = api_url.rstrip("/").removesuffix("/api/v3") + "/api/v3"
-        self.bus = bus
+        # A URL: the participant connects (with ``bus_security``) at start and closes at stop.
+        self._own_bus = isinstance(bus, str)
+        if isinstance(bus, str):
+            self.bus = open_bus(bus, bus_security, client_id_prefix=name)
+        elif bus_security is not None:
+            raise ValueError("bus_security is for a bus URL; a bus object is already configured")
+        else:
+            self.bus = bus
         self.prefix = prefix
         self.base_address = base_address
         self.acks_release = acks_release
@@ -106,7 +137,10 @@ class DeviceServiceParticipant:
     # -- life cycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Register, listen, then reconcile with the store."""
+        """Connect the bus if it is the participant's own (BrokerRefused when the broker
+        refuses its credentials or certificate), register, listen, then reconcile."""
+        if self._own_bus:
+            await self.bus.start()
         await self.register()
         mine = f"{self.prefix}/system-events/core-metadata/+/+/{level(self.name)}/#"
         for topic, handler in (
@@ -132,6 +166,8 @@ class DeviceServiceParticipant:
                 await sub.close()
         self._tasks.clear()
         self._subs.clear()
+        if self._own_bus:
+            await self.bus.close()
         if self._own_http:
             await self.http.aclose()
 

@@ -26,11 +26,13 @@ import binascii
 import contextlib
 import logging
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import aiomqtt
 import orjson
 
+from edgemeta.bus.mqtt import DEFAULT_PORT, DEFAULT_TLS_PORT
+from edgemeta.bus.security import BusSecurity, endpoint, mqtt_refusal
 from edgemeta.documents.coredata import parse_request
 from edgemeta.domain.errors import EdgeMetaError
 from edgemeta.domain.readings import EventAddress
@@ -87,6 +89,7 @@ class EventIngest:
         *,
         prefix: str,
         bus_url: str,
+        security: BusSecurity | None = None,
         client_id: str = "edgemeta-core-data",
         qos: int = 1,
         batch_max: int = 500,
@@ -95,6 +98,7 @@ class EventIngest:
         self.bus = bus
         self.prefix = prefix
         self.bus_url = bus_url
+        self.security = security
         self.client_id = client_id
         self.qos = qos
         self.batch_max = batch_max
@@ -106,7 +110,7 @@ class EventIngest:
 
     def start(self) -> None:
         """Begin ingesting in the background."""
-        durable = urlsplit(self.bus_url).scheme.lower() == "mqtt"
+        durable = self.bus_url.lower().startswith(("mqtt://", "mqtts://"))
         run = self._run_mqtt() if durable else self._run_bus()
         self._task = asyncio.create_task(run, name="edgemeta-core-data-ingest")
 
@@ -157,14 +161,24 @@ class EventIngest:
 
     async def _run_mqtt(self) -> None:
         """A persistent MQTT session, acknowledging each message after its batch commits."""
-        parts = urlsplit(self.bus_url)
+        # The same credentials and TLS as the service's own bus connection.
+        ep = endpoint(
+            self.bus_url,
+            self.security,
+            plain="mqtt",
+            secure="mqtts",
+            plain_port=DEFAULT_PORT,
+            secure_port=DEFAULT_TLS_PORT,
+        )
         backoff = 0.2
+        logged = ""
         while True:
             client = aiomqtt.Client(
-                parts.hostname or "127.0.0.1",
-                parts.port or 1883,
-                username=unquote(parts.username) if parts.username else None,
-                password=unquote(parts.password) if parts.password else None,
+                ep.host,
+                ep.port,
+                username=ep.username,
+                password=ep.password,
+                tls_context=ep.context,
                 identifier=self.client_id,
                 protocol=aiomqtt.ProtocolVersion.V311,
                 clean_session=False,
@@ -193,9 +207,14 @@ class EventIngest:
                             if m.qos > 0:
                                 client._client.ack(m.mid, m.qos)
             except aiomqtt.MqttError as exc:
-                log.warning(
-                    "core-data ingest lost mqtt broker %s (%s); retrying", parts.netloc, exc
-                )
+                refusal = mqtt_refusal(exc, ep.address)
+                if refusal is None:
+                    log.warning(
+                        "core-data ingest lost mqtt broker %s (%s); retrying", ep.address, exc
+                    )
+                elif refusal != logged:
+                    log.error("core-data ingest: %s; retrying", refusal)
+                    logged = refusal
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 
