@@ -576,7 +576,9 @@ class Releases(Protocol):
 class AllocationHook(Protocol):
     """Custom allocation: asks a webhook which device service a registration goes to."""
 
-    async def decide(self, url: str, time_limit: float, request: dict[str, object]) -> str:
+    async def decide(
+        self, url: str, time_limit: float, request: dict[str, object], *, secret: str = ""
+    ) -> str:
         """The chosen service name; raise ServiceUnavailable if the webhook fails or times out."""
 
 

@@ -8,6 +8,7 @@ webhook falls back; a bad URL is a 400 naming the field).
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import re
@@ -29,6 +30,7 @@ from edgemeta.domain.attestation import derive_device_key, make_token
 from edgemeta.domain.enrollment import webhook_url_problem
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.peers.webhooks import HttpAllocationHook, request_body, verification
+from edgemeta.security import signatures
 from edgemeta.security.tls import files, server_context
 from tests.support.api import Api, make_service, serve_http
 from tests.support.pki import Pki
@@ -47,10 +49,21 @@ class Receiver:
 
     def __init__(self) -> None:
         self.bodies: dict[str, list[bytes]] = {}
+        self.signatures: list[str] = []
+        self.secret = ""  # set: /signed answers ds2 only to requests signed with it
 
     def app(self) -> Starlette:
         async def allocate(request: Request) -> Response:
             self.bodies.setdefault("allocate", []).append(await request.body())
+            return JSONResponse({"serviceName": "ds2"})
+
+        async def signed(request: Request) -> Response:
+            # What a receiver does: check X-Edgemeta-Signature over the exact body.
+            body = await request.body()
+            header = request.headers.get("x-edgemeta-signature", "")
+            self.signatures.append(header)
+            if not signatures.verify(self.secret, header, body):
+                return JSONResponse({"message": "bad signature"}, status_code=401)
             return JSONResponse({"serviceName": "ds2"})
 
         async def big(request: Request) -> Response:
@@ -101,6 +114,7 @@ class Receiver:
                 Route(f"/{name}", handler, methods=["POST"])
                 for name, handler in [
                     ("allocate", allocate),
+                    ("signed", signed),
                     ("big", big),
                     ("big_chunked", big_chunked),
                     ("drip", drip),
@@ -383,3 +397,41 @@ async def test_registrations_use_a_trusted_webhook_and_fall_back_when_it_fails(
         expected = "ds2" if name == "good" else "ds1"
         assert r.json()["registration"]["assignedService"] == expected, (name, r.text)
         assert time.monotonic() - started < 2.0, name  # the 0.5 s timeout held
+
+
+async def test_webhook_requests_are_signed_with_the_enrolment_secret(
+    api: Api, receiver: tuple[Receiver, str]
+) -> None:
+    """The receiver trusts only requests whose X-Edgemeta-Signature verifies with the secret
+    the enrolment was given; one with another secret falls back (the receiver refuses it)."""
+    rec, url = receiver
+    await api.add_profile("wearable")
+    for name in ("ds1", "ds2"):
+        await api.add_service(name)
+    secret = base64.b64encode(b"s" * 32).decode()
+    rec.secret = secret
+    for name, given in (("right", secret), ("wrong", base64.b64encode(b"w" * 32).decode())):
+        body = enrollment(name, {"url": f"{url}/signed", "secret": given})
+        body["initialState"] = {"profileName": "wearable"}
+        r = await api.post("/enrollment", [{"apiVersion": "v3", "enrollment": body}])
+        assert r.json()[0]["statusCode"] == 201, r.text
+        # The secret comes back with the keys (on create), never in a plain read.
+        assert r.json()[0]["enrollment"]["allocation"]["webhook"]["secret"] == given
+        plain = (await api.get(f"/enrollment/name/{name}")).json()["enrollment"]
+        assert "secret" not in plain["allocation"]["webhook"]
+    r = await register(api, "right-1")
+    assert r.json()["registration"]["assignedService"] == "ds2", r.text
+    r = await register(api, "wrong-1")
+    assert r.json()["registration"]["assignedService"] == "ds1", r.text  # the fallback
+    assert len(rec.signatures) == 2 and all(h.startswith("t=") for h in rec.signatures)
+
+
+def test_signature_checks() -> None:
+    secret = base64.b64encode(b"k" * 32).decode()
+    header = signatures.sign(secret, b"{}", now=1_000_000)
+    assert signatures.verify(secret, header, b"{}", now=1_000_010)
+    assert not signatures.verify(secret, header, b"{ }", now=1_000_010)  # another body
+    assert not signatures.verify(secret, header, b"{}", now=1_000_400)  # too old: a replay
+    other = base64.b64encode(b"o" * 32).decode()
+    assert not signatures.verify(other, header, b"{}", now=1_000_010)
+    assert not signatures.verify(secret, "garbage", b"{}", now=1_000_010)

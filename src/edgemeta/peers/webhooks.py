@@ -17,8 +17,10 @@ The limits, because the webhook is a remote party edgemeta does not control:
   the enrolment's timeout: httpx's timeouts are per operation, so a server dripping one byte
   just inside the read timeout could otherwise hold a registration for ever.
 
-The POST body is built once, as bytes, by :func:`request_body`, and sent as is: a signature
-over exactly those bytes can be added as a header without changing what is sent.
+The POST body is built once, as bytes, by :func:`request_body`, and sent as is, with
+``X-Edgemeta-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`` over ``"<t>." + body`` keyed
+by the enrolment's webhook secret (:mod:`edgemeta.security.signatures`), so the receiver can
+tell edgemeta from anyone else who learned the URL, and refuse replays by the timestamp.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import httpx
 
 from edgemeta.domain.enrollment import webhook_url_problem
 from edgemeta.domain.errors import ServiceUnavailable
+from edgemeta.security import signatures
 
 DEFAULT_MAX_BYTES = 65536
 
@@ -76,8 +79,10 @@ class HttpAllocationHook:
         )
         self.max_bytes = max_bytes
 
-    async def decide(self, url: str, time_limit: float, request: dict[str, object]) -> str:
-        """Ask the webhook."""
+    async def decide(
+        self, url: str, time_limit: float, request: dict[str, object], *, secret: str = ""
+    ) -> str:
+        """Ask the webhook; the request is signed with ``secret`` (the enrolment's) if given."""
         problem = webhook_url_problem(url)
         if problem is not None:
             raise ServiceUnavailable(f"allocation webhook URL {problem}")
@@ -89,6 +94,8 @@ class HttpAllocationHook:
             # far past it in one chunk, so none is accepted.
             "Accept-Encoding": "identity",
         }
+        if secret:
+            headers[signatures.HEADER] = signatures.sign(secret, body)
         try:
             async with asyncio.timeout(time_limit):
                 raw = await self._exchange(url, body, headers, time_limit)

@@ -60,7 +60,9 @@ class _NeverConfirmed:
 class NoWebhooks:
     """Allocation webhooks when none can be called: every call fails (fallback applies)."""
 
-    async def decide(self, url: str, time_limit: float, request: dict[str, object]) -> str:
+    async def decide(
+        self, url: str, time_limit: float, request: dict[str, object], *, secret: str = ""
+    ) -> str:
         """Fail."""
         raise ServiceUnavailable("allocation webhooks are not available")
 

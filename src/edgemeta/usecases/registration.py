@@ -181,7 +181,9 @@ async def _allocate(deps: Deps, e: Enrollment, report: Report) -> str:
             "report": {**docs.report_doc(report), "payload": report.payload},
         }
         try:
-            chosen = await deps.allocation_hook.decide(e.webhook.url, e.webhook.timeout, request)
+            chosen = await deps.allocation_hook.decide(
+                e.webhook.url, e.webhook.timeout, request, secret=e.webhook.secret
+            )
             if chosen in {c.service for c in candidates}:
                 return chosen
             log.warning("allocation webhook chose '%s', not a usable service; falling back", chosen)
