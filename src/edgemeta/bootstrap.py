@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 import yaml
 from starlette.types import ASGIApp
 
-from edgemeta.api.app import create_app, create_data_app
+from edgemeta.api.app import create_app, create_data_app, create_keeper_app
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.routes.coredata import DataContext
+from edgemeta.api.routes.keeper import KeeperContext
 from edgemeta.api.stream import Notifier
 from edgemeta.bus.memory import MemoryBus
 from edgemeta.domain.errors import ServiceUnavailable
@@ -30,6 +31,7 @@ from edgemeta.security.config import authenticator, check_exposure
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.deps import Deps, MoveSettings, Policy
+from edgemeta.usecases.keeper import Keeper, writable_document
 from edgemeta.workers.ingest import EventIngest
 from edgemeta.workers.moves import MoveResumer
 from edgemeta.workers.relay import Relay
@@ -71,18 +73,24 @@ def load_uom(path: Path | None) -> tuple[dict[str, Any], bytes]:
 
 
 def config_document(s: Settings) -> dict[str, Any]:
-    """What GET /config shows (EdgeX uses PascalCase keys here); no secrets."""
+    """What GET /config shows (EdgeX uses PascalCase keys here); no secrets.
+
+    ``Writable`` and ``Service.MaxResultCount`` are the start-up values: the route answers
+    them as they are at request time (they change through the core-keeper API).
+    """
     return {
-        "Writable": {
-            "LogLevel": s.log_level,
-            "MaxDevices": s.max_devices,
-            "ProfileChange": {
-                "StrictDeviceProfileChanges": s.strict_profile_changes,
-                "StrictDeviceProfileDeletes": s.strict_profile_deletes,
-            },
-            "UoM": {"Validation": s.uom_validation},
-        },
+        "Writable": writable_document(
+            Policy(
+                max_devices=s.max_devices,
+                strict_profile_changes=s.strict_profile_changes,
+                strict_profile_deletes=s.strict_profile_deletes,
+                uom_validation=s.uom_validation,
+                max_result_count=s.max_result_count,
+                log_level=s.log_level,
+            )
+        ),
         "CoreData": {"Enabled": s.core_data, "Port": s.data_port},
+        "CoreKeeper": {"Enabled": s.core_keeper, "Port": s.keeper_port},
         "Service": {
             "Host": s.host,
             "Port": s.port,
@@ -112,6 +120,8 @@ class Service:
     deps: Deps
     app: ASGIApp
     data_app: ASGIApp | None = None
+    keeper_app: ASGIApp | None = None
+    keeper: Keeper | None = None
     ingest: EventIngest | None = None
     authenticator: Authenticator | None = None
     resumer: MoveResumer = field(init=False)
@@ -180,7 +190,12 @@ async def build(settings: Settings) -> Service:
         strict_profile_deletes=settings.strict_profile_deletes,
         uom_validation=settings.uom_validation,
         units=units,
+        max_result_count=settings.max_result_count,
+        log_level=settings.log_level,
     )
+    # The writable settings stored through the core-keeper API override the environment's.
+    keeper = Keeper(store, policy)
+    await keeper.load()
     validator = BusDeviceValidator(
         bus,
         prefix=settings.bus_prefix,
@@ -221,7 +236,6 @@ async def build(settings: Settings) -> Service:
     relay.listeners.append(notifier.notify)
     api = ApiContext(
         deps=deps,
-        max_result_count=settings.max_result_count,
         max_body_bytes=settings.max_request_bytes,
         config=config_document(settings),
         uom=uom,
@@ -253,8 +267,27 @@ async def build(settings: Settings) -> Service:
                 qos=max(settings.bus_qos, 1),
                 batch_max=settings.data_batch,
             )
+    keeper_app = None
+    if settings.core_keeper:
+        keeper_app = create_keeper_app(
+            KeeperContext(keeper=keeper, max_body_bytes=settings.max_request_bytes),
+            authenticator=auth,
+            cors_origins=cors,
+        )
     app = create_app(api, authenticator=auth, cors_origins=cors)
-    return Service(settings, store, bus, relay, deps, app, data_app, ingest, authenticator=auth)
+    return Service(
+        settings,
+        store,
+        bus,
+        relay,
+        deps,
+        app,
+        data_app,
+        keeper_app,
+        keeper,
+        ingest,
+        authenticator=auth,
+    )
 
 
 def data_config_document(s: Settings) -> dict[str, Any]:

@@ -30,6 +30,11 @@ class ServeProcess:
     port: int
     log_path: Path
     started: float = field(default_factory=time.monotonic)
+    keeper_port: int = 0
+
+    @property
+    def keeper_url(self) -> str:
+        return f"http://127.0.0.1:{self.keeper_port}/api/v3"
 
     @property
     def url(self) -> str:
@@ -73,6 +78,7 @@ def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Serv
     full_env.setdefault("EDGEMETA_DATA_DIR", str(tmp_path / "data"))
     # core-data listens too: on a port of its own, so that processes can run side by side.
     full_env.setdefault("EDGEMETA_DATA_PORT", str(free_port()))
+    full_env.setdefault("EDGEMETA_KEEPER_PORT", str(free_port()))
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "edgemeta", "serve", "--port", str(port), *args],
@@ -80,4 +86,4 @@ def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Serv
             stderr=subprocess.STDOUT,
             env=full_env,
         )
-    return ServeProcess(proc, port, log_path)
+    return ServeProcess(proc, port, log_path, keeper_port=int(full_env["EDGEMETA_KEEPER_PORT"]))

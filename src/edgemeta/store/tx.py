@@ -5,6 +5,7 @@ from __future__ import annotations
 from edgemeta.store.apikeys import SqlApiKeyRepo
 from edgemeta.store.coredata import SqlCoreDataRepo
 from edgemeta.store.driver import DocTexts, Driver
+from edgemeta.store.kv import SqlKvRepo
 from edgemeta.store.moves import SqlMoveRepo
 from edgemeta.store.outbox import SqlOutbox, SqlOutboxFeed
 from edgemeta.store.provisioning import SqlEnrollmentRepo, SqlRegistrationRepo
@@ -25,6 +26,7 @@ class SqlTx:
         "devices",
         "enrollments",
         "feed",
+        "kv",
         "moves",
         "outbox",
         "profiles",
@@ -46,3 +48,4 @@ class SqlTx:
         self.outbox = SqlOutbox(db, texts)
         self.feed = SqlOutboxFeed(db)
         self.apikeys = SqlApiKeyRepo(db)
+        self.kv = SqlKvRepo(db)
