@@ -57,6 +57,20 @@ class ServeProcess:
             time.sleep(0.02)
         raise TimeoutError(f"edgemeta did not answer within {timeout}s:\n{self.log()}")
 
+    def wait_keeper_ready(self, timeout: float = 15.0) -> None:
+        """Wait until the core-keeper port's /ping answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"edgemeta exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.keeper_url}/ping", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        raise TimeoutError(f"core-keeper did not answer within {timeout}s:\n{self.log()}")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         """Send ``sig`` and wait for the exit code."""
         if self.proc.poll() is None:

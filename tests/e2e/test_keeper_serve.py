@@ -5,7 +5,6 @@ PostgreSQL), and ``EDGEMETA_CORE_KEEPER=false`` leaves the port closed."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,18 +25,6 @@ PROFILE = {
         ],
     },
 }
-
-
-def _keeper_ready(p: ServeProcess, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{p.keeper_url}/ping", timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.02)
-    raise TimeoutError(f"core-keeper did not answer:\n{p.log()}")
 
 
 def _update(p: ServeProcess) -> httpx.Response:
@@ -65,7 +52,7 @@ def test_a_flipped_setting_applies_at_once_and_survives_a_restart(
     p = start(tmp_path, env=env)
     try:
         p.wait_ready()
-        _keeper_ready(p)
+        p.wait_keeper_ready()
         assert f"core-keeper on http://127.0.0.1:{p.keeper_port}/api/v3" in p.log()
         r = httpx.post(f"{p.url}/deviceprofile", json=[PROFILE])
         assert r.json()[0]["statusCode"] == 201, r.text
@@ -80,7 +67,7 @@ def test_a_flipped_setting_applies_at_once_and_survives_a_restart(
     q = start(tmp_path, env=env)
     try:
         q.wait_ready()
-        _keeper_ready(q)
+        q.wait_keeper_ready()
         r = _update(q)
         assert r.status_code == 423 and "StrictDeviceProfileChanges" in r.json()["message"]
         got = httpx.get(f"{q.keeper_url}/kvs/key/{STRICT}", params={"plaintext": "true"})
