@@ -126,6 +126,7 @@ class Service:
     authenticator: Authenticator | None = None
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
+    _reloading: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.resumer = MoveResumer(self.deps)
@@ -143,6 +144,11 @@ class Service:
         if self.ingest is not None:
             self.ingest.start()
         self.resumer.start()
+        interval = self.settings.keeper_reload_seconds
+        if self.keeper is not None and interval > 0:
+            self._reloading = asyncio.create_task(
+                self.keeper.follow(interval), name="edgemeta-writable-reload"
+            )
 
     async def _connect_bus(self) -> None:
         delay = 1.0
@@ -158,6 +164,10 @@ class Service:
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
         await self.resumer.stop()
+        if self._reloading is not None:
+            self._reloading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloading
         task = self._connecting
         if task is not None and not task.done():
             task.cancel()

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     # core-keeper's key/value API (runtime-writable settings) in the same process
     core_keeper: bool = True
     keeper_port: int = Field(59890, ge=0, le=65535)
+    keeper_reload_seconds: float = Field(5.0, ge=0, le=86400)  # 0: only at start
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -4,9 +4,11 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,6 +261,64 @@ async def test_a_stored_value_that_no_longer_passes_is_ignored_at_start(
         assert "stored writable setting ignored" in caplog.text
     finally:
         await again.stop()
+
+
+async def test_another_instance_on_the_same_database_takes_the_change(keeper: Keeper) -> None:
+    other = await build(keeper.service.settings.model_copy(update={"keeper_reload_seconds": 0.05}))
+    assert other.keeper is not None
+    try:
+        await other.start()  # starts the reload loop
+        assert (await keeper.put(STRICT, True)).status_code == 200
+        assert keeper.service.deps.policy.strict_profile_changes is True  # here: at once
+        await _eventually(lambda: other.deps.policy.strict_profile_changes is True)
+        assert (await keeper.delete(STRICT)).status_code == 200
+        await _eventually(lambda: other.deps.policy.strict_profile_changes is False)
+    finally:
+        await other.stop()
+
+
+async def test_a_reload_never_undoes_a_write_made_while_it_read(keeper: Keeper) -> None:
+    k = keeper.service.keeper
+    assert k is not None
+    store = keeper.service.store
+
+    class SlowRead:
+        """The store, with a PUT slipped in while the reload's read is under way."""
+
+        def __init__(self) -> None:
+            self.wrote = False
+
+        def read(self) -> Any:
+            return self._read()
+
+        @contextlib.asynccontextmanager
+        async def _read(self) -> AsyncIterator[Any]:
+            async with store.read() as tx:
+                entries = await tx.kv.tree(WRITABLE)  # before the PUT: nothing stored
+            if not self.wrote:
+                self.wrote = True
+                k.store = store
+                assert (await keeper.put(STRICT, True)).status_code == 200
+
+            class Tx:
+                class kv:  # noqa: N801 - stands in for the repository attribute
+                    @staticmethod
+                    async def tree(key: str) -> list[Any]:
+                        return entries
+
+            yield Tx()
+
+    k.store = SlowRead()  # type: ignore[assignment]
+    await k.load()
+    k.store = store
+    assert keeper.service.deps.policy.strict_profile_changes is True
+
+
+async def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "not applied in time"
+        await asyncio.sleep(0.02)
 
 
 # -- the key/value store -----------------------------------------------------------------------

@@ -7,7 +7,9 @@ configuration there too), and the keys under ``edgex/v4/core-metadata/Writable/`
 edgemeta's own settings, checked before anything is stored (a bad value or an unknown key:
 ContractInvalid, nothing stored) and applied to the running service's :class:`Policy` once the
 write commits. When the service starts, the stored values override the environment's
-(:meth:`Keeper.load`); deleting one of these keys puts the start-up value back.
+(:meth:`Keeper.load`); deleting one of these keys puts the start-up value back. Instances
+sharing one database reload the settings every ``EDGEMETA_KEEPER_RELOAD_SECONDS``
+(:meth:`Keeper.follow`), so a change made through one reaches the others within that time.
 
 Values are kept as EdgeX's keeper keeps them: as text (``true``, ``5``, ``INFO``; objects and
 lists as JSON), answered base64-encoded unless the client asks for ``plaintext``.
@@ -15,6 +17,7 @@ lists as JSON), answered base64-encoded unless the client asks for ``plaintext``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -221,6 +224,8 @@ class Keeper:
         # What each setting was at start (environment, flags, defaults): a deleted key's
         # setting goes back to this.
         self._initial = {k.field: getattr(policy, k.field) for k in WRITABLE_KEYS.values()}
+        self._generation = 0  # counts this instance's writes, so a reload never undoes one
+        self._warned: dict[str, str] = {}  # stored values already warned about
 
     def _apply(self, spec: WritableKey, value: Any) -> None:
         before = getattr(self.policy, spec.field)
@@ -231,17 +236,38 @@ class Keeper:
             log.info("writable setting %s: %r -> %r", spec.name, before, value)
 
     async def load(self) -> None:
-        """Apply the stored writable settings over the start-up values (a stored value that
-        no longer passes is logged and left out)."""
+        """Make the settings what the store says: each stored writable setting over its
+        start-up value, the start-up value where none is stored (a stored value that no
+        longer passes is logged and left out). Run at start, and every few seconds by
+        :meth:`follow` so that instances sharing one database take each other's changes."""
+        generation = self._generation
         async with self.store.read() as tx:
             entries = await tx.kv.tree(WRITABLE)
+        if generation != self._generation:
+            return  # a write of this instance applied meanwhile: what was read may be older
+        wanted = dict(self._initial)
         for e in entries:
             try:
                 spec, value = parse_writable(e.key, e.value)
             except ContractInvalid as exc:
-                log.warning("stored writable setting ignored: %s", exc.message)
+                if self._warned.get(e.key) != e.value:
+                    self._warned[e.key] = e.value
+                    log.warning("stored writable setting ignored: %s", exc.message)
                 continue
-            self._apply(spec, value)
+            wanted[spec.field] = value
+        for spec in WRITABLE_KEYS.values():
+            if getattr(self.policy, spec.field) != wanted[spec.field]:
+                self._apply(spec, wanted[spec.field])
+
+    async def follow(self, interval: float) -> None:
+        """:meth:`load` every ``interval`` seconds, until cancelled (a failed read is logged
+        and retried at the next tick)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.load()
+            except Exception as exc:
+                log.warning("could not reload the writable settings: %s", exc)
 
     async def get(self, key: str) -> list[KvEntry]:
         """The entry ``key`` and those below it; NotFound when there is none."""
@@ -273,6 +299,7 @@ class Keeper:
         async with self.store.write() as tx:
             for k, text in pairs:
                 await tx.kv.put(k, text, now)
+        self._generation += 1
         for spec, parsed in applied:
             self._apply(spec, parsed)
         return [k for k, _ in pairs]
@@ -291,6 +318,7 @@ class Keeper:
                 deleted.extend(await tx.kv.delete_below(key))
         if not deleted:
             raise NotFound(f"key '{key}' not found")
+        self._generation += 1
         for k in deleted:
             if _writable_name(k) is not None:
                 spec = WRITABLE_KEYS.get(_writable_name(k) or "")
