@@ -320,8 +320,8 @@ class Keeper:
             raise NotFound(f"key '{key}' not found")
         self._generation += 1
         for k in deleted:
-            if _writable_name(k) is not None:
-                spec = WRITABLE_KEYS.get(_writable_name(k) or "")
-                if spec is not None:
-                    self._apply(spec, self._initial[spec.field])
+            name = _writable_name(k)
+            spec = WRITABLE_KEYS.get(name) if name is not None else None
+            if spec is not None:
+                self._apply(spec, self._initial[spec.field])
         return deleted
