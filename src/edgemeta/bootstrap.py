@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 import yaml
 from starlette.types import ASGIApp
 
-from edgemeta.api.app import create_app, create_data_app
+from edgemeta.api.app import create_app, create_data_app, create_keeper_app
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.routes.coredata import DataContext
+from edgemeta.api.routes.keeper import KeeperContext
 from edgemeta.api.stream import Notifier
 from edgemeta.bus.memory import MemoryBus
 from edgemeta.bus.security import BrokerRefused, BusSecurity
@@ -32,6 +33,7 @@ from edgemeta.security.sealing import load_keyring
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.deps import Deps, MoveSettings, Policy
+from edgemeta.usecases.keeper import Keeper, writable_document
 from edgemeta.workers.ingest import EventIngest
 from edgemeta.workers.moves import MoveResumer
 from edgemeta.workers.relay import Relay
@@ -80,18 +82,24 @@ def load_uom(path: Path | None) -> tuple[dict[str, Any], bytes]:
 
 
 def config_document(s: Settings) -> dict[str, Any]:
-    """What GET /config shows (EdgeX uses PascalCase keys here); no secrets."""
+    """What GET /config shows (EdgeX uses PascalCase keys here); no secrets.
+
+    ``Writable`` and ``Service.MaxResultCount`` are the start-up values: the route answers
+    them as they are at request time (they change through the core-keeper API).
+    """
     return {
-        "Writable": {
-            "LogLevel": s.log_level,
-            "MaxDevices": s.max_devices,
-            "ProfileChange": {
-                "StrictDeviceProfileChanges": s.strict_profile_changes,
-                "StrictDeviceProfileDeletes": s.strict_profile_deletes,
-            },
-            "UoM": {"Validation": s.uom_validation},
-        },
+        "Writable": writable_document(
+            Policy(
+                max_devices=s.max_devices,
+                strict_profile_changes=s.strict_profile_changes,
+                strict_profile_deletes=s.strict_profile_deletes,
+                uom_validation=s.uom_validation,
+                max_result_count=s.max_result_count,
+                log_level=s.log_level,
+            )
+        ),
         "CoreData": {"Enabled": s.core_data, "Port": s.data_port},
+        "CoreKeeper": {"Enabled": s.core_keeper, "Port": s.keeper_port},
         "Service": {
             "Host": s.host,
             "Port": s.port,
@@ -136,12 +144,15 @@ class Service:
     deps: Deps
     app: ASGIApp
     data_app: ASGIApp | None = None
+    keeper_app: ASGIApp | None = None
+    keeper: Keeper | None = None
     ingest: EventIngest | None = None
     authenticator: Authenticator | None = None
     notifier: Notifier | None = None
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
     _starting: bool = False
+    _reloading: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.resumer = MoveResumer(self.deps)
@@ -167,6 +178,11 @@ class Service:
         if self.ingest is not None:
             self.ingest.start()
         self.resumer.start()
+        interval = self.settings.keeper_reload_seconds
+        if self.keeper is not None and interval > 0:
+            self._reloading = asyncio.create_task(
+                self.keeper.follow(interval), name="edgemeta-writable-reload"
+            )
 
     async def _connect_bus(self) -> None:
         delay = 1.0
@@ -200,6 +216,10 @@ class Service:
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
         await self.resumer.stop()
+        if self._reloading is not None:
+            self._reloading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloading
         task = self._connecting
         if task is not None and not task.done():
             task.cancel()
@@ -241,7 +261,12 @@ async def build(settings: Settings) -> Service:
         strict_profile_deletes=settings.strict_profile_deletes,
         uom_validation=settings.uom_validation,
         units=units,
+        max_result_count=settings.max_result_count,
+        log_level=settings.log_level,
     )
+    # The writable settings stored through the core-keeper API override the environment's.
+    keeper = Keeper(store, policy)
+    await keeper.load()
     validator = BusDeviceValidator(
         bus,
         prefix=settings.bus_prefix,
@@ -282,7 +307,6 @@ async def build(settings: Settings) -> Service:
     relay.listeners.append(notifier.notify)
     api = ApiContext(
         deps=deps,
-        max_result_count=settings.max_result_count,
         max_body_bytes=settings.max_request_bytes,
         config=config_document(settings),
         uom=uom,
@@ -315,6 +339,13 @@ async def build(settings: Settings) -> Service:
                 qos=max(settings.bus_qos, 1),
                 batch_max=settings.data_batch,
             )
+    keeper_app = None
+    if settings.core_keeper:
+        keeper_app = create_keeper_app(
+            KeeperContext(keeper=keeper, max_body_bytes=settings.max_request_bytes),
+            authenticator=auth,
+            cors_origins=cors,
+        )
     app = create_app(api, authenticator=auth, cors_origins=cors)
     return Service(
         settings,
@@ -324,6 +355,8 @@ async def build(settings: Settings) -> Service:
         deps,
         app,
         data_app,
+        keeper_app,
+        keeper,
         ingest,
         authenticator=auth,
         notifier=notifier,

@@ -115,6 +115,13 @@ async def _serve(settings: Settings) -> None:
     if service.data_app is not None:
         data_server = _QuietServer(_config(service.data_app, settings, settings.data_port, tls))
         data_task = asyncio.create_task(data_server.serve(), name="edgemeta-core-data-http")
+    keeper_server = None
+    keeper_task = None
+    if service.keeper_app is not None:
+        keeper_server = _QuietServer(
+            _config(service.keeper_app, settings, settings.keeper_port, tls)
+        )
+        keeper_task = asyncio.create_task(keeper_server.serve(), name="edgemeta-core-keeper-http")
     data = (
         f", core-data on {scheme}://{settings.host}:{settings.data_port}/api/v3"
         if data_server is not None
@@ -126,6 +133,8 @@ async def _serve(settings: Settings) -> None:
         transport = "TLS on"
     else:
         transport = f"mutual TLS (client certificates from {tls_setup.client_ca})"
+    if keeper_server is not None:
+        data += f", core-keeper on {scheme}://{settings.host}:{settings.keeper_port}/api/v3"
     auth = (
         f"auth on ({service.authenticator.description})"
         if service.authenticator is not None
@@ -146,10 +155,11 @@ async def _serve(settings: Settings) -> None:
     try:
         await server.serve()  # returns on SIGINT/SIGTERM, after in-flight requests finish
     finally:
-        if data_server is not None and data_task is not None:
-            data_server.should_exit = True
-            with contextlib.suppress(Exception):
-                await data_task
+        for extra, task in ((data_server, data_task), (keeper_server, keeper_task)):
+            if extra is not None and task is not None:
+                extra.should_exit = True
+                with contextlib.suppress(Exception):
+                    await task
         await service.stop()
         log.info("edgemeta stopped")
 
@@ -189,6 +199,16 @@ def serve(
             help="Serve core-data (events, readings) in this process [EDGEMETA_CORE_DATA]",
         ),
     ] = None,
+    keeper_port: Annotated[
+        int | None, typer.Option(help="core-keeper's port [EDGEMETA_KEEPER_PORT, 59890]")
+    ] = None,
+    core_keeper: Annotated[
+        bool | None,
+        typer.Option(
+            "--core-keeper/--no-core-keeper",
+            help="Serve core-keeper's key/value API (writable settings) [EDGEMETA_CORE_KEEPER]",
+        ),
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR [EDGEMETA_LOG_LEVEL]")
     ] = None,
@@ -205,6 +225,8 @@ def serve(
             device_validation=device_validation,
             data_port=data_port,
             core_data=core_data,
+            keeper_port=keeper_port,
+            core_keeper=core_keeper,
             log_level=log_level.upper() if log_level else None,
         )
     except ValueError as exc:

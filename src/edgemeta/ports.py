@@ -288,6 +288,36 @@ class Tx(Protocol):
     def apikeys(self) -> ApiKeyRepo:
         """API keys (stored as hashes)."""
 
+    @property
+    def kv(self) -> KvRepo:
+        """The core-keeper-compatible key/value entries."""
+
+
+@dataclass(frozen=True, slots=True)
+class KvEntry:
+    """One key of the key/value store: its text value and Unix-millisecond timestamps."""
+
+    key: str
+    value: str
+    created: int
+    modified: int
+
+
+class KvRepo(Protocol):
+    """Key/value entries (core-keeper's ``/kvs``): keys are ``/``-separated paths."""
+
+    async def tree(self, key: str) -> list[KvEntry]:
+        """The entry ``key`` and every entry below it (``key/...``), ordered by key."""
+
+    async def put(self, key: str, value: str, now_ms: int) -> None:
+        """Insert or replace the value of ``key`` (``created`` kept on replace)."""
+
+    async def delete(self, key: str) -> bool:
+        """Delete the entry ``key`` only; False if there was none."""
+
+    async def delete_below(self, key: str) -> list[str]:
+        """Delete every entry below ``key`` (``key/...``); returns their keys, ordered."""
+
 
 class ApiKeyRepo(Protocol):
     """API keys: only their hashes are stored (``edgemeta.security.apikeys``)."""

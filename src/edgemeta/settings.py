@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     data_batch: int = Field(500, ge=1, le=10_000)
     max_event_bytes: int = Field(25_000 * 1024, ge=1024)
 
+    # core-keeper's key/value API (runtime-writable settings) in the same process
+    core_keeper: bool = True
+    keeper_port: int = Field(59890, ge=0, le=65535)
+    keeper_reload_seconds: float = Field(5.0, ge=0, le=86400)  # 0: only at start
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Authentication and authorization (docs/security.md). ``off`` is for loopback only: a

@@ -1,8 +1,8 @@
 """The ``curl`` examples of README.md and docs/*.md, run against a live ``edgemeta serve``.
 
 Every ```` ```sh ```` block holding a ``curl`` is run with bash, in order, per file, on a fresh
-data directory (the ports 59881/59880 the docs use are rewritten to free ones). Each curl must
-exit 0 and answer no 5xx; where the doc shows the answer (a ``# {..."statusCode":N...}``
+data directory (the ports 59881/59880/59890 the docs use are rewritten to free ones). Each curl
+must exit 0 and answer no 5xx; where the doc shows the answer (a ``# {..."statusCode":N...}``
 comment after the command, or a ``# N`` at the end of its line), the status must match.
 """
 
@@ -135,7 +135,8 @@ def test_the_curl_examples_of_a_doc_work(doc: Path, tmp_path: Path) -> None:
     p = start(tmp_path, env={"EDGEMETA_DATA_PORT": str(data_port)})
     try:
         p.wait_ready()
-        ports = {"59881": str(p.port), "59880": str(data_port)}
+        p.wait_keeper_ready()
+        ports = {"59881": str(p.port), "59880": str(data_port), "59890": str(p.keeper_port)}
         chain = [d for d in DOCS if AFTER.get(doc.name) == d.name] + [doc]
         for part in chain:
             for block in blocks(part):

@@ -30,6 +30,11 @@ class ServeProcess:
     port: int
     log_path: Path
     started: float = field(default_factory=time.monotonic)
+    keeper_port: int = 0
+
+    @property
+    def keeper_url(self) -> str:
+        return f"http://127.0.0.1:{self.keeper_port}/api/v3"
 
     @property
     def url(self) -> str:
@@ -52,6 +57,20 @@ class ServeProcess:
             time.sleep(0.02)
         raise TimeoutError(f"edgemeta did not answer within {timeout}s:\n{self.log()}")
 
+    def wait_keeper_ready(self, timeout: float = 15.0) -> None:
+        """Wait until the core-keeper port's /ping answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"edgemeta exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.keeper_url}/ping", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        raise TimeoutError(f"core-keeper did not answer within {timeout}s:\n{self.log()}")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         """Send ``sig`` and wait for the exit code."""
         if self.proc.poll() is None:
@@ -73,6 +92,7 @@ def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Serv
     full_env.setdefault("EDGEMETA_DATA_DIR", str(tmp_path / "data"))
     # core-data listens too: on a port of its own, so that processes can run side by side.
     full_env.setdefault("EDGEMETA_DATA_PORT", str(free_port()))
+    full_env.setdefault("EDGEMETA_KEEPER_PORT", str(free_port()))
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "edgemeta", "serve", "--port", str(port), *args],
@@ -80,4 +100,4 @@ def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Serv
             stderr=subprocess.STDOUT,
             env=full_env,
         )
-    return ServeProcess(proc, port, log_path)
+    return ServeProcess(proc, port, log_path, keeper_port=int(full_env["EDGEMETA_KEEPER_PORT"]))

@@ -17,23 +17,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgemeta.api.app import API_BASE, create_app, openapi_document
+from edgemeta.api.app import (
+    API_BASE,
+    create_app,
+    keeper_openapi_document,
+    openapi_document,
+    route_template,
+)
 from edgemeta.api.handlers import ApiContext
 from edgemeta.bootstrap import Service
-from edgemeta.security.roles import DATA, METADATA, ROLES, TABLE, markdown, rule_for
+from edgemeta.security.roles import DATA, KEEPER, METADATA, ROLES, TABLE, markdown, rule_for
 from tests.support import servers
 from tests.support.api import make_service
 from tests.support.auth import api_key, auth_app, bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = yaml.safe_load(openapi_document())
+KEEPER_DOC = yaml.safe_load(keeper_openapi_document())
 METHODS = {"get", "put", "post", "patch", "delete"}
 
 
 def _served(app: Any) -> set[tuple[str, str]]:
     starlette_app = app.app  # inside the correlation middleware
     return {
-        (m, r.path.removeprefix(API_BASE))
+        (m, route_template(r.path).removeprefix(API_BASE))
         for r in starlette_app.routes
         if isinstance(r, Route)
         for m in r.methods or ()
@@ -41,8 +48,8 @@ def _served(app: Any) -> set[tuple[str, str]]:
     }
 
 
-def _documented() -> set[tuple[str, str]]:
-    return {(m.upper(), p) for p, item in DOC["paths"].items() for m in item if m in METHODS}
+def _documented(doc: dict[str, Any] = DOC) -> set[tuple[str, str]]:
+    return {(m.upper(), p) for p, item in doc["paths"].items() for m in item if m in METHODS}
 
 
 async def test_every_route_is_in_the_table_and_the_table_has_nothing_else(
@@ -51,12 +58,16 @@ async def test_every_route_is_in_the_table_and_the_table_has_nothing_else(
     async with auth_app("sqlite", tmp_path) as (service, _, _d):
         meta = _served(service.app)
         data = _served(service.data_app)
+        keeper = _served(service.keeper_app)
     listed_meta = {(m, t) for (api, m, t) in TABLE if api == METADATA}
     listed_data = {(m, t) for (api, m, t) in TABLE if api == DATA}
+    listed_keeper = {(m, t) for (api, m, t) in TABLE if api == KEEPER}
     assert meta == listed_meta
     assert data == listed_data
+    assert keeper == listed_keeper
     assert _documented() == listed_meta
-    assert len(TABLE) == len(meta) + len(data)
+    assert _documented(KEEPER_DOC) == listed_keeper
+    assert len(TABLE) == len(meta) + len(data) + len(keeper)
 
 
 def test_the_generated_doc_is_up_to_date() -> None:
@@ -172,7 +183,11 @@ async def test_every_operation_times_every_role(backend: str, tmp_path: Any) -> 
             )
             for role in ROLES
         }
-        clients: dict[str, httpx.AsyncClient] = {METADATA: meta, DATA: data}
+        assert service.keeper_app is not None
+        keeper = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=service.keeper_app), base_url="http://k"
+        )
+        clients: dict[str, httpx.AsyncClient] = {METADATA: meta, DATA: data, KEEPER: keeper}
         allowed_count = refused_count = 0
         for (api, method, template), rule in TABLE.items():
             client = clients[api]
@@ -194,4 +209,5 @@ async def test_every_operation_times_every_role(backend: str, tmp_path: Any) -> 
                 assert r.status_code not in (401, 403), (method, template, role, r.text)
                 assert r.status_code < 500, (method, template, role, r.text)
                 allowed_count += 1
+        await keeper.aclose()
         assert allowed_count > 0 and refused_count > 0

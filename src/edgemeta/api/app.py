@@ -9,6 +9,7 @@ are decoded by our own DTO layer anyway. The OpenAPI document is ours, in ``open
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -38,9 +39,11 @@ from edgemeta.api.routes import (
     watchers,
 )
 from edgemeta.api.routes import coredata as coredata_routes
+from edgemeta.api.routes import keeper as keeper_routes
 from edgemeta.api.routes.coredata import DataContext
+from edgemeta.api.routes.keeper import KeeperContext
 from edgemeta.security.authn import Authenticator
-from edgemeta.security.roles import DATA, METADATA, rule_for
+from edgemeta.security.roles import DATA, KEEPER, METADATA, rule_for
 
 API_BASE = "/api/v3"
 _CID_HEADER = b"x-correlation-id"
@@ -117,6 +120,20 @@ def openapi_document() -> bytes:
     return resources.files("edgemeta.api").joinpath("openapi.yaml").read_bytes()
 
 
+def keeper_openapi_document() -> bytes:
+    """The OpenAPI document of the core-keeper-compatible port (the key/value store)."""
+    return resources.files("edgemeta.api").joinpath("keeper-openapi.yaml").read_bytes()
+
+
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+
+
+def route_template(path: str) -> str:
+    """A Starlette route path as the role table and the OpenAPI documents name it
+    (``{key:path}`` -> ``{key}``)."""
+    return _CONVERTER.sub(r"{\1}", path)
+
+
 def _guarded(
     routes: list[BaseRoute], service: str, authenticator: Authenticator | None
 ) -> list[BaseRoute]:
@@ -128,9 +145,9 @@ def _guarded(
         method = next((m for m in methods if m != "HEAD"), "GET")
         gate = Middleware(
             AuthGate,
-            rule=rule_for(service, method, r.path),
+            rule=rule_for(service, method, route_template(r.path)),
             authenticator=authenticator,
-            label=f"{method} {API_BASE}{r.path}",
+            label=f"{method} {API_BASE}{route_template(r.path)}",
         )
         out.append(
             Route(API_BASE + r.path, r.endpoint, methods=r.methods, name=r.name, middleware=[gate])
@@ -204,6 +221,28 @@ def create_data_app(
     routes: list[BaseRoute] = list(coredata_routes.routes(ctx))
     app = Starlette(
         routes=_guarded(routes, DATA, authenticator),
+        middleware=_middleware(cors_origins),
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    return CorrelationMiddleware(app)
+
+
+def create_keeper_app(
+    ctx: KeeperContext,
+    *,
+    authenticator: Authenticator | None = None,
+    cors_origins: Sequence[str] = (),
+) -> ASGIApp:
+    """The core-keeper-compatible application (its own port): the key/value store."""
+    routes: list[BaseRoute] = list(keeper_routes.routes(ctx))
+    spec = keeper_openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return Response(spec, media_type="application/yaml")
+
+    routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    app = Starlette(
+        routes=_guarded(routes, KEEPER, authenticator),
         middleware=_middleware(cors_origins),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )

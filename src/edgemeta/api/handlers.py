@@ -32,7 +32,6 @@ class ApiContext:
     """What the routes need, fixed when the app is built."""
 
     deps: Deps
-    max_result_count: int = 1024
     max_body_bytes: int = 16 * 1024 * 1024
     config: dict[str, Any] = field(default_factory=dict)
     uom: dict[str, Any] = field(default_factory=dict)
@@ -41,6 +40,11 @@ class ApiContext:
     bus_prefix: str = "edgex"
     name_escape: bool = False
     registration_wait: float = 10.0
+
+    @property
+    def max_result_count(self) -> int:
+        """The largest page a list answers, read from the writable settings at request time."""
+        return self.deps.policy.max_result_count
 
 
 class ItemError(EdgeMetaError):

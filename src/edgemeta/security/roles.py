@@ -15,6 +15,7 @@ from enum import StrEnum
 
 METADATA = "core-metadata"
 DATA = "core-data"
+KEEPER = "core-keeper"
 BASE = "/api/v3"
 
 
@@ -75,6 +76,7 @@ ADMIN = _r(Role.ADMIN)
 
 _M = METADATA
 _D = DATA
+_K = KEEPER
 
 TABLE: dict[tuple[str, str, str], Rule] = {
     # common
@@ -185,6 +187,13 @@ TABLE: dict[tuple[str, str, str], Rule] = {
         "/reading/device/name/{deviceName}/resourceName/{resourceName}/start/{start}/end/{end}",
     ): READ,
     (_D, "GET", "/reading/device/name/{deviceName}/start/{start}/end/{end}"): READ,
+    # core-keeper (the key/value store): writing a key changes how the service runs
+    (_K, "GET", "/ping"): OPEN,
+    (_K, "GET", "/version"): READ,
+    (_K, "GET", "/openapi.yaml"): Rule(frozenset(), open=True, note="the public contract"),
+    (_K, "GET", "/kvs/key/{key}"): READ,
+    (_K, "PUT", "/kvs/key/{key}"): ADMIN,
+    (_K, "DELETE", "/kvs/key/{key}"): ADMIN,
 }
 
 

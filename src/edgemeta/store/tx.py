@@ -6,6 +6,7 @@ from edgemeta.ports import Sealer
 from edgemeta.store.apikeys import SqlApiKeyRepo
 from edgemeta.store.coredata import SqlCoreDataRepo
 from edgemeta.store.driver import DocTexts, Driver
+from edgemeta.store.kv import SqlKvRepo
 from edgemeta.store.moves import SqlMoveRepo
 from edgemeta.store.outbox import SqlOutbox, SqlOutboxFeed
 from edgemeta.store.provisioning import SqlEnrollmentRepo, SqlRegistrationRepo
@@ -26,6 +27,7 @@ class SqlTx:
         "devices",
         "enrollments",
         "feed",
+        "kv",
         "moves",
         "outbox",
         "profiles",
@@ -47,3 +49,4 @@ class SqlTx:
         self.outbox = SqlOutbox(db, texts)
         self.feed = SqlOutboxFeed(db)
         self.apikeys = SqlApiKeyRepo(db)
+        self.kv = SqlKvRepo(db)

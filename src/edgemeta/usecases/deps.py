@@ -14,9 +14,16 @@ from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.ports import AllocationHook, DeviceValidator, Releases, ReleaseWatch, Store
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Policy:
-    """Settings that change what the use cases allow (EdgeX ``Writable`` section)."""
+    """The writable settings (EdgeX's ``Writable`` section): what the use cases allow, and the
+    few API limits an operator may change while the service runs.
+
+    Deliberately mutable and shared: the service holds one instance, every use case and route
+    reads it at request time (never copies a field at start), and the core-keeper API
+    (``edgemeta.usecases.keeper``) changes it in place, so a change applies to the very next
+    request. Fields change one at a time on the event loop, never across an ``await``.
+    """
 
     max_devices: int = 0
     max_resources: int = 0
@@ -24,6 +31,8 @@ class Policy:
     strict_profile_deletes: bool = False
     uom_validation: bool = False
     units: frozenset[str] = field(default_factory=frozenset)
+    max_result_count: int = 1024
+    log_level: str = "INFO"
 
 
 @dataclass(frozen=True, slots=True)

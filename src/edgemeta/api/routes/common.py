@@ -18,6 +18,7 @@ from edgemeta.api.responses import base, respond
 from edgemeta.documents import API_VERSION, TEXT_MAX, Envelope, Name, Wire
 from edgemeta.domain.errors import Unsupported
 from edgemeta.ports import Store
+from edgemeta.usecases.keeper import writable_document
 
 log = logging.getLogger("edgemeta.api")
 
@@ -68,10 +69,16 @@ def routes(api: ApiContext) -> list[Route]:
     async def version(request: Request) -> Response:
         return respond(200, version_answer)
 
-    config_body = {"apiVersion": API_VERSION, "config": api.config, "serviceName": SERVICE_NAME}
-
     async def config(request: Request) -> Response:
-        return respond(200, config_body)
+        # The writable settings as they are now (the core-keeper API changes them).
+        policy = api.deps.policy
+        live = dict(api.config)
+        live["Writable"] = writable_document(policy)
+        if "Service" in live:
+            live["Service"] = {**live["Service"], "MaxResultCount": policy.max_result_count}
+        return respond(
+            200, {"apiVersion": API_VERSION, "config": live, "serviceName": SERVICE_NAME}
+        )
 
     async def uom(request: Request) -> Response:
         if "yaml" in request.headers.get("accept", ""):
