@@ -1,10 +1,12 @@
-"""ping, version, config, units of measure, secret."""
+"""ping, version, health and config, which every service edgemeta serves answers alike
+(:func:`service_routes`), and core-metadata's units of measure and secret."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 from starlette.requests import Request
@@ -57,36 +59,61 @@ async def store_health(store: Store, service_name: str) -> Response:
     return respond(200, {**base(200), "serviceName": service_name, "store": "ok"})
 
 
-def routes(api: ApiContext) -> list[Route]:
-    """The common routes."""
-    ping_tail = {"serviceName": SERVICE_NAME}
+def service_routes(
+    service_name: str,
+    *,
+    store: Store | None = None,
+    config: Callable[[], dict[str, Any]] | None = None,
+) -> list[Route]:
+    """``/ping`` and ``/version`` of ``service_name``, ``/health`` when it has a store and
+    ``/config`` when it has a configuration, in EdgeX's shapes (one place for every port)."""
+    version_answer = version_body(service_name)
 
     async def ping(request: Request) -> Response:
-        return respond(200, {"apiVersion": API_VERSION, "timestamp": unix_date(), **ping_tail})
-
-    version_answer = version_body(SERVICE_NAME)
+        return respond(
+            200, {"apiVersion": API_VERSION, "timestamp": unix_date(), "serviceName": service_name}
+        )
 
     async def version(request: Request) -> Response:
         return respond(200, version_answer)
 
-    async def config(request: Request) -> Response:
+    found = [Route("/ping", ping, methods=["GET"])]
+    if store is not None:
+        checked = store
+
+        async def health(request: Request) -> Response:
+            return await store_health(checked, service_name)
+
+        found.append(Route("/health", health, methods=["GET"]))
+    found.append(Route("/version", version, methods=["GET"]))
+    if config is not None:
+        current = config
+
+        async def config_route(request: Request) -> Response:
+            return respond(
+                200, {"apiVersion": API_VERSION, "config": current(), "serviceName": service_name}
+            )
+
+        found.append(Route("/config", config_route, methods=["GET"]))
+    return found
+
+
+def routes(api: ApiContext) -> list[Route]:
+    """core-metadata's common routes."""
+
+    def config() -> dict[str, Any]:
         # The writable settings as they are now (the core-keeper API changes them).
         policy = api.deps.policy
         live = dict(api.config)
         live["Writable"] = writable_document(policy)
         if "Service" in live:
             live["Service"] = {**live["Service"], "MaxResultCount": policy.max_result_count}
-        return respond(
-            200, {"apiVersion": API_VERSION, "config": live, "serviceName": SERVICE_NAME}
-        )
+        return live
 
     async def uom(request: Request) -> Response:
         if "yaml" in request.headers.get("accept", ""):
             return Response(api.uom_yaml, media_type="application/x-yaml")
         return respond(200, {"apiVersion": API_VERSION, "statusCode": 200, "uom": api.uom})
-
-    async def health(request: Request) -> Response:
-        return await store_health(api.deps.store, SERVICE_NAME)
 
     @endpoint
     async def secret(request: Request) -> Response:
@@ -98,10 +125,7 @@ def routes(api: ApiContext) -> list[Route]:
         )
 
     return [
-        Route("/ping", ping, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/version", version, methods=["GET"]),
-        Route("/config", config, methods=["GET"]),
+        *service_routes(SERVICE_NAME, store=api.deps.store, config=config),
         Route("/uom", uom, methods=["GET"]),
         Route("/secret", secret, methods=["POST"]),
     ]

@@ -20,13 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgemeta import version_body
 from edgemeta.api.authz import own_service_name
 from edgemeta.api.body import parse_json, read_body
 from edgemeta.api.handlers import endpoint, path
 from edgemeta.api.query import DEFAULT_LIMIT, MAX_OFFSET, int_param
 from edgemeta.api.responses import JSON_TYPE, base, respond
-from edgemeta.api.routes.common import store_health, unix_date
+from edgemeta.api.routes.common import service_routes
 from edgemeta.documents import API_VERSION
 from edgemeta.documents.coredata import numeric_document, parse_request
 from edgemeta.domain.errors import ContractInvalid, RangeNotSatisfiable, Unsupported
@@ -104,22 +103,6 @@ def routes(ctx: DataContext) -> list[Route]:
     """The core-data routes (without the ``/api/v3`` base)."""
     deps = ctx.deps
     writer = uc.GroupWriter(deps)
-
-    async def health(request: Request) -> Response:
-        return await store_health(deps.store, SERVICE_NAME)
-
-    async def ping(request: Request) -> Response:
-        return respond(
-            200, {"apiVersion": API_VERSION, "timestamp": unix_date(), "serviceName": SERVICE_NAME}
-        )
-
-    async def version(request: Request) -> Response:
-        return respond(200, version_body(SERVICE_NAME))
-
-    async def config(request: Request) -> Response:
-        return respond(
-            200, {"apiVersion": API_VERSION, "config": ctx.config, "serviceName": SERVICE_NAME}
-        )
 
     @endpoint
     async def add_event(request: Request) -> Response:
@@ -257,10 +240,7 @@ def routes(ctx: DataContext) -> list[Route]:
     r = "/reading"
     dev_r = f"{r}/device/name/{{deviceName}}/resourceName/{{resourceName}}"
     return [
-        Route("/ping", ping, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/version", version, methods=["GET"]),
-        Route("/config", config, methods=["GET"]),
+        *service_routes(SERVICE_NAME, store=deps.store, config=lambda: ctx.config),
         Route("/event/all", events_all, methods=["GET"]),
         Route("/event/count", _count("event", None), methods=["GET"]),
         Route("/event/count/device/name/{name}", _count("event", "device"), methods=["GET"]),

@@ -18,12 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgemeta import version_body
 from edgemeta.api.body import parse_json, read_body
 from edgemeta.api.handlers import endpoint
-from edgemeta.api.responses import ok, respond
-from edgemeta.api.routes.common import unix_date
-from edgemeta.documents import API_VERSION
+from edgemeta.api.responses import ok
+from edgemeta.api.routes.common import service_routes
 from edgemeta.domain.errors import ContractInvalid
 from edgemeta.usecases.keeper import Keeper
 
@@ -76,16 +74,6 @@ def routes(ctx: KeeperContext) -> list[Route]:
     """The core-keeper routes (``{key:path}``: a key holds ``/``)."""
     keeper = ctx.keeper
 
-    async def ping(request: Request) -> Response:
-        return respond(
-            200, {"apiVersion": API_VERSION, "timestamp": unix_date(), "serviceName": SERVICE_NAME}
-        )
-
-    version_answer = version_body(SERVICE_NAME)
-
-    async def version(request: Request) -> Response:
-        return respond(200, version_answer)
-
     @endpoint
     async def get_keys(request: Request) -> Response:
         keys_only = _flag(request.query_params, "keyOnly")
@@ -120,8 +108,7 @@ def routes(ctx: KeeperContext) -> list[Route]:
         return ok(response=await keeper.delete(_key(request), prefix_match=prefix_match))
 
     return [
-        Route("/ping", ping, methods=["GET"]),
-        Route("/version", version, methods=["GET"]),
+        *service_routes(SERVICE_NAME),
         Route("/kvs/key/{key:path}", get_keys, methods=["GET"]),
         Route("/kvs/key/{key:path}", put_keys, methods=["PUT"]),
         Route("/kvs/key/{key:path}", delete_keys, methods=["DELETE"]),
