@@ -21,15 +21,18 @@ from edgemeta.api.stream import Notifier
 from edgemeta.bus.memory import MemoryBus
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
+from edgemeta.peers.proof_gate import ProofGate
 from edgemeta.peers.releases import BusReleases
 from edgemeta.peers.validation import BusDeviceValidator
 from edgemeta.peers.webhooks import HttpAllocationHook
 from edgemeta.ports import Bus, Store
 from edgemeta.security.authn import Authenticator
 from edgemeta.security.config import authenticator, check_exposure
+from edgemeta.security.proofs import Keyring, effective_mode
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.deps import Deps, MoveSettings, Policy
+from edgemeta.usecases.release_keys import server_secret
 from edgemeta.workers.ingest import EventIngest
 from edgemeta.workers.moves import MoveResumer
 from edgemeta.workers.relay import Relay
@@ -181,12 +184,21 @@ async def build(settings: Settings) -> Service:
         uom_validation=settings.uom_validation,
         units=units,
     )
+    # Proof of the sender on bus replies (docs/security.md): one gate, one count, for both.
+    try:
+        keyring = Keyring(await server_secret(store, settings.release_key_file))
+    except BaseException:
+        await store.close()
+        raise
+    gate = ProofGate(keyring, effective_mode(settings.release_proof, settings.auth))
+    log.info("proof of the sender on bus replies: %s", gate.mode)
     validator = BusDeviceValidator(
         bus,
         prefix=settings.bus_prefix,
         timeout=settings.validation_timeout,
         mode=settings.device_validation,
         name_escape=settings.name_escape,
+        gate=gate,
     )
     move_settings = MoveSettings(
         ack_timeout=settings.move_ack_timeout,
@@ -200,7 +212,9 @@ async def build(settings: Settings) -> Service:
             2 * (settings.move_ack_timeout + settings.move_release_deadline),
         ),
     )
-    releases = BusReleases(bus, prefix=settings.bus_prefix, name_escape=settings.name_escape)
+    releases = BusReleases(
+        bus, prefix=settings.bus_prefix, name_escape=settings.name_escape, gate=gate
+    )
     deps = Deps(
         store=store,
         validator=validator,
@@ -208,6 +222,7 @@ async def build(settings: Settings) -> Service:
         releases=releases,
         move_settings=move_settings,
         allocation_hook=HttpAllocationHook(),
+        keyring=keyring,
     )
     relay = Relay(
         store,

@@ -19,11 +19,13 @@ from edgemeta.bootstrap import build
 from edgemeta.domain.durations import DurationError, parse_duration
 from edgemeta.domain.errors import EdgeMetaError
 from edgemeta.ports import Store
+from edgemeta.security.proofs import derive_key
 from edgemeta.security.roles import ROLES, TABLE
 from edgemeta.security.roles import markdown as role_table_markdown
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.apikeys import create_key, list_keys, revoke_key
+from edgemeta.usecases.release_keys import server_secret
 
 T = TypeVar("T")
 
@@ -269,6 +271,27 @@ def apikey_revoke(key_id: str, database_url: DatabaseOption = None) -> None:
     """Revoke an API key (running services refuse it within EDGEMETA_AUTH_APIKEY_CACHE_SECONDS)."""
     _with_store(database_url, lambda store: revoke_key(store, key_id))
     typer.echo(f"API key {key_id} revoked")
+
+
+@app.command()
+def releasekey(
+    service: Annotated[str, typer.Argument(help="The device service's name")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Print a device service's release key (hex), for a service configured by file; it signs
+    its bus replies with it (docs/security.md). Direct database access, as 'apikey create'."""
+    key_file = _settings(database_url=database_url).release_key_file
+
+    async def work(store: Store) -> tuple[bytes, bool]:
+        secret = await server_secret(store, key_file)
+        async with store.read() as tx:
+            known = await tx.services.get(service) is not None
+        return derive_key(secret, service), known
+
+    key, known = _with_store(database_url, work)
+    typer.echo(key.hex())
+    if not known:
+        typer.echo(f"note: no device service '{service}' is registered (yet)", err=True)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from edgemeta.store.repos import (
     SqlDeviceServiceRepo,
     SqlProvisionWatcherRepo,
 )
+from edgemeta.store.secrets import SqlServerSecretRepo
 
 
 class SqlTx:
@@ -29,6 +30,7 @@ class SqlTx:
         "outbox",
         "profiles",
         "registrations",
+        "secret",
         "services",
         "watchers",
     )
@@ -46,3 +48,4 @@ class SqlTx:
         self.outbox = SqlOutbox(db, texts)
         self.feed = SqlOutboxFeed(db)
         self.apikeys = SqlApiKeyRepo(db)
+        self.secret = SqlServerSecretRepo(db)
