@@ -66,7 +66,7 @@ def accepted_forgeries(service: Service) -> list[str]:
     """Record every reply the engine believed that the hostile participant sent."""
     believed: list[str] = []
 
-    def observe(kind: Kind, svc: str, env: dict[str, Any]) -> None:
+    def observe(kind: Kind, svc: str, device: str, env: dict[str, Any]) -> None:
         if str(env.get("correlationID", "")).startswith(MARK):
             believed.append(f"{kind.value}:{svc}")
 

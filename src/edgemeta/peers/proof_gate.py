@@ -4,8 +4,10 @@ A :class:`ProofGate` knows the mode (``EDGEMETA_RELEASE_PROOF`` resolved, see
 :func:`edgemeta.security.proofs.effective_mode`) and the keyring. It counts what it accepted
 and refused per kind (``release``, ``validate``) so an operator, a test or the soak can see
 forgeries, and logs every refusal at WARNING with the topic and the service the reply claims
-to come from. Observers (``observe``) are told of every accepted reply with its envelope;
-the soak uses that to count the accepted replies a hostile participant marked as its own.
+to come from (the first 20 refusals of each kind, then every 100th, so that a flood of
+forgeries cannot flood the log too; the count is in every line). Observers (``observers``)
+are told of every accepted reply (kind, service, device, envelope); the soak uses that to
+count the accepted replies a hostile participant marked as its own.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from edgemeta.security.proofs import Keyring, Kind, Mode, verify
 
 log = logging.getLogger("edgemeta.proofs")
 
-Observer = Callable[[Kind, str, dict[str, Any]], None]
+Observer = Callable[[Kind, str, str, dict[str, Any]], None]  # kind, service, device, envelope
+
+
+def _worth_logging(count: int) -> bool:
+    return count <= 20 or count % 100 == 0
 
 
 class ProofGate:
@@ -63,6 +69,8 @@ class ProofGate:
         logged."""
         if not self._valid(kind, service, request_id, device, env):
             self.refused[kind] += 1
+            if not _worth_logging(self.refused[kind]):
+                return False
             log.warning(
                 "refused a %s reply on %s claiming to come from device service %r: %s "
                 "(%d %s replies refused so far)",
@@ -76,12 +84,14 @@ class ProofGate:
             return False
         self.accepted[kind] += 1
         for observe in self.observers:
-            observe(kind, service, env)
+            observe(kind, service, device, env)
         return True
 
     def refuse_unreadable(self, kind: Kind, service: str, topic: str) -> None:
         """Count (and log) a reply that is not an envelope at all."""
         self.refused[kind] += 1
+        if not _worth_logging(self.refused[kind]):
+            return
         log.warning(
             "refused an unreadable %s reply on %s for device service %r", kind.value, topic, service
         )
