@@ -33,6 +33,15 @@ At the end the chaos stops, every service is up again, the movers stop, and afte
 owner. The run prints moves done, moves failed by policy (rolled back: the old owner did not
 confirm), other failures and conflicts, the chaos counts, and the devices ever seen with zero
 or two owners in the store and in the services; it exits 1 unless all of those are 0.
+
+``--hostile`` adds a hostile bus participant (``bench/hostile.py``) that hears every move and
+validation request and confirms every release and accepts every validation, for whichever
+service should, as fast as it can, with no proof, a random one, a replayed genuine one, or one
+signed with a key of its own. Its envelopes are marked, and the engine's proof gate tells the
+soak which replies it believed, so the run prints ``forgeries sent N, accepted M`` (M must be
+0; the run fails otherwise). ``--release-proof`` (default ``strict``: every participant here
+signs) sets ``EDGEMETA_RELEASE_PROOF``; ``--release-proof off`` is the control, in which the
+forgeries are believed.
 """
 
 from __future__ import annotations
@@ -50,9 +59,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bench.hostile import MARK, Hostile
 from bench.movekit import add_devices, edgemeta, reassign
+from edgemeta.peers.releases import BusReleases
 from edgemeta.ports import Bus
 from edgemeta.sdk import DeviceServiceParticipant
+from edgemeta.security.proofs import Kind
 
 
 @dataclass
@@ -92,8 +104,19 @@ class Soak:
 
             bus = MqttBus(self.bus_url, client_id_prefix=f"soak-{name}")
             await bus.start()
+        delay = self.args.release_delay
+
+        async def letting_go(device: dict[str, object]) -> None:
+            if delay:
+                await asyncio.sleep(delay)  # stopping a driver takes a moment
+
         p = DeviceServiceParticipant(
-            name, api_url="http://edgemeta", bus=bus, prefix=self.prefix, http=self.client
+            name,
+            api_url="http://edgemeta",
+            bus=bus,
+            prefix=self.prefix,
+            http=self.client,
+            on_release=letting_go,
         )
         await p.start()
         self.live[name] = p
@@ -260,6 +283,7 @@ async def run(args: argparse.Namespace) -> int:
         "validation_timeout": args.ack_timeout,
         "move_release_deadline": 0.1,
         "bus_prefix": prefix,
+        "release_proof": args.release_proof,
     }
     t_start = time.monotonic()
     async with edgemeta(args.database, bus_url, **settings) as (service, client):
@@ -267,6 +291,30 @@ async def run(args: argparse.Namespace) -> int:
         services = [f"ds-{i}" for i in range(args.services)]
         names = [f"walker-{i:05d}" for i in range(args.devices)]
         soak = Soak(args, client, shared, bus_url, prefix, names, services, rng)
+        believed: Counter[str] = Counter()  # the hostile's replies the engine believed
+        hostile = None
+        if args.hostile:
+            releases = service.deps.releases
+            assert isinstance(releases, BusReleases)
+            assert service.deps.keyring is not None
+
+            def observe(kind: Kind, svc: str, device: str, env: dict[str, object]) -> None:
+                if str(env.get("correlationID", "")).startswith(MARK):
+                    believed[kind] += 1
+                    old = soak.live.get(svc)
+                    if kind == Kind.RELEASE and old is not None and device in old.serving:
+                        believed["while served"] += 1  # the old owner had not let go
+
+            releases.gate.observers.append(observe)
+            hostile_bus = shared
+            if hostile_bus is None:  # its own connection, straight to the broker: never cut
+                from edgemeta.bus.mqtt import MqttBus
+
+                hostile_bus = MqttBus(args.bus_url, client_id_prefix="soak-hostile")
+                await hostile_bus.start()
+            # a registered but malicious service's genuine key, for the own-key forgeries
+            hostile = Hostile(hostile_bus, prefix, own_key=service.deps.keyring.key("mallory"))
+            await hostile.start()
         for name in services:
             await soak.start_service(name)
         soak.chaos.clear()
@@ -322,6 +370,12 @@ async def run(args: argparse.Namespace) -> int:
             await p.stop()
             if shared is None:
                 await p.bus.close()
+        if hostile is not None:
+            await hostile.stop()
+            if shared is None:
+                await hostile.bus.close()
+        gate = service.deps.releases.gate  # type: ignore[attr-defined]
+        refused = {str(k): v for k, v in gate.refused.items()}
     if proxy is not None:
         await proxy.stop()
     moves = sum(soak.outcomes.values())
@@ -352,8 +406,24 @@ async def run(args: argparse.Namespace) -> int:
         f"  devices ever seen with two owners:  store {len(soak.store_two)}, "
         f"services {len(soak.svc_two)}"
     )
+    print(f"  proofs: {args.release_proof}; replies refused by the engine {refused}")
+    forged_ok = True
+    if hostile is not None:
+        sent = sum(hostile.sent.values())
+        accepted = believed[Kind.RELEASE] + believed[Kind.VALIDATE]
+        print(
+            f"  forgeries sent {sent}, accepted {accepted} (releases sent "
+            f"{hostile.sent[Kind.RELEASE]}, accepted {believed[Kind.RELEASE]}; validations "
+            f"sent {hostile.sent[Kind.VALIDATE]}, accepted {believed[Kind.VALIDATE]}); "
+            f"forged releases believed while the old owner still served the device: "
+            f"{believed['while served']}"
+        )
+        forged_ok = accepted == 0
     for text in explained:
         print("  " + text)
+    if not forged_ok:
+        print("  FAILED: the engine believed forged replies")
+        return 1
     bad = soak.store_zero | soak.store_two | soak.svc_zero | soak.svc_two
     if bad:
         print(f"  FAILED: {sorted(bad)[:10]}")
@@ -380,6 +450,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample-every", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument("--hostile", action="store_true", help="add a participant that forges")
+    ap.add_argument(
+        "--release-delay", type=float, default=0.0, help="seconds a service takes to let go"
+    )
+    ap.add_argument(
+        "--release-proof",
+        default="strict",
+        choices=["off", "on", "strict"],
+        help="EDGEMETA_RELEASE_PROOF (off: the control, forgeries believed)",
+    )
     args = ap.parse_args(argv)
     return asyncio.run(run(args))
 

@@ -23,17 +23,20 @@ from edgemeta.bus.memory import MemoryBus
 from edgemeta.bus.security import BrokerRefused, BusSecurity
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
+from edgemeta.peers.proof_gate import ProofGate
 from edgemeta.peers.releases import BusReleases
 from edgemeta.peers.validation import BusDeviceValidator
 from edgemeta.peers.webhooks import HttpAllocationHook
 from edgemeta.ports import Bus, Store
 from edgemeta.security.authn import Authenticator
 from edgemeta.security.config import authenticator, check_exposure
+from edgemeta.security.proofs import Keyring, effective_mode
 from edgemeta.security.sealing import load_keyring
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.deps import Deps, MoveSettings, Policy
 from edgemeta.usecases.keeper import Keeper, writable_document
+from edgemeta.usecases.release_keys import server_secret
 from edgemeta.workers.ingest import EventIngest
 from edgemeta.workers.moves import MoveResumer
 from edgemeta.workers.relay import Relay
@@ -240,7 +243,7 @@ class Service:
 async def build(settings: Settings) -> Service:
     """Open the store (applying migrations) and wire everything; call ``start`` to run."""
     check_exposure(settings)
-    keyring = load_keyring(
+    sealer = load_keyring(
         env_keys=settings.kek, key_file=settings.kek_file, data_dir=settings.data_dir
     )
     # Before the store opens: an unusable EDGEMETA_WEBHOOK_CA_FILE refuses to start.
@@ -248,7 +251,7 @@ async def build(settings: Settings) -> Service:
         ca_file=settings.webhook_ca_file, max_bytes=settings.webhook_max_bytes
     )
     store = await open_store(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    store.use_sealer(keyring)
+    store.use_sealer(sealer)
     auth = authenticator(settings, store)
     cors = settings.cors_origin_list()
     bus_security = settings.bus_security()
@@ -267,12 +270,21 @@ async def build(settings: Settings) -> Service:
     # The writable settings stored through the core-keeper API override the environment's.
     keeper = Keeper(store, policy)
     await keeper.load()
+    # Proof of the sender on bus replies (docs/security.md): one gate, one count, for both.
+    try:
+        keyring = Keyring(await server_secret(store, settings.release_key_file))
+    except BaseException:
+        await store.close()
+        raise
+    gate = ProofGate(keyring, effective_mode(settings.release_proof, settings.auth))
+    log.info("proof of the sender on bus replies: %s", gate.mode)
     validator = BusDeviceValidator(
         bus,
         prefix=settings.bus_prefix,
         timeout=settings.validation_timeout,
         mode=settings.device_validation,
         name_escape=settings.name_escape,
+        gate=gate,
     )
     move_settings = MoveSettings(
         ack_timeout=settings.move_ack_timeout,
@@ -286,7 +298,9 @@ async def build(settings: Settings) -> Service:
             2 * (settings.move_ack_timeout + settings.move_release_deadline),
         ),
     )
-    releases = BusReleases(bus, prefix=settings.bus_prefix, name_escape=settings.name_escape)
+    releases = BusReleases(
+        bus, prefix=settings.bus_prefix, name_escape=settings.name_escape, gate=gate
+    )
     deps = Deps(
         store=store,
         validator=validator,
@@ -294,6 +308,7 @@ async def build(settings: Settings) -> Service:
         releases=releases,
         move_settings=move_settings,
         allocation_hook=allocation_hook,
+        keyring=keyring,
     )
     relay = Relay(
         store,

@@ -21,6 +21,7 @@ from edgemeta.bootstrap import build
 from edgemeta.domain.durations import DurationError, parse_duration
 from edgemeta.domain.errors import EdgeMetaError
 from edgemeta.ports import Store
+from edgemeta.security.proofs import derive_key
 from edgemeta.security.roles import ROLES, TABLE
 from edgemeta.security.roles import markdown as role_table_markdown
 from edgemeta.security.sealing import generate_key, load_keyring
@@ -29,6 +30,7 @@ from edgemeta.security.tls import server_context
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.apikeys import create_key, list_keys, revoke_key
+from edgemeta.usecases.release_keys import server_secret
 
 T = TypeVar("T")
 
@@ -363,12 +365,37 @@ def kek_generate() -> None:
 def kek_reseal(database_url: DatabaseOption = None) -> None:
     """Re-encrypt every stored secret with the first (current) key of the keyring."""
 
-    async def work(store: Store) -> int:
+    async def work(store: Store) -> tuple[int, int]:
         async with store.write() as tx:
-            return await tx.enrollments.reseal()
+            return await tx.enrollments.reseal(), await tx.secret.reseal()
 
-    count = _with_store(database_url, work, sealed=True)
-    typer.echo(f"resealed the secrets of {count} enrolment(s) with the current key")
+    enrolments, server = _with_store(database_url, work, sealed=True)
+    typer.echo(
+        f"resealed the secrets of {enrolments} enrolment(s)"
+        + (" and the server secret" if server else "")
+        + " with the current key"
+    )
+
+
+@app.command()
+def releasekey(
+    service: Annotated[str, typer.Argument(help="The device service's name")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Print a device service's release key (hex), for a service configured by file; it signs
+    its bus replies with it (docs/security.md). Direct database access, as 'apikey create'."""
+    key_file = _settings(database_url=database_url).release_key_file
+
+    async def work(store: Store) -> tuple[bytes, bool]:
+        secret = await server_secret(store, key_file)
+        async with store.read() as tx:
+            known = await tx.services.get(service) is not None
+        return derive_key(secret, service), known
+
+    key, known = _with_store(database_url, work, sealed=True)
+    typer.echo(key.hex())
+    if not known:
+        typer.echo(f"note: no device service '{service}' is registered (yet)", err=True)
 
 
 @app.command()

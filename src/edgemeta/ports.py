@@ -292,6 +292,10 @@ class Tx(Protocol):
     def kv(self) -> KvRepo:
         """The core-keeper-compatible key/value entries."""
 
+    @property
+    def secret(self) -> ServerSecretRepo:
+        """The server secret release keys are derived from (one row)."""
+
 
 @dataclass(frozen=True, slots=True)
 class KvEntry:
@@ -333,6 +337,19 @@ class ApiKeyRepo(Protocol):
 
     async def revoke(self, key_id: str, now_ms: int) -> bool:
         """Revoke a key; False if unknown or already revoked."""
+
+
+class ServerSecretRepo(Protocol):
+    """The server secret (``edgemeta.security.proofs``), kept as ``(scheme, text)``."""
+
+    async def get(self) -> tuple[str, str] | None:
+        """The kept secret, or None before the first start."""
+
+    async def put_if_absent(self, scheme: str, stored: str, created_ms: int) -> None:
+        """Keep this one unless a secret is kept already."""
+
+    async def reseal(self) -> int:
+        """Rewrite the kept secret under the sealer's current key; how many (0 or 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,8 +613,9 @@ class ReleaseWatch(Protocol):
 class Releases(Protocol):
     """How the move engine hears that an old owner let go of a device."""
 
-    async def watch(self, service: str, move_id: str) -> ReleaseWatch:
-        """Start listening for ``service``'s release of the move (before telling it)."""
+    async def watch(self, service: str, move_id: str, device: str = "") -> ReleaseWatch:
+        """Start listening for ``service``'s release of ``device`` in the move (before telling
+        it); the device is part of what a proof proves."""
 
     def nobody_listens(self, service: str, profile_name: str) -> bool:
         """True when the bus knows that no device service listens as ``service``."""

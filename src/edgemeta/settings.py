@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     auth_token_cache: int = Field(10_000, ge=0, le=10_000_000)
     auth_apikey_cache_seconds: float = Field(5.0, ge=0, le=3600)
     cors_origins: str = ""  # comma-separated; empty: no cross-origin access
+    # Proof of the sender on release confirmations and validation answers over the bus
+    # (docs/security.md): auto = on when auth is on, else off.
+    release_proof: Literal["auto", "off", "on", "strict"] = "auto"
+    release_key_file: Path | None = None  # the server secret; empty: kept in the store
 
     # Secrets at rest (edgemeta.security.sealing): comma-separated base64 keys, or a file of
     # them; neither: <data_dir>/kek, made on first start.

@@ -132,7 +132,7 @@ async def test_a_move_that_cannot_watch_for_the_release_fails_and_frees_the_devi
     await world.api.add_device("badge", service="ds1", profile="wearable")
     await world.settle("badge", ["ds1"])
 
-    async def broker_down(service: str, move_id: str) -> Any:
+    async def broker_down(service: str, move_id: str, device: str = "") -> Any:
         raise ServiceUnavailable("mqtt broker is not connected")
 
     releases = world.api.service.deps.releases

@@ -25,3 +25,19 @@ def test_short_soak_sees_one_owner_always() -> None:
     assert moves > 100 and killed > 0, out
     assert "zero owners: store 0, services 0" in out, out
     assert "two owners:  store 0, services 0" in out, out
+
+
+@pytest.mark.slow
+def test_short_soak_with_a_hostile_participant_believes_no_forgery() -> None:
+    command = [sys.executable, "-m", "bench.soak", "--devices", "50", "--services", "3"]
+    command += ["--seconds", "10", "--chaos-every", "1.5", "--quiet", "--hostile"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr[-3000:]
+    found = re.search(r"forgeries sent (\d+), accepted (\d+)", out)
+    assert found is not None, out
+    sent, accepted = int(found.group(1)), int(found.group(2))
+    assert sent > 100 and accepted == 0, out
+    assert int(re.search(r"moves done: (\d+)", out).group(1)) > 50, out  # type: ignore[union-attr]
+    assert "zero owners: store 0, services 0" in out, out
+    assert "two owners:  store 0, services 0" in out, out

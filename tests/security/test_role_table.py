@@ -119,6 +119,8 @@ _VALUES = {
 
 def _url(template: str) -> str:
     path = template
+    if template.endswith("/releasekey"):  # the service key's own (the ownership check passes)
+        path = path.replace("{name}", _VALUES["serviceName"])
     while "{" in path:
         head, _, rest = path.partition("{")
         key, _, tail = rest.partition("}")

@@ -156,15 +156,19 @@ async def test_a_copy_of_the_database_without_the_key_leaks_nothing(tmp_path: Pa
         assert r.json()[0]["statusCode"] == 201
     finally:
         await service.store.close()
-    # Another process with another key (or none) gets an error, never the key or garbage.
-    thief, _ = await make_service("sqlite", tmp_path, kek=generate_key())
+    # Another process with another key cannot even start (the server secret does not open),
+    # and says which key it needs; it never serves the keys or garbage.
+    with pytest.raises(SealError, match="not in the keyring"):
+        await make_service("sqlite", tmp_path, kek=generate_key())
+    # Reading the copied file directly with another keyring is refused the same way.
+    store = await open_store(f"sqlite:///{tmp_path / 'api.db'}")
+    store.use_sealer(Keyring.of(generate_key()))
     try:
-        r = await _api(thief).get("/enrollment/name/e1", showKeys="true")
-        assert r.status_code == 500
-        assert "not in the keyring" in r.json()["message"]
-        assert KEY not in r.text
+        with pytest.raises(SealError, match="not in the keyring"):
+            async with store.read() as tx:
+                await tx.enrollments.get("e1")
     finally:
-        await thief.store.close()
+        await store.close()
 
 
 def test_kek_rotation_with_reseal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,7 +188,7 @@ def test_kek_rotation_with_reseal(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("EDGEMETA_KEK", f"{new},{old}")
     done = runner.invoke(cli_app, ["kek", "reseal", "--database-url", url])
     assert done.exit_code == 0, done.output
-    assert "1 enrolment" in done.output
+    assert "1 enrolment(s) and the server secret" in done.output
 
     async def check() -> None:
         store = await open_store(url)
@@ -199,3 +203,23 @@ def test_kek_rotation_with_reseal(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     asyncio.run(check())
     generated = runner.invoke(cli_app, ["kek", "generate"])
     assert generated.exit_code == 0 and len(base64.b64decode(generated.output.strip())) == 32
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_the_server_secret_is_sealed_too(backend: str, tmp_path: Path) -> None:
+    from edgemeta.usecases.release_keys import server_secret
+
+    service, schema = await make_service(backend, tmp_path, kek=generate_key())
+    try:
+        secret = await server_secret(service.store)
+        async with service.store.read() as tx:
+            row = await tx.enrollments.db.fetchone("SELECT scheme, secret FROM server_secret")
+        assert row is not None
+        assert str(row[0]) == "sealed+plain" and is_sealed(str(row[1]))
+        assert secret.hex() not in str(row[1])
+        async with service.store.read() as tx:
+            assert await tx.secret.get() == ("plain", secret.hex())
+    finally:
+        await service.store.close()
+        if schema:
+            await drop_schema(schema)

@@ -42,19 +42,24 @@ def envelope(
     error_code: int = 0,
     content_type: str = JSON_CONTENT,
     received_topic: str = "",
+    proof: str = "",
 ) -> bytes:
-    """A serialized MessageEnvelope (note EdgeX's ``correlationID``/``requestID`` spelling)."""
-    return orjson.dumps(
-        {
-            "apiVersion": API_VERSION,
-            "receivedTopic": received_topic,
-            "correlationID": correlation_id,
-            "requestID": request_id,
-            "errorCode": error_code,
-            "payload": payload,
-            "contentType": content_type,
-        }
-    )
+    """A serialized MessageEnvelope (note EdgeX's ``correlationID``/``requestID`` spelling).
+
+    ``proof`` (a reply's proof of its sender, :mod:`edgemeta.security.proofs`) is a top-level
+    field EdgeX's MessageEnvelope does not have; its decoders ignore unknown fields."""
+    env: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "receivedTopic": received_topic,
+        "correlationID": correlation_id,
+        "requestID": request_id,
+        "errorCode": error_code,
+        "payload": payload,
+        "contentType": content_type,
+    }
+    if proof:
+        env["proof"] = proof
+    return orjson.dumps(env)
 
 
 def system_event_envelope(ev: OutboxEvent) -> bytes:
@@ -64,7 +69,9 @@ def system_event_envelope(ev: OutboxEvent) -> bytes:
 
 def decode(raw: bytes) -> dict[str, Any]:
     """Parse an envelope; a base64 string payload (EDGEX_MSG_BASE64_PAYLOAD) is decoded too."""
-    env: dict[str, Any] = orjson.loads(raw)
+    env = orjson.loads(raw)
+    if not isinstance(env, dict):
+        raise ValueError("a MessageEnvelope is a JSON object")
     payload = env.get("payload")
     if isinstance(payload, str):
         # A plain text payload (an error reply) is not base64 JSON and stays as it is.

@@ -12,13 +12,19 @@ Modes (``EDGEMETA_DEVICE_VALIDATION``):
   is a 503, as in EdgeX.
 - ``always``: ask, and fail with 503 when nobody answers, whatever the bus.
 - ``never``: never ask (as if every request said ``bypassValidation=true``).
+
+Proofs (``EDGEMETA_RELEASE_PROOF``, :mod:`edgemeta.security.proofs`): with ``on``, an answer
+that carries ``proof`` must verify under the service's release key, for this request and this
+answer, or it is refused (counted, logged) and the validator keeps waiting for another; an
+answer without one still counts, because EdgeX's SDKs cannot sign. With ``strict`` every answer
+must be signed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from edgemeta import documents as docs
 from edgemeta.bus.envelope import decode, envelope
@@ -26,7 +32,9 @@ from edgemeta.bus.topics import response_topic, validate_topic
 from edgemeta.documents import API_VERSION
 from edgemeta.domain.errors import ServerError, ServiceUnavailable
 from edgemeta.domain.records import Device
-from edgemeta.ports import Bus
+from edgemeta.peers.proof_gate import ProofGate
+from edgemeta.ports import Bus, Subscription
+from edgemeta.security.proofs import Kind
 
 Mode = Literal["auto", "always", "never"]
 
@@ -42,12 +50,14 @@ class BusDeviceValidator:
         timeout: float = 5.0,
         mode: Mode = "auto",
         name_escape: bool = False,
+        gate: ProofGate | None = None,
     ) -> None:
         self.bus = bus
         self.prefix = prefix
         self.timeout = timeout
         self.mode = mode
         self.name_escape = name_escape
+        self.gate = gate or ProofGate()
 
     def asks(self, service_name: str) -> bool:
         """Whether ``validate`` would ask over the bus now (False: it accepts at once)."""
@@ -80,7 +90,7 @@ class BusDeviceValidator:
             )
             try:
                 async with asyncio.timeout(self.timeout):
-                    message = await sub.get()
+                    answer = await self._answer(sub, service_name, request_id, device.name)
             except TimeoutError:
                 raise ServiceUnavailable(
                     f"device service '{service_name}' did not answer the validation of device "
@@ -88,11 +98,23 @@ class BusDeviceValidator:
                 ) from None
         finally:
             await sub.close()
-        try:
-            answer = decode(message.payload)
-        except ValueError:
-            raise ServerError(
-                f"device service '{service_name}' sent an unreadable validation reply"
-            ) from None
         if answer.get("errorCode", 0) != 0:
             raise ServerError(f"Device {device.name} validation failed: {answer.get('payload')}")
+
+    async def _answer(
+        self, sub: Subscription, service: str, request_id: str, device: str
+    ) -> dict[str, Any]:
+        """The first answer the proof gate admits (proofs off: the first answer)."""
+        while True:
+            message = await sub.get()
+            try:
+                answer = decode(message.payload)
+            except ValueError:
+                if self.gate.mode == "off":
+                    raise ServerError(
+                        f"device service '{service}' sent an unreadable validation reply"
+                    ) from None
+                self.gate.refuse_unreadable(Kind.VALIDATE, service, message.topic)
+                continue
+            if self.gate.admit(Kind.VALIDATE, service, request_id, device, answer, message.topic):
+                return answer

@@ -11,6 +11,10 @@ drivers. It
 - answers EdgeX's validation requests (``<prefix>/<service>/validate/device``);
 - confirms a release (``<prefix>/response/<service>/<moveId>``) once it has stopped serving a
   device that moved away, so the move engine can tell the new owner;
+- signs its release confirmations and validation answers with its release key (``proof`` in
+  the envelope, :mod:`edgemeta.security.proofs`), given to it (``release_key``) or fetched at
+  start from ``GET /deviceservice/name/{name}/releasekey`` with its credential, so that with
+  ``EDGEMETA_RELEASE_PROOF=on`` nobody else on the bus can confirm or answer for it;
 - reconciles at start: it serves exactly the devices the store says it owns, so a service that
   was down during a move converges;
 - registers the devices it discovers on their behalf (``register_device``), so an enrolment
@@ -40,6 +44,7 @@ from edgemeta.bus.topics import level, response_topic, validate_topic
 from edgemeta.client.auth import auth_headers
 from edgemeta.domain.errors import EdgeMetaError
 from edgemeta.ports import Bus, Message, Subscription
+from edgemeta.security.proofs import Kind, sign
 
 log = logging.getLogger("edgemeta.sdk")
 
@@ -102,6 +107,7 @@ class DeviceServiceParticipant:
         http: httpx.AsyncClient | None = None,
         token: str | None = None,
         api_key: str | None = None,
+        release_key: bytes | str | None = None,
     ) -> None:
         self.name = name
         self.api = api_url.rstrip("/").removesuffix("/api/v3") + "/api/v3"
@@ -123,6 +129,11 @@ class DeviceServiceParticipant:
         # With authentication on: the service's credential (a JWT, or an API key made with
         # ``edgemeta apikey create --role service --service NAME``), sent with every request.
         self.auth = auth_headers(token, api_key)
+        # The key this service signs its bus replies with: given (bytes, or hex as printed by
+        # ``edgemeta releasekey``), else fetched at start with the credential above.
+        self.release_key: bytes | None = (
+            bytes.fromhex(release_key) if isinstance(release_key, str) else release_key
+        )
         self.http = http or httpx.AsyncClient(timeout=30)
         self._own_http = http is None
         self.serving: dict[str, DeviceDoc] = {}
@@ -138,10 +149,13 @@ class DeviceServiceParticipant:
 
     async def start(self) -> None:
         """Connect the bus if it is the participant's own (BrokerRefused when the broker
-        refuses its credentials or certificate), register, listen, then reconcile."""
+        refuses its credentials or certificate), register, fetch the release key (unless
+        given), listen, then reconcile."""
         if self._own_bus:
             await self.bus.start()
         await self.register()
+        if self.release_key is None:
+            await self.fetch_release_key()
         mine = f"{self.prefix}/system-events/core-metadata/+/+/{level(self.name)}/#"
         for topic, handler in (
             (mine, self._on_system_event),
@@ -204,6 +218,31 @@ class DeviceServiceParticipant:
                 ],
             )
             r.raise_for_status()
+
+    async def fetch_release_key(self) -> bytes | None:
+        """Fetch this service's release key with its credential; None (replies go unsigned,
+        which only an edgemeta with proofs off believes) if edgemeta will not give it."""
+        r = await self.http.get(
+            headers=self.auth, url=f"{self.api}/deviceservice/name/{self.name}/releasekey"
+        )
+        if r.status_code in (401, 403, 404):
+            log.warning(
+                "%s: edgemeta did not give the release key (%d); release confirmations and "
+                "validation answers go unsigned",
+                self.name,
+                r.status_code,
+            )
+            return None
+        r.raise_for_status()
+        self.release_key = bytes.fromhex(r.json()["releaseKey"])
+        return self.release_key
+
+    def _proof(self, kind: Kind, request_id: str, device: str, error_code: int = 0) -> str:
+        if self.release_key is None:
+            return ""
+        return sign(
+            self.release_key, kind, self.name, request_id, device=device, error_code=error_code
+        )
 
     async def register_device(
         self, registration_id: str, token: str, *, wait: float | None = None, **report: Any
@@ -333,22 +372,30 @@ class DeviceServiceParticipant:
             if name in self.serving:
                 await self._release(name, move_id)
             elif move_id:
-                await self._confirm(move_id)  # not serving it: release is already true
+                await self._confirm(move_id, name)  # not serving it: release is already true
 
     async def _on_validate(self, message: Message) -> None:
         request = orjson.loads(message.payload)
         request_id = request.get("requestID") or request.get("requestId") or ""
         device = (request.get("payload") or {}).get("device") or {}
         reply = response_topic(self.prefix, self.name, request_id)
+        name = str(device.get("name", ""))
         try:
             if self.validate is not None:
                 await self.validate(device)
         except Refused as exc:
+            proof = self._proof(Kind.VALIDATE, request_id, name, 1)
             await self.bus.publish(
-                reply, envelope(str(exc), error_code=1, content_type="text/plain")
+                reply, envelope(str(exc), error_code=1, content_type="text/plain", proof=proof)
             )
             return
-        await self.bus.publish(reply, envelope({"apiVersion": "v3", "message": "device validated"}))
+        await self.bus.publish(
+            reply,
+            envelope(
+                {"apiVersion": "v3", "message": "device validated"},
+                proof=self._proof(Kind.VALIDATE, request_id, name),
+            ),
+        )
 
     async def _serve(self, device: DeviceDoc) -> None:
         new = device["name"] not in self.serving
@@ -361,12 +408,16 @@ class DeviceServiceParticipant:
         self.released.append(name)
         await self.on_release(device)
         if move_id:
-            await self._confirm(move_id)
+            await self._confirm(move_id, name)
 
-    async def _confirm(self, move_id: str) -> None:
+    async def _confirm(self, move_id: str, device: str) -> None:
         if not self.acks_release:
             return
         await self.bus.publish(
             response_topic(self.prefix, self.name, move_id),
-            envelope({"apiVersion": "v3", "statusCode": 200}, request_id=move_id),
+            envelope(
+                {"apiVersion": "v3", "statusCode": 200},
+                request_id=move_id,
+                proof=self._proof(Kind.RELEASE, move_id, device),
+            ),
         )

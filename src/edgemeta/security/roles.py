@@ -43,6 +43,7 @@ class Own(StrEnum):
     DEVICE_BODY = "every device in the body is (and stays) its own"
     DEVICE_PATH = "the device named in the path is its own"
     EVENT_PATH = "the serviceName in the path is its own"
+    SERVICE_PATH = "the service named in the path is its own"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,8 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     (_M, "GET", "/deviceservice/name/{name}"): READ,
     (_M, "DELETE", "/deviceservice/name/{name}"): DEVICE_WRITE,
     (_M, "GET", "/deviceservice/name/{name}/moves"): READ,
+    # a device service's key for signing its bus replies: its own only (and the admin's)
+    (_M, "GET", "/deviceservice/name/{name}/releasekey"): _r(Role.SERVICE, own=Own.SERVICE_PATH),
     # profiles: a device service may add the profiles it ships (as device-sdk-go does at
     # start), never change or delete one
     (_M, "POST", "/deviceprofile"): _r(Role.PROFILE_WRITE, Role.SERVICE),

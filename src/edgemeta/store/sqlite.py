@@ -209,6 +209,7 @@ class SqliteStore:
     def use_sealer(self, sealer: Sealer) -> None:
         """Seal secrets with ``sealer`` from now on."""
         self._tx.enrollments.sealer = sealer
+        self._tx.secret.sealer = sealer
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTx]:

@@ -16,6 +16,7 @@ from edgemeta.store.repos import (
     SqlDeviceServiceRepo,
     SqlProvisionWatcherRepo,
 )
+from edgemeta.store.secrets import SqlServerSecretRepo
 
 
 class SqlTx:
@@ -32,6 +33,7 @@ class SqlTx:
         "outbox",
         "profiles",
         "registrations",
+        "secret",
         "services",
         "watchers",
     )
@@ -50,3 +52,4 @@ class SqlTx:
         self.feed = SqlOutboxFeed(db)
         self.apikeys = SqlApiKeyRepo(db)
         self.kv = SqlKvRepo(db)
+        self.secret = SqlServerSecretRepo(db, sealer)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.ports import AllocationHook, DeviceValidator, Releases, ReleaseWatch, Store
+from edgemeta.security.proofs import Keyring
 
 
 @dataclass(slots=True)
@@ -49,7 +50,7 @@ class MoveSettings:
 class NoReleases:
     """Release confirmations when there is no bus: nobody listens, nobody confirms."""
 
-    async def watch(self, service: str, move_id: str) -> ReleaseWatch:
+    async def watch(self, service: str, move_id: str, device: str = "") -> ReleaseWatch:
         """A watch that never confirms."""
         return _NeverConfirmed()
 
@@ -97,3 +98,5 @@ class Deps:
     releases: Releases = field(default_factory=NoReleases)
     move_settings: MoveSettings = field(default_factory=MoveSettings)
     allocation_hook: AllocationHook = field(default_factory=NoWebhooks)
+    # Device services' release keys (None: derived from the store's secret when asked).
+    keyring: Keyring | None = None

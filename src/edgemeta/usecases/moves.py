@@ -184,7 +184,11 @@ async def move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move
             raise await _fail(deps, move, exc) from None
     move = move.step("accept", now_ms(), "bypassed" if req.bypass_validation else "accepted")
     try:
-        watch = await deps.releases.watch(move.from_service, move.id) if acks else None
+        watch = (
+            await deps.releases.watch(move.from_service, move.id, move.device_name)
+            if acks
+            else None
+        )
     except EdgeMetaError as exc:  # e.g. the broker is down: end the move, or it blocks the device
         raise await _fail(deps, move, exc) from None
     try:
@@ -350,7 +354,9 @@ async def _resume(deps: Deps, move: Move) -> None:
     async with deps.store.read() as tx:
         old = await tx.services.get(move.from_service)
     acks = old is not None and Capabilities.of(old).acknowledges_release
-    watch = await deps.releases.watch(move.from_service, move.id) if acks else None
+    watch = (
+        await deps.releases.watch(move.from_service, move.id, move.device_name) if acks else None
+    )
     try:
         async with deps.store.write() as tx:
             claimed = await _save(tx, move.step("resume", now, "release notice sent again"))

@@ -14,6 +14,7 @@ from edgemeta.api.handlers import ApiContext, bind, correlation_id, path, run_ba
 from edgemeta.api.query import check_range, list_query
 from edgemeta.api.responses import ok, stored_one, stored_page
 from edgemeta.usecases import device_services as uc
+from edgemeta.usecases import release_keys
 
 
 async def add(api: ApiContext, request: Request) -> Response:
@@ -72,6 +73,15 @@ async def delete(api: ApiContext, request: Request) -> Response:
     return ok()
 
 
+async def release_key(api: ApiContext, request: Request) -> Response:
+    """``GET /deviceservice/name/{name}/releasekey``: the key the service signs its release
+    confirmations and validation answers with (docs/security.md); its own credential only."""
+    name = path(request, "name")
+    authz.own_service_name(request, name, "read the release key")
+    key = await release_keys.release_key(api.deps, name)
+    return ok(releaseKey=key.hex())
+
+
 def routes(api: ApiContext) -> list[Route]:
     """The device service routes."""
     return [
@@ -80,4 +90,5 @@ def routes(api: ApiContext) -> list[Route]:
         Route("/deviceservice/all", bind(api, all_), methods=["GET"]),
         Route("/deviceservice/name/{name}", bind(api, by_name), methods=["GET"]),
         Route("/deviceservice/name/{name}", bind(api, delete), methods=["DELETE"]),
+        Route("/deviceservice/name/{name}/releasekey", bind(api, release_key), methods=["GET"]),
     ]
