@@ -55,7 +55,7 @@ from edgemeta.domain.errors import (
 )
 from edgemeta.domain.moves import Move, MoveReason, StatePolicy
 from edgemeta.domain.patches import same_content
-from edgemeta.domain.records import AdminState, Device, OperatingState
+from edgemeta.domain.records import AdminState, Device, JSONObject, OperatingState
 from edgemeta.ports import ListQuery, Page
 from edgemeta.usecases import devices as device_uc
 from edgemeta.usecases import moves
@@ -195,6 +195,17 @@ async def _allocate(deps: Deps, e: Enrollment, report: Report) -> str:
     return allocate(e.allocation, report, candidates)
 
 
+def merge_protocols(
+    initial: dict[str, JSONObject], reported: dict[str, JSONObject]
+) -> dict[str, JSONObject]:
+    """The initial protocols with the reported ones merged in: a protocol present in both
+    keeps its initial properties, the reported value winning on the same key."""
+    merged = {name: dict(props) for name, props in initial.items()}
+    for name, props in reported.items():
+        merged[name] = {**merged.get(name, {}), **props}
+    return merged
+
+
 def _new_device(e: Enrollment, report: Report, service: str) -> Device:
     s = e.initial
     labels = tuple(dict.fromkeys((*s.labels, *report.labels)))
@@ -206,7 +217,7 @@ def _new_device(e: Enrollment, report: Report, service: str) -> Device:
         description=s.description,
         admin_state=s.admin_state,
         operating_state=OperatingState.UP,
-        protocols={**s.protocols, **report.protocols},
+        protocols=merge_protocols(s.protocols, report.protocols),
         properties=dict(s.properties),
         tags=dict(s.tags),
         labels=labels,
