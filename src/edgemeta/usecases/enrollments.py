@@ -6,7 +6,7 @@ import base64
 import secrets
 from dataclasses import dataclass, replace
 
-from edgemeta.domain.enrollment import Enrollment, EnrollmentKind, Webhook
+from edgemeta.domain.enrollment import AttestationType, Enrollment, EnrollmentKind, Webhook
 from edgemeta.domain.errors import Conflict, ContractInvalid
 from edgemeta.ports import ListQuery, Page
 from edgemeta.usecases.common import new_id, not_found, now_ms
@@ -48,11 +48,12 @@ async def add_enrollment(deps: Deps, e: Enrollment) -> Enrollment:
     """Store a new enrolment (keys generated when not given); returns it, keys included."""
     _check(e)
     now = now_ms()
+    symmetric = e.attestation == AttestationType.SYMMETRIC_KEY
     stored = replace(
         e,
         id=e.id or new_id(),
-        primary_key=e.primary_key or new_key(),
-        secondary_key=e.secondary_key or new_key(),
+        primary_key=e.primary_key or (new_key() if symmetric else ""),
+        secondary_key=e.secondary_key or (new_key() if symmetric else ""),
         webhook=_with_secret(e.webhook),
         created=now,
         modified=now,
@@ -69,6 +70,7 @@ class EnrollmentChange:
 
     enrollment: Enrollment
     expected_revision: int | None = None
+    keep_attestation: bool = False  # the change leaves attestation out: it stays as it was
 
 
 async def update_enrollment(deps: Deps, change: EnrollmentChange) -> Enrollment:
@@ -86,11 +88,26 @@ async def update_enrollment(deps: Deps, change: EnrollmentChange) -> Enrollment:
             )
         if new.kind != old.kind:
             raise ContractInvalid("an enrollment's kind cannot change")
+        if change.keep_attestation or (
+            new.attestation == old.attestation == AttestationType.SYMMETRIC_KEY
+        ):
+            # Keys left out are kept (they are never shown unless asked for).
+            new = replace(
+                new,
+                attestation=old.attestation,
+                x509=old.x509 if change.keep_attestation else new.x509,
+                primary_key=new.primary_key or old.primary_key,
+                secondary_key=new.secondary_key or old.secondary_key,
+            )
+        elif new.attestation == AttestationType.SYMMETRIC_KEY:
+            new = replace(
+                new,
+                primary_key=new.primary_key or new_key(),
+                secondary_key=new.secondary_key or new_key(),
+            )
         stored = replace(
             new,
             id=old.id,
-            primary_key=new.primary_key or old.primary_key,
-            secondary_key=new.secondary_key or old.secondary_key,
             webhook=_with_secret(new.webhook, old.webhook),
             created=old.created,
             modified=now_ms(),
