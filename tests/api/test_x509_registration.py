@@ -18,7 +18,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from typer.testing import CliRunner
 
+from edgemeta.cli import app as cli_app
 from edgemeta.domain.attestation import derive_device_key, make_token
 from tests.api.world import World
 from tests.support import pki
@@ -237,7 +239,11 @@ async def test_negative_corpus_is_refused_and_creates_nothing(world: World) -> N
     day = dt.timedelta(days=1)
     now = pki.now()
     cases: dict[str, tuple[str, pki.Node, dict[str, Any]]] = {
-        "expired": ("dev-e1", pki.leaf("dev-e1", inter, not_before=now - 3 * day, not_after=now - day), {}),
+        "expired": (
+            "dev-e1",
+            pki.leaf("dev-e1", inter, not_before=now - 3 * day, not_after=now - day),
+            {},
+        ),
         "not yet valid": ("dev-e2", pki.leaf("dev-e2", inter, not_before=now + day), {}),
         "other CA": ("dev-e3", pki.leaf("dev-e3", other_root), {}),
         "wrong EKU": (
@@ -380,6 +386,70 @@ async def test_reregistration_applies_the_reprovisioning_policy(world: World) ->
         "ds2",
         "deviceDataMigrated",
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_cli_revokes_a_certificate_with_direct_database_access(
+    backend: str, tmp_path: Path
+) -> None:
+    ca = pki.root("Cli Root")
+    device = pki.leaf("dev-cli", ca)
+    other = pki.leaf("dev-cli-2", ca)
+    state: dict[str, Any] = {}
+
+    async def seed() -> None:
+        service, _ = await make_service(backend, tmp_path)  # its schema stays for the CLI
+        await service.start()
+        transport = httpx.ASGITransport(app=service.app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                w = World(Api(client, service))
+                await w.api.add_profile("prof")
+                await w.api.add_service("ds1")
+                await enroll(w, "cli", {"caCertificates": [ca.pem]})
+                state["url"] = service.settings.database_url
+                assert (await register(w, "dev-cli", device)).status_code == 200
+        finally:
+            await service.stop()
+
+    asyncio.run(seed())
+    done = CliRunner().invoke(
+        cli_app,
+        ["enrollment", "revoke", "cli", "--serial", device.serial.upper(),
+         "--thumbprint", other.thumbprint, "--database-url", state["url"]],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "1 serial(s) and 1 thumbprint(s)" in done.output
+    unknown = CliRunner().invoke(
+        cli_app, ["enrollment", "revoke", "nope", "--serial", "1", "--database-url", state["url"]]
+    )
+    assert unknown.exit_code == 1 and "not found" in unknown.output
+
+    async def check() -> None:
+        service, _ = await _reopen(state["url"], tmp_path)
+        transport = httpx.ASGITransport(app=service.app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                w = World(Api(client, service))
+                assert (await register(w, "dev-cli", device)).status_code == 403
+                assert (await register(w, "dev-cli-2", other)).status_code == 403
+                rec = (await w.api.get("/registration/name/dev-cli")).json()["registration"]
+                assert rec["status"] == "disabled" and "revoked" in rec["error"]
+        finally:
+            await service.stop()
+            if "schema=" in state["url"]:
+                await drop_schema(state["url"].rsplit("schema=", 1)[1])
+
+    asyncio.run(check())
+
+
+async def _reopen(url: str, tmp_path: Path) -> tuple[Any, None]:
+    from edgemeta.bootstrap import build
+    from edgemeta.settings import Settings
+
+    service = await build(Settings(database_url=url, device_validation="never"))
+    await service.start()
+    return service, None
 
 
 def _openssl(*args: str, cwd: Path) -> None:

@@ -6,6 +6,7 @@ import base64
 import secrets
 from dataclasses import dataclass, replace
 
+from edgemeta.domain import x509 as certs
 from edgemeta.domain.enrollment import AttestationType, Enrollment, EnrollmentKind, Webhook
 from edgemeta.domain.errors import Conflict, ContractInvalid
 from edgemeta.ports import ListQuery, Page
@@ -110,6 +111,37 @@ async def update_enrollment(deps: Deps, change: EnrollmentChange) -> Enrollment:
             id=old.id,
             webhook=_with_secret(new.webhook, old.webhook),
             created=old.created,
+            modified=now_ms(),
+            revision=old.revision + 1,
+        )
+        await tx.enrollments.update(stored)
+    return stored
+
+
+async def revoke_certificates(
+    deps: Deps, name: str, *, serials: list[str], thumbprints: list[str]
+) -> Enrollment:
+    """Add certificates (serials in hex, SHA-256 thumbprints) to an X.509 enrolment's denylist;
+    the next registration with one of them is refused (403) and recorded."""
+    try:
+        new_serials = [certs.normal_serial(s) for s in serials]
+        new_thumbs = [certs.normal_thumbprint(t) for t in thumbprints]
+    except ValueError as exc:
+        raise ContractInvalid(str(exc)) from None
+    async with deps.store.write() as tx:
+        old = await tx.enrollments.get(name, for_update=True)
+        if old is None:
+            raise not_found("enrollment", name)
+        if old.x509 is None:
+            raise ContractInvalid(f"enrollment '{name}' does not attest with certificates")
+        x = old.x509
+        stored = replace(
+            old,
+            x509=replace(
+                x,
+                revoked_serials=tuple(dict.fromkeys((*x.revoked_serials, *new_serials))),
+                revoked_thumbprints=tuple(dict.fromkeys((*x.revoked_thumbprints, *new_thumbs))),
+            ),
             modified=now_ms(),
             revision=old.revision + 1,
         )
