@@ -204,9 +204,7 @@ apikey_app = typer.Typer(
     help="API keys (stored as hashes; direct database access through the settings' URL)."
 )
 app.add_typer(apikey_app, name="apikey")
-enrollment_app = typer.Typer(
-    help="Enrolments (direct database access through the settings' URL)."
-)
+enrollment_app = typer.Typer(help="Enrolments (direct database access through the settings' URL).")
 app.add_typer(enrollment_app, name="enrollment")
 kek_app = typer.Typer(
     help="Key-encryption keys: secrets at rest (docs/security.md, 'Secrets at rest')."
