@@ -302,13 +302,31 @@ async def test_negative_corpus_is_refused_and_creates_nothing(world: World) -> N
         rec = (await world.api.get(f"/registration/name/{rid}")).json()["registration"]
         assert rec["status"] == "disabled" and rec["attestation"]["thumbprint"] == device.thumbprint
         assert ("revoked" if "revoked" in rid else "disabled") in rec["error"]
-    # A token for an X.509 enrolment is refused too.
+    # A token is no certificate: X.509 enrolments (catch-all groups here) do not cover it...
     tok = make_token(derive_device_key(GROUP_KEY, "dev-tok"), "dev-tok", int(time.time()) + 60)
-    r = await world.api.client.post(
-        "/api/v3/registration",
-        json={"apiVersion": "v3", "registration": {"registrationId": "dev-tok", "token": tok}},
-    )
+    body = {"apiVersion": "v3", "registration": {"registrationId": "dev-tok", "token": tok}}
+    r = await world.api.client.post("/api/v3/registration", json=body)
     assert r.status_code == 401 and await nothing_created(world, "dev-tok")
+    # ... and they do not capture token registrations a symmetric-key group covers.
+    r = await world.api.post(
+        "/enrollment",
+        [
+            {
+                "apiVersion": "v3",
+                "enrollment": {
+                    "name": "keys",
+                    "kind": "group",
+                    "priority": -5,
+                    "allocation": {"policy": "static", "services": [{"name": "ds2"}]},
+                    "attestation": {"primaryKey": GROUP_KEY},
+                },
+            }
+        ],
+    )
+    assert r.json()[0]["statusCode"] == 201, r.text
+    r = await world.api.client.post("/api/v3/registration", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["registration"]["attestation"] == {"type": "symmetricKey"}
 
 
 async def test_nonces_are_single_use_and_expire(world: World) -> None:

@@ -96,14 +96,19 @@ def _keys(e: Enrollment, registration_id: str) -> tuple[str, ...]:
 
 
 async def _enrollment_for(deps: Deps, report: Report) -> Enrollment | None:
+    """The symmetric-key enrolment covering a token registration (X.509 enrolments cover
+    certificates only: a catch-all group of them must not capture token registrations)."""
+    symmetric = AttestationType.SYMMETRIC_KEY
     async with deps.store.read() as tx:
         found = await tx.enrollments.individual(report.registration_id)
-        if found is not None:
+        if found is not None and found.attestation == symmetric:
             return found
         groups = await tx.enrollments.groups()
     props = report.flat_properties()
     for g in groups:
-        if g.match.matches(report.registration_id, report.labels, props):
+        if g.attestation == symmetric and g.match.matches(
+            report.registration_id, report.labels, props
+        ):
             return g
     return None
 
@@ -112,13 +117,6 @@ async def register(deps: Deps, token: str, report: Report, correlation_id: str) 
     """Attest, allocate and assign one registration."""
     rid = report.registration_id
     enrollment = await _enrollment_for(deps, report)
-    if enrollment is not None and enrollment.attestation != AttestationType.SYMMETRIC_KEY:
-        log.warning(
-            "registration of '%s' refused: enrollment '%s' wants a certificate, not a token",
-            rid,
-            enrollment.name,
-        )
-        raise Unauthorized(REFUSED)
     if enrollment is None:
         log.warning("registration of '%s' refused: no enrollment covers it", rid)
         raise Unauthorized(REFUSED)
