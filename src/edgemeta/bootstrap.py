@@ -23,6 +23,7 @@ from edgemeta.bus.memory import MemoryBus
 from edgemeta.bus.security import BrokerRefused, BusSecurity
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
+from edgemeta.domain.x509 import Issuer
 from edgemeta.peers.proof_gate import ProofGate
 from edgemeta.peers.releases import BusReleases
 from edgemeta.peers.validation import BusDeviceValidator
@@ -34,7 +35,7 @@ from edgemeta.security.proofs import Keyring, effective_mode
 from edgemeta.security.sealing import load_keyring
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
-from edgemeta.usecases.deps import Deps, MoveSettings, Policy
+from edgemeta.usecases.deps import Deps, MoveSettings, Policy, X509Settings
 from edgemeta.usecases.keeper import Keeper, writable_document
 from edgemeta.usecases.release_keys import server_secret
 from edgemeta.workers.ingest import EventIngest
@@ -240,9 +241,32 @@ class Service:
         await self.store.close()
 
 
+class IssuingCaError(ValueError):
+    """The issuing CA settings name files that do not make an issuing CA."""
+
+
+def load_issuer(settings: Settings) -> Issuer | None:
+    """The CA that signs devices' CSRs (``EDGEMETA_ISSUING_CA_*``), if configured."""
+    cert_file, key_file = settings.issuing_ca_cert_file, settings.issuing_ca_key_file
+    if cert_file is None and key_file is None:
+        return None
+    if cert_file is None or key_file is None:
+        raise IssuingCaError(
+            "EDGEMETA_ISSUING_CA_CERT_FILE and EDGEMETA_ISSUING_CA_KEY_FILE go together"
+        )
+    password_file = settings.issuing_ca_key_password_file
+    # A password file ends in a newline as often as not; the password does not.
+    password = None if password_file is None else password_file.read_bytes().rstrip(b"\r\n")
+    try:
+        return Issuer.load(cert_file.read_bytes(), key_file.read_bytes(), password)
+    except (ValueError, TypeError) as exc:
+        raise IssuingCaError(f"the issuing CA in {cert_file} / {key_file}: {exc}") from None
+
+
 async def build(settings: Settings) -> Service:
     """Open the store (applying migrations) and wire everything; call ``start`` to run."""
     check_exposure(settings)
+    issuer = load_issuer(settings)
     sealer = load_keyring(
         env_keys=settings.kek, key_file=settings.kek_file, data_dir=settings.data_dir
     )
@@ -309,6 +333,11 @@ async def build(settings: Settings) -> Service:
         move_settings=move_settings,
         allocation_hook=allocation_hook,
         keyring=keyring,
+        x509=X509Settings(
+            max_chain_depth=settings.x509_max_chain_depth,
+            challenge_ttl=settings.registration_challenge_ttl,
+            issuer=issuer,
+        ),
     )
     relay = Relay(
         store,

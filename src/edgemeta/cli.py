@@ -19,6 +19,7 @@ from edgemeta import __version__
 from edgemeta.api.http_protocol import CanonicalHttpToolsProtocol
 from edgemeta.bootstrap import build
 from edgemeta.domain.durations import DurationError, parse_duration
+from edgemeta.domain.enrollment import Enrollment
 from edgemeta.domain.errors import EdgeMetaError
 from edgemeta.ports import Store
 from edgemeta.security.proofs import derive_key
@@ -30,6 +31,8 @@ from edgemeta.security.tls import server_context
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.usecases.apikeys import create_key, list_keys, revoke_key
+from edgemeta.usecases.deps import Deps
+from edgemeta.usecases.enrollments import revoke_certificates
 from edgemeta.usecases.release_keys import server_secret
 
 T = TypeVar("T")
@@ -255,6 +258,8 @@ apikey_app = typer.Typer(
     help="API keys (stored as hashes; direct database access through the settings' URL)."
 )
 app.add_typer(apikey_app, name="apikey")
+enrollment_app = typer.Typer(help="Enrolments (direct database access through the settings' URL).")
+app.add_typer(enrollment_app, name="enrollment")
 kek_app = typer.Typer(
     help="Key-encryption keys: secrets at rest (docs/security.md, 'Secrets at rest')."
 )
@@ -353,6 +358,36 @@ def apikey_revoke(key_id: str, database_url: DatabaseOption = None) -> None:
     """Revoke an API key (running services refuse it within EDGEMETA_AUTH_APIKEY_CACHE_SECONDS)."""
     _with_store(database_url, lambda store: revoke_key(store, key_id))
     typer.echo(f"API key {key_id} revoked")
+
+
+@enrollment_app.command("revoke")
+def enrollment_revoke(
+    name: str,
+    serial: Annotated[
+        list[str] | None, typer.Option("--serial", help="A certificate serial (hex)")
+    ] = None,
+    thumbprint: Annotated[
+        list[str] | None, typer.Option("--thumbprint", help="A SHA-256 thumbprint (hex)")
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Refuse certificates through an X.509 enrolment from the next registration on (403)."""
+    if not serial and not thumbprint:
+        typer.echo("give at least one --serial or --thumbprint", err=True)
+        raise typer.Exit(2)
+
+    async def work(store: Store) -> Enrollment:
+        return await revoke_certificates(
+            Deps(store), name, serials=serial or [], thumbprints=thumbprint or []
+        )
+
+    stored = _with_store(database_url, work, sealed=True)
+    assert stored.x509 is not None
+    typer.echo(
+        f"enrollment {name} (revision {stored.revision}) refuses"
+        f" {len(stored.x509.revoked_serials)} serial(s) and"
+        f" {len(stored.x509.revoked_thumbprints)} thumbprint(s)"
+    )
 
 
 @kek_app.command("generate")

@@ -599,6 +599,12 @@ class RegistrationRepo(Protocol):
     async def forget_nonces(self, expired_before: int) -> int:
         """Drop expired nonces."""
 
+    async def add_challenge(self, nonce: str, expiry: int, now_s: int) -> None:
+        """Keep a server nonce until ``expiry`` (unix s); drop the ones expired by ``now_s``."""
+
+    async def take_challenge(self, nonce: str, now_s: int) -> bool:
+        """Spend a server nonce: True once, while it has not expired; False after."""
+
 
 class ReleaseWatch(Protocol):
     """Waits for one device service to confirm it released a device."""

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     move_release_policy: Literal["rollback", "force"] = "rollback"
     implicit_moves: bool = False
     registration_wait: float = Field(10.0, ge=0, le=300)
+    # X.509 registration (docs/provisioning.md): intermediates allowed between a device
+    # certificate and the CA its enrolment names; how long a server nonce lives; the CA that
+    # signs devices' CSRs (certificate and PKCS#8 key in files, the key optionally encrypted).
+    x509_max_chain_depth: int = Field(4, ge=0, le=8)
+    registration_challenge_ttl: int = Field(60, ge=1, le=3600)
+    issuing_ca_cert_file: Path | None = None
+    issuing_ca_key_file: Path | None = None
+    issuing_ca_key_password_file: Path | None = None
     move_stale_after: float = Field(30.0, ge=0.1, le=86400)
 
     max_result_count: int = Field(1024, ge=1, le=1_000_000)

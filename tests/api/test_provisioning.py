@@ -168,6 +168,23 @@ async def test_first_registration_creates_the_device_from_the_initial_state(worl
     assert state["current"]["serviceName"] == "ds2"
 
 
+async def test_reported_protocol_properties_merge_into_the_initial_ones(world: World) -> None:
+    # docs/provisioning.md's badge: the enrolment gives ble.Interval, the badge reports
+    # ble.MAC; the device keeps both, and a key in both takes the reported value.
+    await world.participant("ds1")
+    initial = {
+        "profileName": "wearable",
+        "protocols": {"ble": {"Interval": "1s", "Power": "low"}, "other": {"A": "1"}},
+    }
+    await enroll(world, policy="static", services=[{"name": "ds1"}], initialState=initial)
+    r = await register(world, "badge-1", protocols={"ble": {"MAC": "aa:07", "Power": "high"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["device"]["protocols"] == {
+        "ble": {"Interval": "1s", "Power": "high", "MAC": "aa:07"},
+        "other": {"A": "1"},
+    }
+
+
 async def test_attestation_failures_are_401_and_change_nothing(world: World) -> None:
     await world.participant("ds1")
     await enroll(world, policy="static", services=[{"name": "ds1"}])

@@ -34,8 +34,10 @@ from edgemeta.documents.common import (
     opt,
 )
 from edgemeta.domain import patterns
+from edgemeta.domain import x509 as certs
 from edgemeta.domain.enrollment import (
     AllocationPolicy,
+    AttestationType,
     Candidate,
     Enrollment,
     EnrollmentKind,
@@ -47,6 +49,7 @@ from edgemeta.domain.enrollment import (
     ReprovisionPolicy,
     Substatus,
     Webhook,
+    X509Attestation,
     webhook_url_problem,
 )
 from edgemeta.domain.records import AdminState
@@ -73,7 +76,27 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _pem(value: str) -> str:
+    return certs.check_pem(value)
+
+
+def _thumbprint(value: str) -> str:
+    return certs.normal_thumbprint(value)
+
+
+def _serial(value: str) -> str:
+    return certs.normal_serial(value)
+
+
+def _template(value: str) -> str:
+    return certs.check_template(value)
+
+
 Pattern = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_regex)]
+Pem = Annotated[str, StringConstraints(max_length=certs.MAX_PEM), AfterValidator(_pem)]
+Thumbprint = Annotated[str, StringConstraints(max_length=128), AfterValidator(_thumbprint)]
+Serial = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_serial)]
+Template = Annotated[str, StringConstraints(max_length=64), AfterValidator(_template)]
 Key = Annotated[str, StringConstraints(max_length=256), AfterValidator(_b64_key)]
 Policy = Literal["static", "hashed", "nearest", "custom"]
 
@@ -124,12 +147,70 @@ class InitialStateDTO(Wire):
     auto_events: AutoEvents | None = None
 
 
-class AttestationDTO(Wire):
-    """Symmetric keys (generated when left out)."""
+class RevokedDTO(Wire):
+    """An enrolment's denylist: certificates refused even though their chain validates."""
 
-    type: Literal["symmetricKey"] = "symmetricKey"
+    serials: Annotated[list[Serial], Field(max_length=10_000)] | None = None
+    thumbprints: Annotated[list[Thumbprint], Field(max_length=10_000)] | None = None
+
+
+class IssueCertificateDTO(Wire):
+    """Sign the CSR a registration carries with the issuing CA, valid for ``validityDays``."""
+
+    validity_days: Annotated[int, Field(ge=1, le=3650)]
+
+
+class AttestationDTO(Wire):
+    """Symmetric keys (generated when left out), or X.509: a device certificate (individual:
+    ``thumbprint`` or ``certificate``) or CA certificates (group: ``caCertificates``)."""
+
+    type: Literal["symmetricKey", "x509"] = "symmetricKey"
     primary_key: Key | None = None
     secondary_key: Key | None = None
+    thumbprint: Thumbprint | None = None
+    certificate: Pem | None = None
+    ca_certificates: Annotated[list[Pem], Field(max_length=16)] | None = None
+    registration_id_from: Template | None = None
+    revoked: RevokedDTO | None = None
+    issue_certificate: IssueCertificateDTO | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> AttestationDTO:
+        x509_fields = (
+            self.thumbprint,
+            self.certificate,
+            self.ca_certificates,
+            self.registration_id_from,
+            self.revoked,
+            self.issue_certificate,
+        )
+        if self.type == "symmetricKey" and any(f is not None for f in x509_fields):
+            raise ValueError("certificate fields need type x509")
+        if self.type == "x509":
+            if self.primary_key is not None or self.secondary_key is not None:
+                raise ValueError("an x509 attestation has no keys")
+            if self.thumbprint and self.certificate:
+                cert = certs.load_pem(self.certificate)
+                if certs.thumbprint(cert) != self.thumbprint:
+                    raise ValueError("thumbprint is not the certificate's")
+        return self
+
+    def x509(self) -> X509Attestation:
+        """The X.509 attestation this describes (``type`` x509)."""
+        thumb = self.thumbprint or ""
+        if not thumb and self.certificate:
+            thumb = certs.thumbprint(certs.load_pem(self.certificate))
+        revoked = self.revoked or RevokedDTO()
+        return X509Attestation(
+            thumbprint=thumb,
+            ca_certificates=tuple(self.ca_certificates or ()),
+            revoked_serials=tuple(dict.fromkeys(revoked.serials or ())),
+            revoked_thumbprints=tuple(dict.fromkeys(revoked.thumbprints or ())),
+            issue_validity_days=0
+            if self.issue_certificate is None
+            else self.issue_certificate.validity_days,
+            **given(registration_id_from=self.registration_id_from),
+        )
 
 
 class EnrollmentDTO(Wire):
@@ -158,6 +239,16 @@ class EnrollmentDTO(Wire):
             raise ValueError("a custom allocation needs allocation.webhook")
         if self.allocation.policy == "static" and len(self.allocation.services) != 1:
             raise ValueError("a static allocation names exactly one service")
+        att = self.attestation
+        if att is not None and att.type == "x509":
+            if self.kind == "individual" and not (att.thumbprint or att.certificate):
+                raise ValueError(
+                    "an individual x509 enrollment names its device's thumbprint or certificate"
+                )
+            if self.kind == "group" and not att.ca_certificates:
+                raise ValueError("a group x509 enrollment names caCertificates")
+            if self.kind == "group" and (att.thumbprint or att.certificate):
+                raise ValueError("a group x509 enrollment names CA certificates, not a device's")
         return self
 
 
@@ -174,11 +265,26 @@ class UpdateEnrollmentRequest(Envelope):
     expected_revision: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
 
 
+class X509ProofDTO(Wire):
+    """A certificate chain (leaf first) and the leaf key's signature over a server nonce."""
+
+    type: Literal["x509"]
+    chain: Annotated[list[Pem], Field(min_length=1, max_length=certs.MAX_CHAIN)]
+    nonce: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    signature: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+Csr = Annotated[str, StringConstraints(min_length=1, max_length=certs.MAX_PEM)]
+
+
 class RegistrationDTO(Wire):
-    """What a device (or its device service) reports when it registers."""
+    """What a device (or its device service) reports when it registers, and its proof: a
+    symmetric-key ``token`` or an X.509 ``attestation``."""
 
     registration_id: Name
-    token: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+    attestation: X509ProofDTO | None = None
+    csr: Csr | None = None
     labels: Annotated[list[Label], Field(max_length=256)] | None = None
     protocols: Protocols | None = None
     site: Annotated[str, StringConstraints(max_length=NAME_MAX)] | None = None
@@ -186,6 +292,14 @@ class RegistrationDTO(Wire):
         Annotated[dict[Name, Annotated[float, Field(ge=0)]], Field(max_length=256)] | None
     ) = None
     payload: Object | None = None
+
+    @model_validator(mode="after")
+    def _proof(self) -> RegistrationDTO:
+        if (self.token is None) == (self.attestation is None):
+            raise ValueError("a registration carries either a token or an attestation")
+        if self.csr is not None and self.attestation is None:
+            raise ValueError("a csr comes with an x509 attestation")
+        return self
 
 
 class RegistrationRequest(Envelope):
@@ -246,6 +360,8 @@ def enrollment_record(e: EnrollmentDTO) -> Enrollment:
             auto_events=auto_events_of(init.auto_events),
             **given(admin_state=opt(AdminState, init.admin_state)),
         ),
+        attestation=AttestationType(att.type),
+        x509=att.x509() if att.type == "x509" else None,
         primary_key=att.primary_key or "",
         secondary_key=att.secondary_key or "",
         priority=e.priority or 0,
@@ -333,8 +449,10 @@ def enrollment_doc(e: Enrollment, *, keys: bool = True) -> Doc:
     doc["allocation"] = allocation
     doc["reprovisionPolicy"] = e.reprovision.value
     doc["initialState"] = initial_doc(e.initial)
-    attestation: Doc = {"type": "symmetricKey"}
-    if keys:
+    attestation: Doc = {"type": e.attestation.value}
+    if e.x509 is not None:
+        attestation.update(x509_doc(e.x509))
+    elif keys:
         attestation["primaryKey"] = e.primary_key
         if e.secondary_key:
             attestation["secondaryKey"] = e.secondary_key
@@ -346,6 +464,37 @@ def enrollment_doc(e: Enrollment, *, keys: bool = True) -> Doc:
     doc["modified"] = e.modified
     doc["revision"] = e.revision
     return doc
+
+
+def x509_doc(a: X509Attestation) -> Doc:
+    """An X.509 attestation (public material only: certificates, thumbprints, serials)."""
+    doc: Doc = {}
+    if a.thumbprint:
+        doc["thumbprint"] = a.thumbprint
+    if a.ca_certificates:
+        doc["caCertificates"] = list(a.ca_certificates)
+    doc["registrationIdFrom"] = a.registration_id_from
+    doc["revoked"] = {
+        "serials": list(a.revoked_serials),
+        "thumbprints": list(a.revoked_thumbprints),
+    }
+    if a.issue_validity_days:
+        doc["issueCertificate"] = {"validityDays": a.issue_validity_days}
+    return doc
+
+
+def x509_from(doc: Doc) -> X509Attestation:
+    """Read an X.509 attestation."""
+    revoked = doc.get("revoked") or {}
+    issue = doc.get("issueCertificate") or {}
+    return X509Attestation(
+        thumbprint=doc.get("thumbprint", ""),
+        ca_certificates=tuple(doc.get("caCertificates") or ()),
+        revoked_serials=tuple(revoked.get("serials") or ()),
+        revoked_thumbprints=tuple(revoked.get("thumbprints") or ()),
+        issue_validity_days=int(issue.get("validityDays", 0)),
+        **given(registration_id_from=doc.get("registrationIdFrom")),
+    )
 
 
 def enrollment_from(doc: Doc) -> Enrollment:
@@ -379,6 +528,8 @@ def enrollment_from(doc: Doc) -> Enrollment:
             ),
         ),
         initial=initial_from(doc.get("initialState") or {}),
+        attestation=AttestationType(att.get("type", "symmetricKey")),
+        x509=x509_from(att) if att.get("type") == "x509" else None,
         primary_key=att.get("primaryKey", ""),
         secondary_key=att.get("secondaryKey", ""),
         priority=int(doc.get("priority", 0)),
@@ -417,6 +568,10 @@ def registration_doc(r: Registration) -> Doc:
         doc["quarantinedFrom"] = r.quarantined_from
     if r.report:
         doc["lastReport"] = r.report
+    if r.attestation:
+        doc["attestation"] = r.attestation
+    if r.issued:
+        doc["issuedCertificate"] = r.issued
     if r.error:
         doc["error"] = r.error
     doc["created"] = r.created
@@ -440,6 +595,8 @@ def registration_from(doc: Doc) -> Registration:
         pending_service=doc.get("pendingService", ""),
         quarantined_from=doc.get("quarantinedFrom", ""),
         report=doc.get("lastReport") or {},
+        attestation=doc.get("attestation") or {},
+        issued=doc.get("issuedCertificate") or {},
         error=doc.get("error", ""),
         created=doc.get("created", 0),
         modified=doc.get("modified", 0),

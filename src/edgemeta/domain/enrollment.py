@@ -3,9 +3,9 @@ it when it is sent elsewhere (after Azure DPS, seed 001).
 
 An **enrolment** says which devices may register (one device by name: *individual*; devices
 matched by name pattern, labels or protocol properties: *group*), how they prove who they are
-(symmetric keys), which device service they go to (the **allocation policy**), what state a
-new device starts with (**initial state**), and what happens when a registered device
-registers again and is allocated elsewhere (the **reprovisioning policy**):
+(symmetric keys or X.509 certificates), which device service they go to (the **allocation
+policy**), what state a new device starts with (**initial state**), and what happens when a
+registered device registers again and is allocated elsewhere (the **reprovisioning policy**):
 
 - ``migrate`` (default): the device moves with its current state;
 - ``reset``: it moves (or stays) and is reset to its initial state;
@@ -153,6 +153,30 @@ class Match:
         return True
 
 
+class AttestationType(StrEnum):
+    """How the devices of an enrolment prove who they are."""
+
+    SYMMETRIC_KEY = "symmetricKey"
+    X509 = "x509"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class X509Attestation:
+    """Certificates: an individual enrolment names the device certificate (its thumbprint);
+    a group enrolment names CA certificates (PEM), a root or any intermediate."""
+
+    thumbprint: str = ""  # individual: SHA-256 of the device certificate, lower-case hex
+    ca_certificates: tuple[str, ...] = ()  # PEM; for an individual: what its chain ends in
+    registration_id_from: str = "subject:CN"  # where the registration id is in the certificate
+    revoked_serials: tuple[str, ...] = ()  # lower-case hex, any certificate of the chain
+    revoked_thumbprints: tuple[str, ...] = ()
+    issue_validity_days: int = 0  # > 0: sign a CSR the registration carries, for that long
+
+    def revoked(self, serial: str, thumb: str) -> bool:
+        """Whether a certificate with this serial or thumbprint is on the denylist."""
+        return serial in self.revoked_serials or thumb in self.revoked_thumbprints
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Enrollment:
     """Who may register, how they prove it, where they go, what state moves with them."""
@@ -167,6 +191,8 @@ class Enrollment:
     webhook: Webhook | None = None
     reprovision: ReprovisionPolicy = ReprovisionPolicy.MIGRATE
     initial: InitialState = field(default_factory=InitialState)
+    attestation: AttestationType = AttestationType.SYMMETRIC_KEY
+    x509: X509Attestation | None = None  # when attestation is x509
     primary_key: str = ""  # base64; the group key for groups, the device key for individuals
     secondary_key: str = ""
     enabled: bool = True
@@ -192,6 +218,10 @@ class Registration:
     pending_service: str = ""  # a move decided while the device was away, made when next seen
     quarantined_from: str = ""  # the service it returns to when let out of quarantine
     report: JSONObject = field(default_factory=dict)  # the last report (hints for reprovisioning)
+    # How the device last attested: type, and for a certificate its thumbprint, serial,
+    # subject, issuer, the CA the enrolment named, how the key was proved; never a secret.
+    attestation: JSONObject = field(default_factory=dict)
+    issued: JSONObject = field(default_factory=dict)  # the last certificate issued to it
     error: str = ""
     created: int = 0
     modified: int = 0

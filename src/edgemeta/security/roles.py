@@ -146,6 +146,7 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     (_M, "DELETE", "/enrollment/name/{name}"): PROVISIONING,
     (_M, "POST", "/enrollment/name/{name}/reprovision"): PROVISIONING,
     (_M, "POST", "/registration"): _r(Role.DEVICE_WRITE, Role.SERVICE),
+    (_M, "GET", "/registration/challenge"): _r(Role.DEVICE_WRITE, Role.SERVICE),
     (_M, "GET", "/registration/all"): _r(Role.READ, Role.PROVISIONING_ADMIN),
     (_M, "GET", "/registration/name/{id}"): _r(Role.READ, Role.PROVISIONING_ADMIN),
     (_M, "POST", "/registration/name/{id}/reprovision"): PROVISIONING,

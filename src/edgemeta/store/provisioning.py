@@ -253,6 +253,38 @@ class SqlRegistrationRepo:
             return False
         return True
 
+    # Server nonces (X.509 proof of possession) share the token nonces' table under a
+    # registration id no device can have: ``Name`` is never empty. Issuing one inserts it;
+    # spending it deletes it, and the delete's row count settles a race (two registrations
+    # with one nonce: the database lets one delete the row).
+    _CHALLENGE = ""
+
+    async def add_challenge(self, nonce: str, expiry: int, now_s: int) -> None:
+        """Keep a server nonce until ``expiry``; the expired ones go (so the table holds at most
+        the nonces of one time-to-live)."""
+        await self.db.execute(
+            "DELETE FROM registration_nonce WHERE registration_id = ? AND expiry < ?",
+            self._CHALLENGE,
+            now_s,
+        )
+        await self.db.execute(
+            "INSERT INTO registration_nonce (registration_id, nonce, expiry) VALUES (?, ?, ?)",
+            self._CHALLENGE,
+            nonce,
+            expiry,
+        )
+
+    async def take_challenge(self, nonce: str, now_s: int) -> bool:
+        """Spend a server nonce; False if it was never issued, was spent, or has expired."""
+        n = await self.db.execute(
+            "DELETE FROM registration_nonce WHERE registration_id = ? AND nonce = ?"
+            " AND expiry >= ?",
+            self._CHALLENGE,
+            nonce,
+            now_s,
+        )
+        return n == 1
+
     async def forget_nonces(self, expired_before: int) -> int:
         """Drop nonces of tokens that have expired (they cannot be replayed any more)."""
         return await self.db.execute(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
+from edgemeta.domain.x509 import Issuer
 from edgemeta.ports import AllocationHook, DeviceValidator, Releases, ReleaseWatch, Store
 from edgemeta.security.proofs import Keyring
 
@@ -45,6 +46,15 @@ class MoveSettings:
     release_policy: ReleasePolicy = ReleasePolicy.ROLLBACK  # no confirmation in time
     implicit: bool = False  # an add by another service becomes a move (seed option 1)
     stale_after: float = 30.0  # seconds without progress before any instance resumes a move
+
+
+@dataclass(frozen=True, slots=True)
+class X509Settings:
+    """X.509 registration (``EDGEMETA_X509_*`` and ``EDGEMETA_ISSUING_CA_*`` settings)."""
+
+    max_chain_depth: int = 4  # intermediates between a device certificate and its enrolled CA
+    challenge_ttl: int = 60  # seconds a server nonce may be spent
+    issuer: Issuer | None = None  # signs the CSRs of enrolments that issue certificates
 
 
 class NoReleases:
@@ -100,3 +110,4 @@ class Deps:
     allocation_hook: AllocationHook = field(default_factory=NoWebhooks)
     # Device services' release keys (None: derived from the store's secret when asked).
     keyring: Keyring | None = None
+    x509: X509Settings = field(default_factory=X509Settings)

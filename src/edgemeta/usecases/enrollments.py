@@ -6,7 +6,8 @@ import base64
 import secrets
 from dataclasses import dataclass, replace
 
-from edgemeta.domain.enrollment import Enrollment, EnrollmentKind, Webhook
+from edgemeta.domain import x509 as certs
+from edgemeta.domain.enrollment import AttestationType, Enrollment, EnrollmentKind, Webhook
 from edgemeta.domain.errors import Conflict, ContractInvalid
 from edgemeta.ports import ListQuery, Page
 from edgemeta.usecases.common import new_id, not_found, now_ms
@@ -48,11 +49,12 @@ async def add_enrollment(deps: Deps, e: Enrollment) -> Enrollment:
     """Store a new enrolment (keys generated when not given); returns it, keys included."""
     _check(e)
     now = now_ms()
+    symmetric = e.attestation == AttestationType.SYMMETRIC_KEY
     stored = replace(
         e,
         id=e.id or new_id(),
-        primary_key=e.primary_key or new_key(),
-        secondary_key=e.secondary_key or new_key(),
+        primary_key=e.primary_key or (new_key() if symmetric else ""),
+        secondary_key=e.secondary_key or (new_key() if symmetric else ""),
         webhook=_with_secret(e.webhook),
         created=now,
         modified=now,
@@ -69,6 +71,7 @@ class EnrollmentChange:
 
     enrollment: Enrollment
     expected_revision: int | None = None
+    keep_attestation: bool = False  # the change leaves attestation out: it stays as it was
 
 
 async def update_enrollment(deps: Deps, change: EnrollmentChange) -> Enrollment:
@@ -86,13 +89,59 @@ async def update_enrollment(deps: Deps, change: EnrollmentChange) -> Enrollment:
             )
         if new.kind != old.kind:
             raise ContractInvalid("an enrollment's kind cannot change")
+        if change.keep_attestation or (
+            new.attestation == old.attestation == AttestationType.SYMMETRIC_KEY
+        ):
+            # Keys left out are kept (they are never shown unless asked for).
+            new = replace(
+                new,
+                attestation=old.attestation,
+                x509=old.x509 if change.keep_attestation else new.x509,
+                primary_key=new.primary_key or old.primary_key,
+                secondary_key=new.secondary_key or old.secondary_key,
+            )
+        elif new.attestation == AttestationType.SYMMETRIC_KEY:
+            new = replace(
+                new,
+                primary_key=new.primary_key or new_key(),
+                secondary_key=new.secondary_key or new_key(),
+            )
         stored = replace(
             new,
             id=old.id,
-            primary_key=new.primary_key or old.primary_key,
-            secondary_key=new.secondary_key or old.secondary_key,
             webhook=_with_secret(new.webhook, old.webhook),
             created=old.created,
+            modified=now_ms(),
+            revision=old.revision + 1,
+        )
+        await tx.enrollments.update(stored)
+    return stored
+
+
+async def revoke_certificates(
+    deps: Deps, name: str, *, serials: list[str], thumbprints: list[str]
+) -> Enrollment:
+    """Add certificates (serials in hex, SHA-256 thumbprints) to an X.509 enrolment's denylist;
+    the next registration with one of them is refused (403) and recorded."""
+    try:
+        new_serials = [certs.normal_serial(s) for s in serials]
+        new_thumbs = [certs.normal_thumbprint(t) for t in thumbprints]
+    except ValueError as exc:
+        raise ContractInvalid(str(exc)) from None
+    async with deps.store.write() as tx:
+        old = await tx.enrollments.get(name, for_update=True)
+        if old is None:
+            raise not_found("enrollment", name)
+        if old.x509 is None:
+            raise ContractInvalid(f"enrollment '{name}' does not attest with certificates")
+        x = old.x509
+        stored = replace(
+            old,
+            x509=replace(
+                x,
+                revoked_serials=tuple(dict.fromkeys((*x.revoked_serials, *new_serials))),
+                revoked_thumbprints=tuple(dict.fromkeys((*x.revoked_thumbprints, *new_thumbs))),
+            ),
             modified=now_ms(),
             revision=old.revision + 1,
         )

@@ -3,8 +3,12 @@
 1. Find its enrolment: the individual one for its registration id, else the first group
    enrolment (highest priority) whose match covers what it reports.
 2. Attest: a registration token signed with the device's key (derived from the group key for
-   groups), not expired, not replayed. Any failure is a 401 that says no more than "refused";
-   the reason goes to the log.
+   groups), not expired, not replayed; or (X.509, :func:`register_x509`) a certificate chain
+   that validates up to a CA an enrolment names (or the device certificate an individual
+   enrolment names), with the leaf's key proved by a signature over a server nonce or by the
+   transport's TLS handshake, the registration id taken from the certificate. Any failure is a
+   401 that says no more than "refused"; the reason goes to the log. A disabled enrolment or a
+   revoked certificate is a 403, recorded.
 3. Allocate: static, weighted hash, nearest (reported site or latencies) or a webhook (with a
    timeout and a fallback policy).
 4. Assign: a first registration creates the device from the enrolment's initial state; a later
@@ -20,13 +24,18 @@ out again; and a device moved less than the enrolment's hold-down ago is not mov
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import secrets
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cryptography.x509 import Certificate
+
 from edgemeta import documents as docs
 from edgemeta.domain import events
+from edgemeta.domain import x509 as certs
 from edgemeta.domain.allocation import allocate
 from edgemeta.domain.attestation import (
     AttestationError,
@@ -36,6 +45,7 @@ from edgemeta.domain.attestation import (
 )
 from edgemeta.domain.enrollment import (
     AllocationPolicy,
+    AttestationType,
     Candidate,
     Enrollment,
     EnrollmentKind,
@@ -51,11 +61,12 @@ from edgemeta.domain.errors import (
     DuplicateName,
     EdgeMetaError,
     Forbidden,
+    ServiceUnavailable,
     Unauthorized,
 )
 from edgemeta.domain.moves import Move, MoveReason, StatePolicy
 from edgemeta.domain.patches import same_content
-from edgemeta.domain.records import AdminState, Device, OperatingState
+from edgemeta.domain.records import AdminState, Device, JSONObject, OperatingState
 from edgemeta.ports import ListQuery, Page
 from edgemeta.usecases import devices as device_uc
 from edgemeta.usecases import moves
@@ -74,6 +85,7 @@ class Outcome:
     registration: Registration
     device: Device | None = None
     move: Move | None = None
+    certificate: str = ""  # PEM: the operational certificate issued from the device's CSR
 
 
 def _keys(e: Enrollment, registration_id: str) -> tuple[str, ...]:
@@ -84,14 +96,19 @@ def _keys(e: Enrollment, registration_id: str) -> tuple[str, ...]:
 
 
 async def _enrollment_for(deps: Deps, report: Report) -> Enrollment | None:
+    """The symmetric-key enrolment covering a token registration (X.509 enrolments cover
+    certificates only: a catch-all group of them must not capture token registrations)."""
+    symmetric = AttestationType.SYMMETRIC_KEY
     async with deps.store.read() as tx:
         found = await tx.enrollments.individual(report.registration_id)
-        if found is not None:
+        if found is not None and found.attestation == symmetric:
             return found
         groups = await tx.enrollments.groups()
     props = report.flat_properties()
     for g in groups:
-        if g.match.matches(report.registration_id, report.labels, props):
+        if g.attestation == symmetric and g.match.matches(
+            report.registration_id, report.labels, props
+        ):
             return g
     return None
 
@@ -124,12 +141,219 @@ async def register(deps: Deps, token: str, report: Report, correlation_id: str) 
             error=f"enrollment '{enrollment.name}' is disabled",
         )
         raise Forbidden(f"enrollment '{enrollment.name}' is disabled")
+    return await _assign_once_more(
+        deps, enrollment, report, correlation_id, {"type": AttestationType.SYMMETRIC_KEY.value}
+    )
+
+
+async def _assign_once_more(
+    deps: Deps, e: Enrollment, report: Report, cid: str, attestation: JSONObject
+) -> Outcome:
     try:
-        return await _assign(deps, enrollment, report, correlation_id, operator=False)
+        return await _assign(deps, e, report, cid, operator=False, attestation=attestation)
     except Conflict:
         # A concurrent registration of the same device got there first: decide again on
         # what it stored (the device now exists, the record has moved on).
-        return await _assign(deps, enrollment, report, correlation_id, operator=False)
+        return await _assign(deps, e, report, cid, operator=False, attestation=attestation)
+
+
+# X.509 ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NonceProof:
+    """The leaf key's signature (base64) over a server nonce and the registration id."""
+
+    nonce: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransportProof:
+    """The transport proved the leaf's key: a TLS handshake with this client certificate chain
+    (whatever the TLS layer verified, edgemeta validates the chain against the enrolments)."""
+
+    via: str = "tls"
+
+
+@dataclass(frozen=True, slots=True)
+class X509Registration:
+    """An X.509 registration: the chain (PEM, leaf first), how the key was proved, a CSR."""
+
+    report: Report
+    chain: tuple[str, ...]
+    proof: NonceProof | TransportProof
+    csr: str = ""
+
+
+async def new_challenge(deps: Deps) -> tuple[str, int]:
+    """A single-use server nonce and its expiry (unix s), for an X.509 proof of possession."""
+    nonce = secrets.token_urlsafe(24)
+    now_s = int(time.time())
+    expiry = now_s + deps.x509.challenge_ttl
+    async with deps.store.write() as tx:
+        await tx.registrations.add_challenge(nonce, expiry, now_s)
+    return nonce, expiry
+
+
+@dataclass(frozen=True, slots=True)
+class _Match:
+    enrollment: Enrollment
+    chain: list[Certificate]  # verified: leaf to the trust anchor
+    anchor: str  # thumbprint of the enrolled certificate the chain ends in
+
+
+def _anchors(e: Enrollment, leaf: Certificate) -> list[Certificate]:
+    """What an enrolment trusts: its CA certificates; an individual one without CAs trusts
+    the device certificate itself (a self-signed one, as DPS allows)."""
+    assert e.x509 is not None
+    if e.x509.ca_certificates:
+        return [certs.load_pem(p) for p in e.x509.ca_certificates]
+    return [leaf]
+
+
+async def _x509_enrollment(
+    deps: Deps, chain: list[Certificate], report: Report, now: dt.datetime
+) -> _Match:
+    """The enrolment that covers this chain: the individual one naming the leaf's thumbprint,
+    else the group naming the most specific CA of a chain that validates (the CA nearest to
+    the leaf; among groups naming the same CA, the highest priority, then the oldest)."""
+    rid = report.registration_id
+    leaf = chain[0]
+    thumb = certs.thumbprint(leaf)
+    depth = deps.x509.max_chain_depth
+    async with deps.store.read() as tx:
+        individual = await tx.enrollments.individual(rid)
+        groups = await tx.enrollments.groups()
+    if (
+        individual is not None
+        and individual.x509 is not None
+        and individual.x509.thumbprint == thumb
+    ):
+        verified = certs.validate_path(chain, _anchors(individual, leaf), now=now, max_depth=depth)
+        return _Match(individual, verified, certs.thumbprint(verified[-1]))
+    # Only groups naming a CA that issued a presented certificate can validate it.
+    issuers = {c.issuer for c in chain}
+    props = report.flat_properties()
+    best: _Match | None = None
+    best_at = len(chain) + depth + 2
+    reasons: list[str] = []
+    for g in groups:
+        if g.x509 is None or not g.match.matches(rid, report.labels, props):
+            continue
+        anchors = [certs.load_pem(p) for p in g.x509.ca_certificates]
+        if not any(a.subject in issuers for a in anchors):
+            continue
+        try:
+            verified = certs.validate_path(chain, anchors, now=now, max_depth=depth)
+        except AttestationError as exc:
+            reasons.append(f"{g.name}: {exc}")
+            continue
+        named = {certs.thumbprint(a) for a in anchors}
+        at = next(i for i, c in enumerate(verified) if certs.thumbprint(c) in named)
+        if at < best_at:
+            best, best_at = _Match(g, verified, certs.thumbprint(verified[at])), at
+    if best is None:
+        raise AttestationError(
+            "no enrollment covers the certificate "
+            + (f"({'; '.join(reasons)})" if reasons else f"{thumb}")
+        )
+    return best
+
+
+async def register_x509(deps: Deps, request: X509Registration, correlation_id: str) -> Outcome:
+    """Attest an X.509 registration, then allocate and assign it like any other."""
+    report = request.report
+    rid = report.registration_id
+    now_s = int(time.time())
+    now = dt.datetime.fromtimestamp(now_s, dt.UTC)
+    try:
+        chain = certs.load_chain(request.chain)
+        if isinstance(request.proof, NonceProof):
+            # Spent before anything is checked: a nonce answers one attempt, good or bad.
+            async with deps.store.write() as tx:
+                fresh = await tx.registrations.take_challenge(request.proof.nonce, now_s)
+            if not fresh:
+                raise AttestationError("the nonce is unknown, expired or spent")
+            certs.verify_proof(
+                chain[0],
+                certs.signed_message(request.proof.nonce, rid),
+                certs.decode_signature(request.proof.signature),
+            )
+        found = await _x509_enrollment(deps, chain, report, now)
+        e = found.enrollment
+        assert e.x509 is not None
+        names = certs.registration_ids(chain[0], e.x509.registration_id_from)
+        if rid not in names:
+            raise AttestationError(
+                f"the certificate names {names} by {e.x509.registration_id_from}, not '{rid}'"
+            )
+    except AttestationError as exc:
+        log.warning("x509 registration of '%s' refused: %s", rid, exc)
+        raise Unauthorized(REFUSED) from None
+    leaf = certs.attested(chain[0])
+    attestation: JSONObject = {
+        "type": AttestationType.X509.value,
+        **leaf.doc(),
+        "enrolledCertificate": found.anchor,
+        "proof": "nonce" if isinstance(request.proof, NonceProof) else request.proof.via,
+    }
+    refusal = ""
+    if not e.enabled:
+        refusal = f"enrollment '{e.name}' is disabled"
+    else:
+        for cert in found.chain:
+            serial, thumb = certs.serial_of(cert), certs.thumbprint(cert)
+            if e.x509.revoked(serial, thumb):
+                refusal = (
+                    f"certificate {cert.subject.rfc4514_string()} (serial {serial}) is revoked"
+                    f" by enrollment '{e.name}'"
+                )
+                break
+    if refusal:
+        log.warning("x509 registration of '%s' refused: %s", rid, refusal)
+        await _record(
+            deps,
+            rid,
+            e,
+            status=RegistrationStatus.DISABLED,
+            report=report,
+            attestation=attestation,
+            error=refusal,
+        )
+        raise Forbidden(refusal)
+    issuer = deps.x509.issuer
+    csr = None
+    if request.csr and e.x509.issue_validity_days > 0:
+        if issuer is None:
+            raise ServiceUnavailable(
+                f"enrollment '{e.name}' issues certificates, but no issuing CA is configured"
+            )
+        try:  # checked before anything changes: a bad CSR is a 400 that changes nothing
+            csr = certs.load_csr(request.csr)
+        except certs.CsrError as exc:
+            raise ContractInvalid(str(exc)) from None
+    outcome = await _assign_once_more(deps, e, report, correlation_id, attestation)
+    if csr is None or issuer is None:
+        return outcome
+    cert = issuer.issue(
+        csr,
+        rid,
+        e.x509.registration_id_from,
+        now=now,
+        days=e.x509.issue_validity_days,
+    )
+    pem = certs.pem_of(cert)
+    issued = {**certs.attested(cert).doc(), "certificate": pem}
+    record = await _record(
+        deps,
+        rid,
+        e,
+        status=outcome.registration.status,
+        issued=issued,
+        error=outcome.registration.error,
+    )
+    return replace(outcome, registration=record, certificate=pem)
 
 
 async def _record(
@@ -197,6 +421,17 @@ async def _allocate(deps: Deps, e: Enrollment, report: Report) -> str:
     return allocate(e.allocation, report, candidates)
 
 
+def merge_protocols(
+    initial: dict[str, JSONObject], reported: dict[str, JSONObject]
+) -> dict[str, JSONObject]:
+    """The initial protocols with the reported ones merged in: a protocol present in both
+    keeps its initial properties, the reported value winning on the same key."""
+    merged = {name: dict(props) for name, props in initial.items()}
+    for name, props in reported.items():
+        merged[name] = {**merged.get(name, {}), **props}
+    return merged
+
+
 def _new_device(e: Enrollment, report: Report, service: str) -> Device:
     s = e.initial
     labels = tuple(dict.fromkeys((*s.labels, *report.labels)))
@@ -208,7 +443,7 @@ def _new_device(e: Enrollment, report: Report, service: str) -> Device:
         description=s.description,
         admin_state=s.admin_state,
         operating_state=OperatingState.UP,
-        protocols={**s.protocols, **report.protocols},
+        protocols=merge_protocols(s.protocols, report.protocols),
         properties=dict(s.properties),
         tags=dict(s.tags),
         labels=labels,
@@ -217,8 +452,17 @@ def _new_device(e: Enrollment, report: Report, service: str) -> Device:
 
 
 async def _assign(
-    deps: Deps, e: Enrollment, report: Report, cid: str, *, operator: bool
+    deps: Deps,
+    e: Enrollment,
+    report: Report,
+    cid: str,
+    *,
+    operator: bool,
+    attestation: JSONObject | None = None,
 ) -> Outcome:
+    """Allocate and assign; ``attestation`` (how the device proved itself) goes on its record,
+    which keeps the last one when an operator reprovisions."""
+    proved: dict[str, Any] = {} if attestation is None else {"attestation": attestation}
     rid = report.registration_id
     async with deps.store.read() as tx:
         reg = await tx.registrations.get(rid)
@@ -233,17 +477,20 @@ async def _assign(
             report=report,
             assigned_service=device.service_name,
             pending_service="",
+            **proved,
         )
         return Outcome(record, device)
     target = reg.pending_service if reg is not None and reg.pending_service else None
     if target is None:
         target = await _allocate(deps, e, report)
     if device is None:
-        return await _first(deps, e, report, target, cid)
-    return await _again(deps, e, reg, device, report, target, cid, operator=operator)
+        return await _first(deps, e, report, target, cid, proved)
+    return await _again(deps, e, reg, device, report, target, cid, operator=operator, proved=proved)
 
 
-async def _first(deps: Deps, e: Enrollment, report: Report, target: str, cid: str) -> Outcome:
+async def _first(
+    deps: Deps, e: Enrollment, report: Report, target: str, cid: str, proved: dict[str, Any]
+) -> Outcome:
     # Creating a device is one transaction: there is no "assigning" moment worth recording.
     rid = report.registration_id
     try:
@@ -252,7 +499,13 @@ async def _first(deps: Deps, e: Enrollment, report: Report, target: str, cid: st
         raise Conflict(f"device '{rid}' was registered concurrently") from None
     except EdgeMetaError as exc:
         await _record(
-            deps, rid, e, status=RegistrationStatus.FAILED, report=report, error=exc.message
+            deps,
+            rid,
+            e,
+            status=RegistrationStatus.FAILED,
+            report=report,
+            error=exc.message,
+            **proved,
         )
         raise
     # This registration created the device, so its record says so, even when a concurrent
@@ -270,6 +523,7 @@ async def _first(deps: Deps, e: Enrollment, report: Report, target: str, cid: st
                 assigned_service=target,
                 initial_service=target,
                 pending_service="",
+                **proved,
             )
             break
         except Conflict:
@@ -312,6 +566,7 @@ async def _again(
     cid: str,
     *,
     operator: bool,
+    proved: dict[str, Any],
 ) -> Outcome:
     rid = device.name
     current = device.service_name
@@ -321,6 +576,7 @@ async def _again(
         # Only what this decision changes: the rest is kept from the record as stored now
         # (a concurrent registration may have written it since it was read above).
         changes.setdefault("assigned_service", current)
+        changes.update(proved)
         return await _record(deps, rid, e, status=status, report=report, **changes)
 
     if policy == ReprovisionPolicy.NEVER or target == current:

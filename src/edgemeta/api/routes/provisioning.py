@@ -57,6 +57,8 @@ def _outcome(o: Outcome) -> dict[str, Any]:
         out["device"] = docs.device_doc(o.device)
     if o.move is not None:
         out["move"] = docs.move_doc(o.move)
+    if o.certificate:
+        out["certificate"] = o.certificate
     return out
 
 
@@ -103,6 +105,7 @@ async def update(api: ApiContext, request: Request) -> Response:
         change = enr.EnrollmentChange(
             enrollment=docs.enrollment_record(item.enrollment),
             expected_revision=header if header is not None else item.expected_revision,
+            keep_attestation=item.enrollment.attestation is None,
         )
         stored = await enr.update_enrollment(deps, change)
         return {"enrollment": docs.enrollment_doc(stored, keys=False)}
@@ -166,9 +169,21 @@ async def register(api: ApiContext, request: Request) -> Response:
     req = decode_one(data, docs.RegistrationRequest)
     wait = _wait(request.query_params.get("wait"), api.registration_wait)
     report = docs.report_record(req.registration)
-    task = asyncio.create_task(
-        reg.register(deps, req.registration.token, report, correlation_id(request))
-    )
+    proof = req.registration.attestation
+    if proof is not None:
+        work = reg.register_x509(
+            deps,
+            reg.X509Registration(
+                report=report,
+                chain=tuple(proof.chain),
+                proof=reg.NonceProof(proof.nonce, proof.signature),
+                csr=req.registration.csr or "",
+            ),
+            correlation_id(request),
+        )
+    else:
+        work = reg.register(deps, req.registration.token or "", report, correlation_id(request))
+    task = asyncio.create_task(work)
     done, _ = await asyncio.wait({task}, timeout=wait)
     if not done:
         # Still assigning (a move waits on device services): answer with the record to
@@ -191,6 +206,12 @@ async def register(api: ApiContext, request: Request) -> Response:
     body = base(200, request_id=req.request_id or "")
     body.update(_outcome(outcome))
     return respond(200, body)
+
+
+async def challenge(api: ApiContext, request: Request) -> Response:
+    """``GET /registration/challenge``: a single-use nonce for an X.509 registration."""
+    nonce, expiry = await reg.new_challenge(api.deps)
+    return ok(nonce=nonce, expiry=expiry)
 
 
 async def registrations(api: ApiContext, request: Request) -> Response:
@@ -262,6 +283,7 @@ def routes(api: ApiContext) -> list[Route]:
         Route("/enrollment/name/{name}", bind(api, delete), methods=["DELETE"]),
         Route("/enrollment/name/{name}/reprovision", bind(api, reprovision_all), methods=["POST"]),
         Route("/registration", bind(api, register), methods=["POST"]),
+        Route("/registration/challenge", bind(api, challenge), methods=["GET"]),
         Route("/registration/all", bind(api, registrations), methods=["GET"]),
         Route("/registration/name/{id}", bind(api, registration), methods=["GET"]),
         Route("/registration/name/{id}/reprovision", bind(api, reprovision_one), methods=["POST"]),
