@@ -31,7 +31,7 @@ from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from edgemeta.security.tls import peer_subject
+from edgemeta.security.tls import peer_certificate, peer_subject
 
 log = logging.getLogger("edgemeta.security")
 
@@ -102,7 +102,10 @@ class CanonicalHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         subject = peer_subject(transport)
         if subject is not None:
-            self._tls_extension = {"client_subject": subject}
+            self._tls_extension = {
+                "client_subject": subject,
+                "client_certificate": peer_certificate(transport),
+            }
             log.debug("TLS client %s connected from %s", subject, self.client)
 
     def on_message_begin(self) -> None:

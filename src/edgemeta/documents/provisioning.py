@@ -266,12 +266,20 @@ class UpdateEnrollmentRequest(Envelope):
 
 
 class X509ProofDTO(Wire):
-    """A certificate chain (leaf first) and the leaf key's signature over a server nonce."""
+    """A certificate chain (leaf first) and the leaf key's signature over a server nonce; or
+    the chain alone, when the request came over mutual TLS with that leaf (the handshake is
+    the proof)."""
 
     type: Literal["x509"]
     chain: Annotated[list[Pem], Field(min_length=1, max_length=certs.MAX_CHAIN)]
-    nonce: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    signature: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    nonce: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    signature: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> X509ProofDTO:
+        if (self.nonce is None) != (self.signature is None):
+            raise ValueError("nonce and signature go together (or neither, over mutual TLS)")
+        return self
 
 
 Csr = Annotated[str, StringConstraints(min_length=1, max_length=certs.MAX_PEM)]

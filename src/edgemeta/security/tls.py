@@ -96,6 +96,15 @@ def server_context(tls: TlsFiles) -> ssl.SSLContext:
     return ctx
 
 
+def peer_certificate(transport: Any) -> bytes | None:
+    """The DER certificate the peer of ``transport`` presented in the handshake, if any."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der or None
+
+
 def peer_subject(transport: Any) -> str | None:
     """The RFC 4514 subject of the certificate the peer of ``transport`` presented, if any.
 
@@ -110,6 +119,14 @@ def peer_subject(transport: Any) -> str | None:
         return None
     subject: str = x509.load_der_x509_certificate(der).subject.rfc4514_string()
     return subject
+
+
+def client_certificate(scope: Any) -> bytes | None:
+    """The verified TLS client certificate (DER) of an ASGI request, if there was one: the
+    handshake proved the client holds its key (X.509 registration by mutual TLS)."""
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    der = tls.get("client_certificate")
+    return der if isinstance(der, bytes) else None
 
 
 def client_subject(scope: Any) -> str | None:

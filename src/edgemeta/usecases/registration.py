@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import Certificate
 
 from edgemeta import documents as docs
@@ -170,9 +171,11 @@ class NonceProof:
 
 @dataclass(frozen=True, slots=True)
 class TransportProof:
-    """The transport proved the leaf's key: a TLS handshake with this client certificate chain
-    (whatever the TLS layer verified, edgemeta validates the chain against the enrolments)."""
+    """The transport proved the leaf's key: a TLS handshake with this client certificate
+    (DER). The chain's leaf must be that certificate; whatever the TLS layer verified,
+    edgemeta validates the chain against the enrolments."""
 
+    certificate: bytes
     via: str = "tls"
 
 
@@ -280,6 +283,8 @@ async def register_x509(deps: Deps, request: X509Registration, correlation_id: s
                 certs.signed_message(request.proof.nonce, rid),
                 certs.decode_signature(request.proof.signature),
             )
+        elif chain[0].public_bytes(Encoding.DER) != request.proof.certificate:
+            raise AttestationError("the chain's leaf is not the TLS client certificate")
         found = await _x509_enrollment(deps, chain, report, now)
         e = found.enrollment
         assert e.x509 is not None

@@ -19,8 +19,15 @@ from edgemeta.api.errors import status_of
 from edgemeta.api.handlers import ApiContext, bind, correlation_id, path, run_batch
 from edgemeta.api.query import check_range, flag, list_query, name_param
 from edgemeta.api.responses import base, ok, respond
-from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, Forbidden, NotFound
+from edgemeta.domain.errors import (
+    ContractInvalid,
+    EdgeMetaError,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+)
 from edgemeta.security.roles import Role
+from edgemeta.security.tls import client_certificate
 from edgemeta.usecases import enrollments as enr
 from edgemeta.usecases import registration as reg
 from edgemeta.usecases.registration import Outcome
@@ -171,13 +178,21 @@ async def register(api: ApiContext, request: Request) -> Response:
     report = docs.report_record(req.registration)
     proof = req.registration.attestation
     if proof is not None:
+        how: reg.NonceProof | reg.TransportProof
+        if proof.nonce is not None and proof.signature is not None:
+            how = reg.NonceProof(proof.nonce, proof.signature)
+        else:
+            tls_cert = client_certificate(request.scope)
+            if tls_cert is None:
+                raise Unauthorized(
+                    "an X.509 registration without nonce and signature must come over mutual"
+                    " TLS with the device certificate (or GET /registration/challenge and sign)"
+                )
+            how = reg.TransportProof(tls_cert)
         work = reg.register_x509(
             deps,
             reg.X509Registration(
-                report=report,
-                chain=tuple(proof.chain),
-                proof=reg.NonceProof(proof.nonce, proof.signature),
-                csr=req.registration.csr or "",
+                report=report, chain=tuple(proof.chain), proof=how, csr=req.registration.csr or ""
             ),
             correlation_id(request),
         )
