@@ -26,6 +26,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIP = {
     "curl -N": "an SSE stream: it never ends (tests/e2e/test_header_case.py and the "
     "system-event tests cover the stream)",
+    "--cert dev.pem": "needs edgemeta served over mutual TLS (tests/security/test_x509_mtls.py "
+    "runs that registration through a real handshake)",
 }
 
 # Docs that go on from another doc's walkthrough: they run after it, on the same service.
