@@ -173,4 +173,6 @@ def _run_live(
         live.update(
             render(final, title) if final else Text(f"{title}: refused"), refresh=True
         )
+    if not console.is_terminal and not as_json:
+        console.line()  # Live leaves its last line open when it is not drawing on a terminal
     return answer

@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Errors are one line each, whatever the terminal width (scripts read them).
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
 
@@ -54,7 +55,7 @@ def record(doc: dict[str, Any], title: str = "") -> Table:
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold")
     for key, value in doc.items():
-        t.add_row(key, cell(value))
+        t.add_row(key, ms(value) if key in ("created", "modified") else cell(value))
     return t
 
 

@@ -189,7 +189,27 @@ def add_records(client: AdminClient, res: Resource, source: str, as_json: bool) 
             style = "red" if code >= 400 else "green"
             what = a.get("message") or (f"id {a['id']}" if a.get("id") else "")
             console.print(f"[{style}]{code}[/{style}] {res.cli} {a.get('name', '')}: {what}")
+            _print_secrets(a)
     return 1 if failed else 0
+
+
+def _print_secrets(answer: dict[str, Any]) -> None:
+    """An enrolment's generated keys and webhook secret: the add's answer is the only time
+    the service shows them without ``showKeys``, so they must not be lost in a table."""
+    enrollment = answer.get("enrollment")
+    if not isinstance(enrollment, dict):
+        return
+    attestation = enrollment.get("attestation") or {}
+    webhook = (enrollment.get("allocation") or {}).get("webhook") or {}
+    for label, value in (
+        ("primaryKey", attestation.get("primaryKey")),
+        ("secondaryKey", attestation.get("secondaryKey")),
+        ("webhook secret", webhook.get("secret")),
+    ):
+        if value:
+            console.print(f"  {label}: {value}", markup=False)
+    if attestation.get("primaryKey") or webhook.get("secret"):
+        console.print("  (shown only now; keep them)", style="dim")
 
 
 def _looks_like_json(data: bytes) -> bool:

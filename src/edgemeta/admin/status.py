@@ -70,7 +70,9 @@ def status_command(
         healthy = isinstance(health, dict) and int(health.get("statusCode", 0)) == 200
         report: dict[str, Any] = {"url": client.base, "ping": "ok", "health": health}
         try:
-            report["version"] = client.call("GET", "/version").get("version", "")
+            version = client.call("GET", "/version")
+            report["version"] = version.get("version", "")  # the EdgeX API release
+            report["edgemetaVersion"] = version.get("edgemetaVersion", "")
             report["counts"] = {k: total(client, r) for k, r in COUNTED.items()}
             report["movesInFlight"] = moves_in_flight(client, recent)
         except Refused as exc:
@@ -89,7 +91,7 @@ def status_command(
         if "refused" in report:
             summary["details"] = f"refused: {report['refused']} (--api-key/--token)"
         else:
-            summary["version"] = report["version"]
+            summary["version"] = f"edgemeta {report['edgemetaVersion']} (EdgeX {report['version']})"
             summary.update(report["counts"])
             summary["moves in flight"] = len(report["movesInFlight"])
         console.print(record(summary, "edgemeta status"))
