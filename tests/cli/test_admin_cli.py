@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,29 @@ def cli_env(url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def run(
+@dataclass
+class Ran:
+    """What a CLI run left: its exit code and outputs."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(url: str, *args: str, stdin: str | None = None, **env: str) -> Ran:
+    """``edgemeta ARGS`` against ``url``, in this process (typer's CliRunner): the same
+    commands over real HTTP, without a Python start-up per call."""
+    result = CliRunner().invoke(app, list(args), input=stdin, env=cli_env(url, **env))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def run_proc(
     url: str, *args: str, stdin: str | None = None, timeout: float = 60, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """``python -m edgemeta ARGS`` against ``url``."""
-    return subprocess.run(
+) -> Ran:
+    """``python -m edgemeta ARGS`` against ``url``, as a process of its own."""
+    done = subprocess.run(
         [sys.executable, "-m", "edgemeta", *args],
         input=stdin,
         capture_output=True,
@@ -54,6 +73,7 @@ def run(
         env=cli_env(url, **env),
         timeout=timeout,
     )
+    return Ran(done.returncode, done.stdout, done.stderr)
 
 
 def api(served: ServeProcess, path: str, **params: Any) -> Any:
@@ -249,7 +269,7 @@ def test_errors_print_the_service_message_and_exit_non_zero(
     assert missing.returncode == 1
     assert "no-such-profile" in missing.stderr
 
-    down = run("http://127.0.0.1:9", "status")  # nothing listens on the discard port
+    down = run_proc("http://127.0.0.1:9", "status")  # nothing listens on the discard port
     assert down.returncode == 3
     assert "is `edgemeta serve` running? --url/EDGEMETA_URL" in down.stderr
     flag = run("http://127.0.0.1:9", "device", "list", "--url", url)  # --url beats the env
@@ -282,7 +302,7 @@ def test_import_10000_devices_with_bad_rows_in_the_middle(
     write_csv(tmp_path / "devices.csv", names, bad)
     report = tmp_path / "report.json"
     began = time.monotonic()
-    r = run(base.url, "import", str(tmp_path / "devices.csv"), "--report", str(report))
+    r = run_proc(base.url, "import", str(tmp_path / "devices.csv"), "--report", str(report))
     took = time.monotonic() - began
     assert r.returncode == 1, r.stderr  # some were refused
     assert took < 60, f"10,000 devices took {took:.1f} s"
@@ -405,7 +425,7 @@ def test_move_dry_run_then_a_real_move(base: ServeProcess) -> None:
 def test_events_prints_one_line_per_event_and_json_envelopes(base: ServeProcess) -> None:
     url = base.url
     topic = "edgex/system-events/core-metadata/deviceservice/#"
-    text = run(url, "events", "--since", "0", "--count", "2", "--topic", topic, timeout=30)
+    text = run_proc(url, "events", "--since", "0", "--count", "2", "--topic", topic)
     assert text.returncode == 0, text.stderr
     lines = text.stdout.strip().splitlines()
     assert len(lines) == 2
