@@ -97,8 +97,16 @@ def base(served: ServeProcess, tmp_path_factory: pytest.TempPathFactory) -> Serv
     (d / "services.json").write_text(
         json.dumps(
             [
-                {"name": "svc-a", "baseAddress": "http://127.0.0.1:59900", "adminState": "UNLOCKED"},
-                {"name": "svc-b", "baseAddress": "http://127.0.0.1:59901", "adminState": "UNLOCKED"},
+                {
+                    "name": "svc-a",
+                    "baseAddress": "http://127.0.0.1:59900",
+                    "adminState": "UNLOCKED",
+                },
+                {
+                    "name": "svc-b",
+                    "baseAddress": "http://127.0.0.1:59901",
+                    "adminState": "UNLOCKED",
+                },
             ]
         )
     )
@@ -234,9 +242,12 @@ def test_watcher_and_enrollment_round_trip(base: ServeProcess, tmp_path: Path) -
     assert run(url, "watcher", "add", "-", stdin=json.dumps(watcher)).returncode == 0
     listed = run(url, "watcher", "list")
     assert "w-rt" in listed.stdout
-    assert json.loads(run(url, "watcher", "get", "w-rt", "--json").stdout)[
-        "provisionWatcher"
-    ]["identifiers"] == watcher["identifiers"]
+    assert (
+        json.loads(run(url, "watcher", "get", "w-rt", "--json").stdout)["provisionWatcher"][
+            "identifiers"
+        ]
+        == watcher["identifiers"]
+    )
     assert run(url, "watcher", "delete", "w-rt").returncode == 0
     assert run(url, "watcher", "get", "w-rt").returncode == 1
 
@@ -272,6 +283,10 @@ def test_errors_print_the_service_message_and_exit_non_zero(
     down = run_proc("http://127.0.0.1:9", "status")  # nothing listens on the discard port
     assert down.returncode == 3
     assert "is `edgemeta serve` running? --url/EDGEMETA_URL" in down.stderr
+    (tmp_path / "one.csv").write_text("name,serviceName\nx,y\n")
+    lost = run("http://127.0.0.1:9", "import", str(tmp_path / "one.csv"))
+    assert lost.returncode == 3
+    assert "run the same import again" in lost.stderr
     flag = run("http://127.0.0.1:9", "device", "list", "--url", url)  # --url beats the env
     assert flag.returncode == 0, flag.stderr
 
@@ -334,7 +349,15 @@ def test_interrupted_import_resumes_without_duplicates(base: ServeProcess, tmp_p
     names = [f"resume-{i:05d}" for i in range(total)]
     write_csv(tmp_path / "resume.csv", names, labels="resume")
     first = subprocess.Popen(
-        [sys.executable, "-m", "edgemeta", "import", str(tmp_path / "resume.csv"), "--batch", "100"],
+        [
+            sys.executable,
+            "-m",
+            "edgemeta",
+            "import",
+            str(tmp_path / "resume.csv"),
+            "--batch",
+            "100",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=cli_env(base.url),
@@ -378,7 +401,9 @@ def test_import_orders_services_profiles_devices_from_one_file(
                 ],
             }
         ],
-        "services": [{"name": "bundle-svc", "baseAddress": "http://127.0.0.1:1", "adminState": "UNLOCKED"}],
+        "services": [
+            {"name": "bundle-svc", "baseAddress": "http://127.0.0.1:1", "adminState": "UNLOCKED"}
+        ],
     }
     (tmp_path / "bundle.json").write_text(json.dumps(bundle))
     r = run(served.url, "import", str(tmp_path / "bundle.json"), "--json")
@@ -501,9 +526,16 @@ def test_auth_on_with_an_api_key(tmp_path: Path) -> None:
         with_key = run(url, "service", "list", "--api-key", secret, "--json")
         assert with_key.returncode == 0, with_key.stderr
         assert json.loads(with_key.stdout)["totalCount"] == 0
-        from_env = run(url, "service", "add", "-", EDGEMETA_API_KEY=secret, stdin=json.dumps(
-            {"name": "auth-svc", "baseAddress": "http://127.0.0.1:1", "adminState": "UNLOCKED"}
-        ))
+        from_env = run(
+            url,
+            "service",
+            "add",
+            "-",
+            EDGEMETA_API_KEY=secret,
+            stdin=json.dumps(
+                {"name": "auth-svc", "baseAddress": "http://127.0.0.1:1", "adminState": "UNLOCKED"}
+            ),
+        )
         assert from_env.returncode == 0, from_env.stdout + from_env.stderr
         as_bearer = run(url, "service", "get", "auth-svc", "--token", secret)
         assert as_bearer.returncode == 0, as_bearer.stderr

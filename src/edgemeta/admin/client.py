@@ -113,7 +113,11 @@ class AdminClient:
             headers["Content-Type"] = "application/json"
         try:
             response = self.http.request(
-                method, self.base + path, params=params, content=content, files=files,
+                method,
+                self.base + path,
+                params=params,
+                content=content,
+                files=files,
                 headers=headers,
             )
         except httpx.TransportError as exc:
@@ -127,15 +131,13 @@ class AdminClient:
         """GET with query parameters (None values left out)."""
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
 
-    def pages(self, path: str, key: str, *, labels: str | None = None, size: int = 1000) -> Iterator[
-        dict[str, Any]
-    ]:
+    def pages(
+        self, path: str, key: str, *, labels: str | None = None, size: int = 1000
+    ) -> Iterator[dict[str, Any]]:
         """Every record of a paged list route, ``size`` at a time."""
         offset = 0
         while True:
-            body = self.call(
-                "GET", path, params=_page_params(offset, size, labels), accept=(416,)
-            )
+            body = self.call("GET", path, params=_page_params(offset, size, labels), accept=(416,))
             items = body.get(key) or [] if isinstance(body, dict) else []
             yield from items
             offset += len(items)

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import sys
 import time
-from typing import Annotated, Any
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any, cast
 
 import httpx
 import orjson
@@ -36,7 +37,8 @@ def line(ev: ReceivedEvent) -> str:
     event = ev.event
     ts = event.get("timestamp")
     when = (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1e9)) + f".{int(ts % 1e9) // 1_000_000:03d}Z"
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1e9))
+        + f".{int(ts % 1e9) // 1_000_000:03d}Z"
         if isinstance(ts, int | float) and ts > 0
         else "-"
     )
@@ -55,13 +57,17 @@ async def follow(
 ) -> None:
     """Print events until ``count`` have been printed (forever without)."""
     seen = 0
-    stream = system_events(
-        client.base,
-        topics,
-        last_event_id=since,
-        allow_gaps=allow_gaps,
-        token=client.token,
-        api_key=client.api_key,
+    # An async generator (typed as an iterator): closed here, so the connection ends now.
+    stream = cast(
+        AsyncGenerator[ReceivedEvent, None],
+        system_events(
+            client.base,
+            topics,
+            last_event_id=since,
+            allow_gaps=allow_gaps,
+            token=client.token,
+            api_key=client.api_key,
+        ),
     )
     try:
         async for ev in stream:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 from typer.core import TyperOption
 
 _MARK = "_edgemeta_flag_types_hidden"
@@ -22,7 +21,7 @@ def install() -> None:
     if getattr(original, _MARK, False):
         return
 
-    def display_type_rich(self: TyperOption, ctx: click.Context) -> str | None:
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         if self.is_flag:
             return None
         result: str | None = original(self, ctx)

@@ -29,7 +29,7 @@ import orjson
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from edgemeta.admin.client import AdminClient, Refused
+from edgemeta.admin.client import AdminClient, AdminError, Refused, Unreachable
 from edgemeta.admin.common import (
     URL_DEFAULT,
     ApiKeyOption,
@@ -174,7 +174,7 @@ def csv_devices(name: str, data: bytes, bad: Callable[[Item, str], None]) -> Ite
         device: dict[str, Any] = {}
         problem = ""
         if None in row:  # more cells than the header names
-            problem = f"{len(row[None])} cell(s) more than the header has"  # type: ignore[index]
+            problem = f"{len(row[None])} cell(s) more than the header has"
         for key, value in row.items():
             if key is None or value is None or value == "":
                 continue
@@ -284,6 +284,7 @@ def _summary(tally: Tally, report: dict[str, Any], show: int) -> None:
             "refused": report["refused"][k],
         }
         for k in KINDS
+        if report["created"][k] or report["skipped"][k] or report["refused"][k]
     ]
     console.print(
         table(
@@ -342,6 +343,7 @@ def import_command(
     except FileError as exc:
         usage(str(exc))
     interrupted = False
+    lost: AdminError | None = None
     with handled(), connect(url, api_key, token) as client:
         progress = Progress(
             TextColumn("{task.description:>9}"),
@@ -356,6 +358,8 @@ def import_command(
                 run_import(client, items, tally, batch, progress)
         except KeyboardInterrupt:
             interrupted = True
+        except Unreachable as exc:  # the service went away: say what was done first
+            interrupted, lost = True, exc
     result = tally.report(interrupted)
     if report is not None:
         report.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
@@ -366,6 +370,8 @@ def import_command(
         if report is not None:
             console.print(f"report: {report}", style="dim")
     if interrupted:
+        if lost is not None:
+            err_console.print(f"edgemeta: {lost}", markup=False)
         err_console.print("interrupted: run the same import again to finish it")
-        raise typer.Exit(130)
+        raise typer.Exit(lost.exit_code if lost is not None else 130)
     raise typer.Exit(1 if tally.refused else 0)

@@ -9,6 +9,7 @@ rolled back, refused); with ``--dry-run``, 0 when every check passed.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from typing import Annotated, Any
@@ -109,7 +110,9 @@ def move_command(
     with handled(), connect(url, api_key, token) as client:
         client.http.headers["X-Correlation-ID"] = correlation
         if dry_run:
-            result = client.call("POST", "/device/reassign", params={"dryRun": "true"}, json=body)[0]
+            result = client.call("POST", "/device/reassign", params={"dryRun": "true"}, json=body)[
+                0
+            ]
             _dry_run_result(result, as_json)
         result = _run_live(client, body, device, service, correlation, poll, as_json)
     move = result.get("move") or {}
@@ -162,17 +165,14 @@ def _run_live(
         while worker.is_alive():
             worker.join(poll)
             if worker.is_alive():
-                try:
+                # The answer decides; a poll that fails only skips one redraw.
+                with contextlib.suppress(AdminError):
                     move = latest_move(client, device, correlation) or move
-                except AdminError:
-                    pass  # the answer decides; a poll that fails only skips one redraw
                 live.update(render(move, title), refresh=True)
         if failure:
             raise failure[0]
         final = answer.get("move")
-        live.update(
-            render(final, title) if final else Text(f"{title}: refused"), refresh=True
-        )
+        live.update(render(final, title) if final else Text(f"{title}: refused"), refresh=True)
     if not console.is_terminal and not as_json:
         console.line()  # Live leaves its last line open when it is not drawing on a terminal
     return answer

@@ -4,7 +4,6 @@ One table per record type says its routes, its keys in EdgeX's bodies and its ta
 the four commands are made from it, so every type behaves the same way.
 """
 
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -273,9 +272,7 @@ def _commands(res: Resource) -> typer.Typer:
         elif profile:
             route = f"/device/profile/name/{_path_name(profile)}"
         with handled(), connect(url, api_key, token) as client:
-            body = list_records(
-                client, res, limit=limit, offset=offset, labels=label, route=route
-            )
+            body = list_records(client, res, limit=limit, offset=offset, labels=label, route=route)
             show_page(res, body, offset, as_json)
 
     device_list.__doc__ = "List devices, all or of one --service / --profile."

@@ -28,7 +28,11 @@ from edgemeta.admin.common import (
 from edgemeta.admin.output import console, print_json, record, table
 
 ENDED = frozenset({"assigned", "failed", "rolledBack"})
-COUNTED = {"devices": "/device/all", "services": "/deviceservice/all", "profiles": "/deviceprofile/all"}
+COUNTED = {
+    "devices": "/device/all",
+    "services": "/deviceservice/all",
+    "profiles": "/deviceprofile/all",
+}
 
 
 def total(client: AdminClient, route: str) -> int:
