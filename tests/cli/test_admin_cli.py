@@ -21,7 +21,9 @@ from typer.testing import CliRunner
 
 from edgemeta import __version__
 from edgemeta.cli import app
-from tests.e2e.procs import ServeProcess, start
+from tests.docs.test_doc_examples import _FENCE as FENCE
+from tests.docs.test_doc_examples import ROOT, _run, blocks
+from tests.e2e.procs import ServeProcess, free_port, start
 
 PROFILE_YAML = """\
 name: thermostat
@@ -544,5 +546,43 @@ def test_auth_on_with_an_api_key(tmp_path: Path) -> None:
         anonymous = json.loads(run(url, "status", "--json").stdout)  # health is open
         assert anonymous["health"]["statusCode"] == 200
         assert "refused" in anonymous
+    finally:
+        proc.stop()
+
+
+# -- the README's CLI examples ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_readme_cli_examples_work(tmp_path: Path) -> None:
+    """The tour's ``edgemeta`` blocks, run in order with its curl blocks (which
+    tests/docs runs on their own), each command exiting 0."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    curl_blocks = {b.script: b for b in blocks(ROOT / "README.md")}
+    data_port = free_port()
+    proc = start(tmp_path, env={"EDGEMETA_DATA_PORT": str(data_port)})
+    ports = {"59881": str(proc.port), "59880": str(data_port)}
+    try:
+        proc.wait_ready()
+        ran_cli = 0
+        for m in FENCE.finditer(readme):
+            script = m.group(2)
+            if script in curl_blocks:
+                _run(curl_blocks[script], tmp_path, ports)
+            elif ".venv/bin/edgemeta " in script and "apikey" not in script:
+                cli = script.replace(".venv/bin/edgemeta ", f"{sys.executable} -m edgemeta ")
+                lines = [ln for ln in cli.splitlines() if ln.strip()]
+                done = subprocess.run(
+                    ["bash", "-e", "-c", "\n".join(lines)],
+                    cwd=tmp_path,
+                    capture_output=True,
+                    text=True,
+                    env=cli_env(proc.url),
+                    timeout=120,
+                )
+                assert done.returncode == 0, (script, done.stdout, done.stderr)
+                ran_cli += 1
+        assert ran_cli >= 2
+        assert api(proc, "/device/name/hall-1")["device"]["serviceName"] == "device-modbus"
     finally:
         proc.stop()
