@@ -161,13 +161,17 @@ def _run_live(
     worker.start()
     title = f"move {device} -> {service}"
     move: dict[str, Any] | None = None
-    with Live(render(None, title), console=console, transient=as_json, auto_refresh=False) as live:
+    with (
+        # Polls on a client of their own: the reassign holds the first one's connection.
+        AdminClient(client.url, api_key=client.api_key, token=client.token) as poller,
+        Live(render(None, title), console=console, transient=as_json, auto_refresh=False) as live,
+    ):
         while worker.is_alive():
             worker.join(poll)
             if worker.is_alive():
                 # The answer decides; a poll that fails only skips one redraw.
                 with contextlib.suppress(AdminError):
-                    move = latest_move(client, device, correlation) or move
+                    move = latest_move(poller, device, correlation) or move
                 live.update(render(move, title), refresh=True)
         if failure:
             raise failure[0]
