@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -464,29 +465,51 @@ def test_events_prints_one_line_per_event_and_json_envelopes(base: ServeProcess)
     assert envelope["payload"]["action"] == "add"
 
 
-def test_events_stops_with_exit_0_on_ctrl_c(base: ServeProcess) -> None:
+def test_events_follows_live_and_stops_with_exit_0_on_ctrl_c(base: ServeProcess) -> None:
+    def add(name: str) -> None:
+        body = [{"apiVersion": "v3", "device": device(name)}]
+        assert httpx.post(base.url + "/device", json=body, timeout=10).status_code == 207
+
+    add("ctrl-c-old")  # replayed (--since 0): seeing it means the stream is open
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgemeta", "events"],
+        [
+            sys.executable,
+            "-m",
+            "edgemeta",
+            "events",
+            "--since",
+            "0",
+            "--topic",
+            "edgex/system-events/core-metadata/device/#",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        text=True,
         env=cli_env(base.url),
     )
+    watchdog = threading.Timer(60, proc.kill)  # a line that never comes fails, not hangs
+    watchdog.start()
     try:
-        # Wait for the stream to be open: a device added now shows up on it.
-        time.sleep(3)
-        httpx.post(
-            base.url + "/device",
-            json=[{"apiVersion": "v3", "device": device("ctrl-c")}],
-            timeout=10,
-        )
-        time.sleep(1)
+        out, errs = proc.stdout, proc.stderr
+        assert out is not None
+        assert errs is not None
+
+        def until(name: str) -> str:
+            for line in out:
+                if line.rstrip().endswith(f"  {name}"):
+                    return line
+            raise AssertionError(f"the stream ended before {name}: {errs.read()}")
+
+        assert "/device/add/svc-a/thermostat  add  ctrl-c-old" in until("ctrl-c-old")
+        add("ctrl-c-live")  # added while the command follows the stream
+        assert "add  ctrl-c-live" in until("ctrl-c-live")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
+        _, err = proc.communicate(timeout=15)
     finally:
+        watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert b"ctrl-c" in out
 
 
 def test_status_reports_health_version_counts(base: ServeProcess) -> None:
