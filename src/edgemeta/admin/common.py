@@ -50,7 +50,7 @@ URL_DEFAULT = DEFAULT_URL
 
 def usage(message: str) -> NoReturn:
     """Print a usage error and exit 2."""
-    err_console.print(f"[red]edgemeta:[/red] {message}", highlight=False, markup=True)
+    err_console.print(f"edgemeta: {message}", highlight=False, markup=False)
     raise typer.Exit(2)
 
 

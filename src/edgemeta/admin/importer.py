@@ -368,7 +368,7 @@ def import_command(
     else:
         _summary(tally, result, show)
         if report is not None:
-            console.print(f"report: {report}", style="dim")
+            console.print(f"report: {report}", style="dim", markup=False)
     if interrupted:
         if lost is not None:
             err_console.print(f"edgemeta: {lost}", markup=False)

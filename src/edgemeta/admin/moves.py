@@ -70,7 +70,12 @@ def render(move: dict[str, Any] | None, title: str) -> Group:
     for col in ("AT", "STEP", "OUTCOME", "DETAIL"):
         steps.add_column(col, overflow="fold")
     for s in move.get("steps") or []:
-        steps.add_row(ms(s.get("at")), s.get("step", ""), s.get("outcome", ""), s.get("detail", ""))
+        steps.add_row(
+            *(
+                Text(str(v or ""))
+                for v in (ms(s.get("at")), s.get("step"), s.get("outcome"), s.get("detail"))
+            )
+        )
     parts: list[Any] = [head, steps]
     if move.get("error"):
         parts.append(Text(f"error: {move['error']}", style="red"))
@@ -130,7 +135,7 @@ def _dry_run_result(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(result)
     elif code < 300:
-        console.print(f"[green]{result.get('message') or 'every check passed'}[/green]")
+        console.print(Text(result.get("message") or "every check passed", style="green"))
     else:
         err_console.print(f"edgemeta: {code}: {result.get('message', '')}", markup=False)
         for check in result.get("checks") or []:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console(highlight=False)
 # Errors are one line each, whatever the terminal width (scripts read them).
@@ -45,7 +46,8 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], title: str 
     for header, _ in columns:
         t.add_column(header, overflow="fold")
     for row in rows:
-        t.add_row(*(cell(get(row)) for _, get in columns))
+        # Text, not str: a name or message holding [brackets] is data, not rich markup.
+        t.add_row(*(Text(cell(get(row))) for _, get in columns))
     return t
 
 
@@ -55,7 +57,7 @@ def record(doc: dict[str, Any], title: str = "") -> Table:
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold")
     for key, value in doc.items():
-        t.add_row(key, ms(value) if key in ("created", "modified") else cell(value))
+        t.add_row(key, Text(ms(value) if key in ("created", "modified") else cell(value)))
     return t
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
+from rich.text import Text
 
 from edgemeta.admin.client import AdminClient, Refused
 from edgemeta.admin.common import (
@@ -187,7 +188,9 @@ def add_records(client: AdminClient, res: Resource, source: str, as_json: bool) 
         if not as_json:
             style = "red" if code >= 400 else "green"
             what = a.get("message") or (f"id {a['id']}" if a.get("id") else "")
-            console.print(f"[{style}]{code}[/{style}] {res.cli} {a.get('name', '')}: {what}")
+            console.print(
+                Text.assemble((str(code), style), f" {res.cli} {a.get('name', '')}: {what}")
+            )
             _print_secrets(a)
     return 1 if failed else 0
 
@@ -325,7 +328,7 @@ def _commands(res: Resource) -> typer.Typer:
             for name in names:
                 try:
                     client.call("DELETE", f"{res.route}/name/{_path_name(name)}")
-                    console.print(f"deleted {res.cli} {name}")
+                    console.print(f"deleted {res.cli} {name}", markup=False)
                 except Refused as exc:
                     failed = True
                     err_console.print(f"edgemeta: {res.cli} {name}: {exc}", markup=False)
