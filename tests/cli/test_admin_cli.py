@@ -265,6 +265,9 @@ def test_watcher_and_enrollment_round_trip(base: ServeProcess, tmp_path: Path) -
     assert "badge-rt" in run(url, "enrollment", "list").stdout
     got = json.loads(run(url, "enrollment", "get", "badge-rt", "--json").stdout)
     assert got["enrollment"]["allocation"]["policy"] == "static"
+    assert "primaryKey" not in got["enrollment"]["attestation"]
+    keys = json.loads(run(url, "enrollment", "get", "badge-rt", "--show-keys", "--json").stdout)
+    assert keys["enrollment"]["attestation"]["primaryKey"] in added.stdout
     assert run(url, "enrollment", "delete", "badge-rt").returncode == 0
     assert api(base, "/enrollment/name/badge-rt")["statusCode"] == 404
 
@@ -409,11 +412,14 @@ def test_import_orders_services_profiles_devices_from_one_file(
         ],
     }
     (tmp_path / "bundle.json").write_text(json.dumps(bundle))
-    r = run(served.url, "import", str(tmp_path / "bundle.json"), "--json")
+    (tmp_path / "bundle-yaml.yaml").write_text(PROFILE_YAML.replace("thermostat", "bundle-yaml"))
+    files = [str(tmp_path / "bundle.json"), str(tmp_path / "bundle-yaml.yaml")]
+    r = run(served.url, "import", *files, "--json")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert json.loads(r.stdout)["created"] == {"service": 1, "profile": 1, "device": 1}
-    again = json.loads(run(served.url, "import", str(tmp_path / "bundle.json"), "--json").stdout)
-    assert again["skipped"] == {"service": 1, "profile": 1, "device": 1}
+    assert json.loads(r.stdout)["created"] == {"service": 1, "profile": 2, "device": 1}
+    assert api(served, "/deviceprofile/name/bundle-yaml")["profile"]["model"] == "T-1000"
+    again = json.loads(run(served.url, "import", *files, "--json").stdout)
+    assert again["skipped"] == {"service": 1, "profile": 2, "device": 1}
     assert again["created"] == {"service": 0, "profile": 0, "device": 0}
 
 
@@ -609,3 +615,43 @@ def test_the_readme_cli_examples_work(tmp_path: Path) -> None:
         assert api(proc, "/device/name/hall-1")["device"]["serviceName"] == "device-modbus"
     finally:
         proc.stop()
+
+
+def test_a_move_that_rolls_back_exits_1_and_status_shows_it_in_flight(
+    base: ServeProcess,
+) -> None:
+    # An old owner that promises to confirm releases and never does: the move waits
+    # EDGEMETA_MOVE_ACK_TIMEOUT (5 s), then rolls back.
+    silent = {
+        "name": "svc-silent",
+        "baseAddress": "http://127.0.0.1:1",
+        "adminState": "UNLOCKED",
+        "properties": {"edgemeta": {"acksRelease": True}},
+    }
+    assert run(base.url, "service", "add", "-", stdin=json.dumps(silent)).returncode == 0
+    assert (
+        run(base.url, "device", "add", "-", stdin=json.dumps(device("stuck", "svc-silent")))
+    ).returncode == 0
+    mover = subprocess.Popen(
+        [sys.executable, "-m", "edgemeta", "move", "stuck", "svc-a"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(base.url),
+    )
+    try:
+        in_flight: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 20
+        while not in_flight and time.monotonic() < deadline and mover.poll() is None:
+            status = run(base.url, "status", "--json")
+            in_flight = json.loads(status.stdout)["movesInFlight"]
+            time.sleep(0.1)
+        out, err = mover.communicate(timeout=60)
+    finally:
+        if mover.poll() is None:
+            mover.kill()
+    assert [(m["deviceName"], m["state"]) for m in in_flight] == [("stuck", "releasing")]
+    assert mover.returncode == 1, out + err
+    assert "rolledBack" in out
+    assert "release" in out
+    assert api(base, "/device/name/stuck")["device"]["serviceName"] == "svc-silent"

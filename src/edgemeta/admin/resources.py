@@ -296,6 +296,29 @@ def _commands(res: Resource) -> typer.Typer:
 
     get.__doc__ = f"Show one {res.cli} by name."
 
+    def enrollment_get(
+        name: Annotated[str, typer.Argument(help="The enrolment's name")],
+        show_keys: Annotated[
+            bool,
+            typer.Option(
+                "--show-keys", help="Include the attestation keys (needs provisioning-admin)"
+            ),
+        ] = False,
+        as_json: JsonOption = False,
+        url: UrlOption = URL_DEFAULT,
+        api_key: ApiKeyOption = None,
+        token: TokenOption = None,
+    ) -> None:
+        params = {"showKeys": "true"} if show_keys else None
+        with handled(), connect(url, api_key, token) as client:
+            body = client.call("GET", f"{res.route}/name/{_path_name(name)}", params=params)
+        if as_json:
+            print_json(body)
+        else:
+            console.print(record(body.get(res.key) or {}, f"{res.cli} {name}"))
+
+    enrollment_get.__doc__ = "Show one enrolment by name (keys only with --show-keys)."
+
     def add(
         files: Annotated[
             list[str], typer.Argument(help="JSON or YAML files (one record or a list); - for stdin")
@@ -337,7 +360,7 @@ def _commands(res: Resource) -> typer.Typer:
     delete.__doc__ = f"Delete {res.list_key} by name (exit 1 if any was refused)."
 
     group.command("list")(device_list if res is DEVICE else list_)
-    group.command("get")(get)
+    group.command("get")(enrollment_get if res is ENROLLMENT else get)
     group.command("add")(add)
     group.command("delete")(delete)
     return group
