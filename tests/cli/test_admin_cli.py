@@ -7,12 +7,14 @@ import csv
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from edgemeta.cli import app
 from tests.docs.test_doc_examples import _FENCE as FENCE
 from tests.docs.test_doc_examples import ROOT, _run, blocks
 from tests.e2e.procs import ServeProcess, free_port, start
+from tests.support.pki import Authority
 
 PROFILE_YAML = """\
 name: thermostat
@@ -655,3 +658,74 @@ def test_a_move_that_rolls_back_exits_1_and_status_shows_it_in_flight(
     assert "rolledBack" in out
     assert "release" in out
     assert api(base, "/device/name/stuck")["device"]["serviceName"] == "svc-silent"
+
+
+# -- HTTPS ------------------------------------------------------------------------------------
+
+
+class _EdgeXish(BaseHTTPRequestHandler):
+    """Answers like edgemeta's /ping and /device/all, naming the client certificate's CN."""
+
+    def do_GET(self) -> None:
+        peer = self.connection.getpeercert()
+        cn = dict(x[0] for x in peer["subject"])["commonName"] if peer else ""
+        body = {
+            "apiVersion": "v3",
+            "statusCode": 200,
+            "totalCount": 1,
+            "devices": [{"name": f"seen-by-{cn}"}],
+        }
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_https_with_a_private_ca_and_a_client_certificate(tmp_path: Path) -> None:
+    """The CLI's TLS settings against an HTTPS server that requires client certificates
+    (mutual TLS, as ``EDGEMETA_TLS_CLIENT_CA_FILE`` makes edgemeta do): a stand-in server,
+    since what is checked is the client's side of the handshake."""
+    ca = Authority(tmp_path / "pki", "cli")
+    server_cert = ca.issue("server", server=True)
+    operator = ca.issue("operator", server=False)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca.cert_file))
+    ctx.load_cert_chain(server_cert.cert, server_cert.key)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # refused handshakes are the point of some of the calls below
+
+    httpd = Server(("127.0.0.1", 0), _EdgeXish)
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    url = f"https://127.0.0.1:{httpd.server_address[1]}"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        tls = {
+            "EDGEMETA_CA_FILE": str(ca.cert_file),
+            "EDGEMETA_CLIENT_CERT_FILE": str(operator.cert),
+            "EDGEMETA_CLIENT_KEY_FILE": str(operator.key),
+        }
+        ok = run(url, "device", "list", "--json", **tls)
+        assert ok.returncode == 0, ok.stderr
+        assert json.loads(ok.stdout)["devices"] == [{"name": "seen-by-operator"}]
+
+        untrusted = run(url, "device", "list")  # the system's CAs do not know this one
+        assert untrusted.returncode == 3
+        assert "EDGEMETA_CA_FILE" in untrusted.stderr
+        no_cert = run(url, "device", "list", EDGEMETA_CA_FILE=str(ca.cert_file))
+        assert no_cert.returncode == 3
+        half = run(url, "device", "list", **{**tls, "EDGEMETA_CLIENT_KEY_FILE": ""})
+        assert half.returncode == 2
+        assert "go together" in half.stderr
+        missing = run(url, "device", "list", EDGEMETA_CA_FILE=str(tmp_path / "absent.pem"))
+        assert missing.returncode == 2
+        assert "EDGEMETA_CA_FILE" in missing.stderr
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -12,6 +12,7 @@ go wrong into exceptions the commands map to exit codes:
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -22,6 +23,10 @@ from edgemeta.client.auth import auth_headers
 
 DEFAULT_URL = "http://127.0.0.1:59881"
 HINT = "is `edgemeta serve` running? --url/EDGEMETA_URL"
+TLS_HINT = (
+    "a TLS handshake failed: the service's CA in EDGEMETA_CA_FILE (or SSL_CERT_FILE), "
+    "a client certificate in EDGEMETA_CLIENT_CERT_FILE/EDGEMETA_CLIENT_KEY_FILE?"
+)
 
 
 class AdminError(Exception):
@@ -45,9 +50,34 @@ class Unreachable(AdminError):
 
     exit_code = 3
 
-    def __init__(self, url: str, cause: str) -> None:
-        super().__init__(f"cannot reach {url}: {cause} ({HINT})")
+    def __init__(self, url: str, cause: str, hint: str = HINT) -> None:
+        super().__init__(f"cannot reach {url}: {cause} ({hint})")
         self.url = url
+
+
+def tls_context() -> ssl.SSLContext | None:
+    """The TLS context ``EDGEMETA_CA_FILE`` / ``EDGEMETA_CLIENT_CERT_FILE`` /
+    ``EDGEMETA_CLIENT_KEY_FILE`` ask for (None: httpx's default, the system's CAs or
+    ``SSL_CERT_FILE``). ValueError naming the variable when a file is unusable."""
+    ca = os.environ.get("EDGEMETA_CA_FILE") or None
+    cert = os.environ.get("EDGEMETA_CLIENT_CERT_FILE") or None
+    key = os.environ.get("EDGEMETA_CLIENT_KEY_FILE") or None
+    if not (ca or cert or key):
+        return None
+    if bool(cert) != bool(key):
+        raise ValueError("EDGEMETA_CLIENT_CERT_FILE and EDGEMETA_CLIENT_KEY_FILE go together")
+    try:
+        ctx = ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"EDGEMETA_CA_FILE {ca}: {exc}") from None
+    if cert and key:
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"EDGEMETA_CLIENT_CERT_FILE/EDGEMETA_CLIENT_KEY_FILE {cert}, {key}: {exc}"
+            ) from None
+    return ctx
 
 
 def api_base(url: str) -> str:
@@ -82,8 +112,18 @@ class AdminClient:
         self.api_key = api_key or None
         self.token = token or None
         # auth_headers refuses both at once: the same rule as the Python client.
-        self.headers = auth_headers(self.token, self.api_key)
-        self.http = httpx.Client(headers=self.headers, timeout=timeout)
+        try:
+            self.headers = auth_headers(self.token, self.api_key)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (--api-key/EDGEMETA_API_KEY or --token/EDGEMETA_TOKEN)"
+            ) from None
+        self.tls = tls_context()
+        self.http = httpx.Client(headers=self.headers, timeout=timeout, verify=self.tls or True)
+
+    def async_http(self) -> httpx.AsyncClient:
+        """An async client with the same TLS settings, for the event stream."""
+        return httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None), verify=self.tls or True)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -121,7 +161,10 @@ class AdminClient:
                 headers=headers,
             )
         except httpx.TransportError as exc:
-            raise Unreachable(self.url, str(exc) or type(exc).__name__) from None
+            cause = str(exc) or type(exc).__name__
+            if _tls_failure(exc):
+                raise Unreachable(self.url, cause, TLS_HINT) from None
+            raise Unreachable(self.url, cause) from None
         body = _decode(response)
         if response.status_code >= 400 and response.status_code not in accept:
             raise Refused(response.status_code, envelope_message(response.status_code, body), body)
@@ -150,6 +193,18 @@ def _page_params(offset: int, limit: int, labels: str | None) -> dict[str, Any]:
     if labels:
         params["labels"] = labels
     return params
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    """Whether an ssl error is behind a transport error (httpx wraps httpcore wraps ssl)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _decode(response: httpx.Response) -> Any:

@@ -55,11 +55,12 @@ def usage(message: str) -> NoReturn:
 
 
 def connect(url: str, api_key: str | None, token: str | None) -> AdminClient:
-    """A client for ``url`` with one credential (both given is a usage error)."""
+    """A client for ``url`` with one credential (both given is a usage error) and the TLS
+    files of the environment (an unusable one is a usage error too)."""
     try:
         return AdminClient(url, api_key=api_key, token=token)
-    except ValueError as exc:
-        usage(f"{exc} (--api-key/EDGEMETA_API_KEY or --token/EDGEMETA_TOKEN)")
+    except ValueError as exc:  # both credentials, an unusable TLS file
+        usage(str(exc))
 
 
 @contextlib.contextmanager

@@ -57,6 +57,7 @@ async def follow(
 ) -> None:
     """Print events until ``count`` have been printed (forever without)."""
     seen = 0
+    http = client.async_http()
     # An async generator (typed as an iterator): closed here, so the connection ends now.
     stream = cast(
         AsyncGenerator[ReceivedEvent, None],
@@ -65,6 +66,7 @@ async def follow(
             topics,
             last_event_id=since,
             allow_gaps=allow_gaps,
+            client=http,
             token=client.token,
             api_key=client.api_key,
         ),
@@ -81,6 +83,7 @@ async def follow(
                 return
     finally:
         await stream.aclose()
+        await http.aclose()
 
 
 def events_command(
