@@ -720,6 +720,7 @@ def test_https_with_a_private_ca_and_a_client_certificate(tmp_path: Path) -> Non
         assert "EDGEMETA_CA_FILE" in untrusted.stderr
         no_cert = run(url, "device", "list", EDGEMETA_CA_FILE=str(ca.cert_file))
         assert no_cert.returncode == 3
+        assert "EDGEMETA_CLIENT_CERT_FILE" in no_cert.stderr
         half = run(url, "device", "list", **{**tls, "EDGEMETA_CLIENT_KEY_FILE": ""})
         assert half.returncode == 2
         assert "go together" in half.stderr

@@ -162,7 +162,12 @@ class AdminClient:
             )
         except httpx.TransportError as exc:
             cause = str(exc) or type(exc).__name__
-            if _tls_failure(exc):
+            # A service with mutual TLS drops a connection without a client certificate
+            # after the handshake (TLS 1.3): no ssl error, but the same remedy.
+            dropped = self.base.startswith("https://") and isinstance(
+                exc, httpx.RemoteProtocolError | httpx.ReadError
+            )
+            if _tls_failure(exc) or dropped:
                 raise Unreachable(self.url, cause, TLS_HINT) from None
             raise Unreachable(self.url, cause) from None
         body = _decode(response)
