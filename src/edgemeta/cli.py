@@ -15,7 +15,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 import uvicorn
 
-from edgemeta import __version__
+from edgemeta import __version__, admin
+from edgemeta.admin import helpfix
 from edgemeta.api.http_protocol import CanonicalHttpToolsProtocol
 from edgemeta.bootstrap import build
 from edgemeta.domain.durations import DurationError, parse_duration
@@ -453,6 +454,12 @@ def roles(
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+# The admin commands (edgemeta.admin) talk to a running service over its API.
+admin.register(app)
+app.callback()(admin.version_callback)
+helpfix.install()
 
 
 def main() -> None:
