@@ -623,7 +623,7 @@ class Releases(Protocol):
         """Start listening for ``service``'s release of ``device`` in the move (before telling
         it); the device is part of what a proof proves."""
 
-    def nobody_listens(self, service: str, profile_name: str) -> bool:
+    def nobody_listens(self, service: str, profile_name: str, *, by_delete: bool = False) -> bool:
         """True when the bus knows that no device service listens as ``service``."""
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, PrivateAttr, StringConstraints, model_validator
 
 from edgemeta.documents.common import (
     AdminStateWire,
@@ -22,6 +22,7 @@ from edgemeta.documents.common import (
     opt_labels_of,
     stamps,
 )
+from edgemeta.domain.moves import RELEASE_BY_DELETE
 from edgemeta.domain.names import has_control_chars
 from edgemeta.domain.patches import DeviceServicePatch, Target
 from edgemeta.domain.records import AdminState, DeviceService
@@ -47,6 +48,17 @@ class DeviceServiceDTO(Wire):
     base_address: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_base_address)]
     admin_state: AdminStateWire
     properties: Object | None = None
+    # Set when the key was spelled ``baseaddress``: EdgeX's C device SDK registers so (its
+    # JSON writer lowercases that one key), and C-SDK services must be moved by delete/add.
+    _c_sdk_spelling: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _spelling(cls, data: Any, handler: Any) -> Any:
+        made = handler(data)
+        if isinstance(data, dict) and "baseaddress" in data and isinstance(made, cls):
+            made._c_sdk_spelling = True
+        return made
 
 
 class UpdateDeviceServiceDTO(Targeted):
@@ -74,7 +86,14 @@ class UpdateDeviceServiceRequest(Envelope):
 
 
 def service_record(s: DeviceServiceDTO) -> DeviceService:
-    """DeviceService from an add request."""
+    """DeviceService from an add request. A C-SDK registration (see ``_c_sdk_spelling``) is
+    marked ``properties.edgemeta.releaseBy: "delete"`` unless it says otherwise."""
+    properties = dict(s.properties or {})
+    if s._c_sdk_spelling:
+        own = properties.get("edgemeta")
+        own = dict(own) if isinstance(own, dict) else {}
+        own.setdefault("releaseBy", RELEASE_BY_DELETE)
+        properties["edgemeta"] = own
     return DeviceService(
         id=s.id or "",
         name=s.name,
@@ -82,7 +101,7 @@ def service_record(s: DeviceServiceDTO) -> DeviceService:
         labels=labels_of(s.labels),
         base_address=s.base_address,
         admin_state=AdminState(s.admin_state),
-        properties=s.properties or {},
+        properties=properties,
     )
 
 

@@ -123,12 +123,19 @@ class Move:
         return replace(self, state=state, modified=at, error=error or self.error)
 
 
+RELEASE_BY_DELETE = "delete"  # properties.edgemeta.releaseBy of a C-SDK device service
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a device service says it can do in a move (its ``properties.edgemeta``)."""
 
     acknowledges_release: bool = False
     capacity: int = 0  # 0: no limit
+    # How the service must be told to let go of a device, and to take one: EdgeX's Go SDK
+    # obeys a ``device/update`` naming another service; the C SDK ignores updates (it keeps
+    # serving whatever serviceName says) but obeys ``device/delete`` and ``device/add``.
+    release_by_delete: bool = False
 
     @staticmethod
     def of(service: DeviceService) -> Capabilities:
@@ -141,6 +148,7 @@ class Capabilities:
         return Capabilities(
             acknowledges_release=ack is True or ack == "true",
             capacity=cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else 0,
+            release_by_delete=raw.get("releaseBy") == RELEASE_BY_DELETE,
         )
 
 

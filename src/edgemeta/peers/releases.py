@@ -90,9 +90,11 @@ class BusReleases:
         sub = await self.bus.subscribe(topic)
         return BusReleaseWatch(sub, self.gate, service, move_id, device)
 
-    def nobody_listens(self, service: str, profile_name: str) -> bool:
-        """True when the bus knows nobody would receive the old owner's update event."""
+    def nobody_listens(self, service: str, profile_name: str, *, by_delete: bool = False) -> bool:
+        """True when the bus knows nobody would receive the old owner's release notice (its
+        update event, or its delete event when it releases by delete)."""
+        action = "delete" if by_delete else "update"
         topic = system_event_topic(
-            self.prefix, "device", "update", service, profile_name, name_escape=self.name_escape
+            self.prefix, "device", action, service, profile_name, name_escape=self.name_escape
         )
         return self.bus.has_subscribers(topic) is False

@@ -64,7 +64,7 @@ class NoReleases:
         """A watch that never confirms."""
         return _NeverConfirmed()
 
-    def nobody_listens(self, service: str, profile_name: str) -> bool:
+    def nobody_listens(self, service: str, profile_name: str, *, by_delete: bool = False) -> bool:
         """Nobody."""
         return True
 

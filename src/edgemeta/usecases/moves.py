@@ -69,15 +69,35 @@ class MoveError(EdgeMetaError):
         self.move = move
 
 
-def _tagged(owner: str, device: Device, move: Move) -> Change:
+def _tagged(owner: str, device: Device, move: Move, action: Action = Action.UPDATE) -> Change:
     return Change(
         EventType.DEVICE,
-        Action.UPDATE,
+        action,
         owner,
         device,
         device.profile_name,
         tags=(("moveId", move.id),),
     )
+
+
+async def _by_delete(tx: Tx, service: str) -> bool:
+    """Whether ``service`` must be told by delete and add rather than update (the C SDK)."""
+    found = await tx.services.get(service)
+    return found is not None and Capabilities.of(found).release_by_delete
+
+
+async def _let_go(tx: Tx, owner: str, device: Device, move: Move) -> Change:
+    """The event that makes ``owner`` stop serving ``device``: an update naming the new
+    service, or for a C-SDK service (which ignores updates) a delete."""
+    action = Action.DELETE if await _by_delete(tx, owner) else Action.UPDATE
+    return _tagged(owner, device, move, action)
+
+
+async def _take(tx: Tx, owner: str, device: Device, move: Move) -> Change:
+    """The event that makes ``owner`` serve ``device``: an update naming it, or for a C-SDK
+    service an add."""
+    action = Action.ADD if await _by_delete(tx, owner) else Action.UPDATE
+    return _tagged(owner, device, move, action)
 
 
 async def _plan(deps: Deps, req: MoveRequest) -> tuple[Device, Device, Preflight, bool]:
@@ -235,7 +255,7 @@ async def _commit_a(deps: Deps, move: Move, cid: str) -> Move:
         await tx.devices.update(after)
         move = move.step("commit", now, "new owner stored").to(MoveState.RELEASING, now)
         move = await _save(tx, move)
-        await tx.outbox.append([_tagged(move.from_service, after, move)], cid)
+        await tx.outbox.append([await _let_go(tx, move.from_service, after, move)], cid)
     return move
 
 
@@ -255,7 +275,11 @@ async def _release_and_assign(
         move = move.step("release", now_ms(), "forced", "could not listen for a confirmation")
     else:
         assert move.origin is not None
-        if deps.releases.nobody_listens(move.from_service, move.origin.profile_name):
+        async with deps.store.read() as tx:
+            by_delete = await _by_delete(tx, move.from_service)
+        if deps.releases.nobody_listens(
+            move.from_service, move.origin.profile_name, by_delete=by_delete
+        ):
             move = move.step("release", now_ms(), "nobody serving")
         else:
             # An EdgeX device service cannot confirm: give it the deadline to act on the event.
@@ -285,7 +309,7 @@ async def _commit_b(deps: Deps, move: Move, cid: str) -> Move:
         now = now_ms()
         move = move.step("assign", now, "new owner told").to(MoveState.ASSIGNED, now)
         move = await _save(tx, move)
-        await tx.outbox.append([_tagged(move.to_service, current, move)], cid)
+        await tx.outbox.append([await _take(tx, move.to_service, current, move)], cid)
     return move
 
 
@@ -314,7 +338,11 @@ async def _rollback(deps: Deps, move: Move, cid: str) -> Move:
         # found the device in its list while the store named it (a restart's reconcile between
         # commit A and now): tell it too, so that it lets go.
         await tx.outbox.append(
-            [_tagged(move.from_service, back, move), _tagged(move.to_service, back, move)], cid
+            [
+                await _take(tx, move.from_service, back, move),
+                await _let_go(tx, move.to_service, back, move),
+            ],
+            cid,
         )
     raise MoveError(ServiceUnavailable(reason), move)
 
@@ -362,7 +390,9 @@ async def _resume(deps: Deps, move: Move) -> None:
             claimed = await _save(tx, move.step("resume", now, "release notice sent again"))
             current = await tx.devices.get(move.device_name)
             if current is not None:
-                await tx.outbox.append([_tagged(move.from_service, current, claimed)], cid)
+                await tx.outbox.append(
+                    [await _let_go(tx, move.from_service, current, claimed)], cid
+                )
         await _release_and_assign(deps, claimed, watch, acks, cid)
     finally:
         if watch is not None:
