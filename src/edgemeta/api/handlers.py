@@ -25,6 +25,7 @@ log = logging.getLogger("edgemeta.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
 E = TypeVar("E", bound=Envelope)
+C = TypeVar("C")  # an app's context
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +74,10 @@ def endpoint(fn: Handler) -> Handler:
     return wrapper
 
 
-def bind(api: ApiContext, fn: Callable[[ApiContext, Request], Awaitable[Response]]) -> Handler:
-    """A route's endpoint: the named handler ``fn(api, request)``, given this app's context,
-    with domain errors turned into EdgeX error responses (:func:`endpoint`)."""
+def bind(api: C, fn: Callable[[C, Request], Awaitable[Response]]) -> Handler:
+    """A route's endpoint: the named handler ``fn(api, request)``, given this app's context
+    (core-metadata's :class:`ApiContext`, core-data's, core-keeper's), with domain errors
+    turned into EdgeX error responses (:func:`endpoint`)."""
 
     async def handler(request: Request) -> Response:
         return await fn(api, request)

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from edgemeta.api.handlers import ApiContext, endpoint
+from edgemeta.api.handlers import ApiContext, bind
 from edgemeta.api.query import MAX_OFFSET, int_param
 from edgemeta.api.stream import StreamItem, follow
 from edgemeta.bus.topics import valid_filter
@@ -68,63 +68,63 @@ def _frame(item: StreamItem) -> bytes:
     return b"id: %d\nevent: systemevent\ndata: %s\n\n" % (item.pos, item.data)
 
 
+async def stream(api: ApiContext, request: Request) -> Response:
+    """``GET /systemevent/stream``: Server-Sent Events until the client or the service stops."""
+    filters = _topic_filters(request) or [f"{api.bus_prefix}/system-events/#"]
+    for f in filters:
+        if len(f) > 1024 or not valid_filter(f):
+            raise ContractInvalid(f"topic filter {f!r} is not a valid MQTT-style filter")
+    since: int | None = None
+    last_id = request.headers.get("last-event-id")
+    if last_id is not None:
+        if not last_id.isdigit() or int(last_id) > MAX_OFFSET * 2**32:
+            raise ContractInvalid("Last-Event-ID must be a delivery position (an integer)")
+        since = int(last_id)
+    elif "since" in request.query_params:
+        since = int_param(request.query_params, "since", 0, 0, MAX_OFFSET * 2**32)
+
+    async def body() -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[StreamItem | None] = asyncio.Queue(1000)
+
+        async def pump() -> None:
+            async for item in follow(
+                api.deps.store,
+                api.notifier,
+                filters,
+                prefix=api.bus_prefix,
+                name_escape=api.name_escape,
+                since=since,
+            ):
+                await queue.put(item)
+            await queue.put(None)  # the service is stopping: end the response
+
+        task = asyncio.create_task(pump())
+        try:
+            yield b": edgemeta system events\n\n"
+            while True:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_S):
+                        item = await queue.get()
+                except TimeoutError:
+                    if task.done():
+                        task.result()  # surface the pump's error
+                    yield b": keepalive\n\n"
+                    continue
+                if item is None:
+                    return
+                yield _frame(item)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 def routes(api: ApiContext) -> list[Route]:
     """The system event stream route."""
-
-    @endpoint
-    async def stream(request: Request) -> Response:
-        filters = _topic_filters(request) or [f"{api.bus_prefix}/system-events/#"]
-        for f in filters:
-            if len(f) > 1024 or not valid_filter(f):
-                raise ContractInvalid(f"topic filter {f!r} is not a valid MQTT-style filter")
-        since: int | None = None
-        last_id = request.headers.get("last-event-id")
-        if last_id is not None:
-            if not last_id.isdigit() or int(last_id) > MAX_OFFSET * 2**32:
-                raise ContractInvalid("Last-Event-ID must be a delivery position (an integer)")
-            since = int(last_id)
-        elif "since" in request.query_params:
-            since = int_param(request.query_params, "since", 0, 0, MAX_OFFSET * 2**32)
-
-        async def body() -> AsyncIterator[bytes]:
-            queue: asyncio.Queue[StreamItem | None] = asyncio.Queue(1000)
-
-            async def pump() -> None:
-                async for item in follow(
-                    api.deps.store,
-                    api.notifier,
-                    filters,
-                    prefix=api.bus_prefix,
-                    name_escape=api.name_escape,
-                    since=since,
-                ):
-                    await queue.put(item)
-                await queue.put(None)  # the service is stopping: end the response
-
-            task = asyncio.create_task(pump())
-            try:
-                yield b": edgemeta system events\n\n"
-                while True:
-                    try:
-                        async with asyncio.timeout(KEEPALIVE_S):
-                            item = await queue.get()
-                    except TimeoutError:
-                        if task.done():
-                            task.result()  # surface the pump's error
-                        yield b": keepalive\n\n"
-                        continue
-                    if item is None:
-                        return
-                    yield _frame(item)
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
-        return StreamingResponse(
-            body(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    return [Route("/systemevent/stream", stream, methods=["GET"])]
+    return [Route("/systemevent/stream", bind(api, stream), methods=["GET"])]
