@@ -10,15 +10,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
 from edgemeta.bus.topics import level
 from edgemeta.ports import Subscription
-from tests.api.world import World
-from tests.support.api import Api, make_service
-from tests.support.schema import drop_schema
+from tests.api.world import World, moves_world
 
 
 class CSdkService:
@@ -79,25 +76,8 @@ class CSdkService:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def world(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[World]:
-    service, schema = await make_service(
-        request.param,
-        tmp_path,
-        move_ack_timeout=1.0,
-        move_release_deadline=0.1,
-        validation_timeout=1.0,
-        device_validation="auto",
-    )
-    await service.start()
-    transport = httpx.ASGITransport(app=service.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://edgemeta") as client:
-        w = World(Api(client, service))
-        await w.api.add_profile("wearable")
+    async with moves_world(request.param, tmp_path) as w:
         yield w
-        for p in w.participants.values():
-            await p.stop()
-    await service.stop()
-    if schema:
-        await drop_schema(schema)
 
 
 async def _until(check: Any, seconds: float = 5.0) -> None:

@@ -4,10 +4,15 @@ moves and provisioning."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
+
 from edgemeta.sdk import DeviceServiceParticipant
-from tests.support.api import Api
+from tests.support.api import Api, make_service
+from tests.support.schema import drop_schema
 
 
 class World:
@@ -57,3 +62,30 @@ class World:
         assert r.status_code == 207, r.text
         item: dict[str, Any] = r.json()[0]
         return item
+
+
+@contextlib.asynccontextmanager
+async def moves_world(backend: str, tmp_path: Any) -> AsyncIterator[World]:
+    """A started service on ``backend`` with short move timeouts, a ``wearable`` profile, and
+    its participants stopped at the end."""
+    service, schema = await make_service(
+        backend,
+        tmp_path,
+        move_ack_timeout=1.0,
+        move_release_deadline=0.1,
+        validation_timeout=1.0,
+        device_validation="auto",
+    )
+    await service.start()
+    transport = httpx.ASGITransport(app=service.app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://edgemeta") as client:
+            w = World(Api(client, service))
+            await w.api.add_profile("wearable")
+            yield w
+            for p in w.participants.values():
+                await p.stop()
+    finally:
+        await service.stop()
+        if schema:
+            await drop_schema(schema)
