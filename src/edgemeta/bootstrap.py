@@ -223,6 +223,7 @@ async def build(settings: Settings) -> Service:
         deps=deps,
         max_result_count=settings.max_result_count,
         max_body_bytes=settings.max_request_bytes,
+        max_batch=settings.max_batch,
         config=config_document(settings),
         uom=uom,
         uom_yaml=uom_yaml,

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
 
     max_result_count: int = Field(1024, ge=1, le=1_000_000)
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(5000, ge=1, le=1_000_000)  # requests in one batch body (413 above)
     max_devices: int = Field(0, ge=0)
     strict_profile_changes: bool = False
     strict_profile_deletes: bool = False

@@ -8,10 +8,16 @@ A body may nest at most :data:`MAX_DEPTH` arrays and objects. Free-form fields
 (``properties``, ``protocols``, ``location``, ``tags``, ``attributes``) are stored and served
 inside other documents, and orjson refuses to serialize past 255 levels: without this bound a
 deep enough value is stored once and then makes every read of it, lists included, a 500.
+
+A batch holds at most ``max_items`` requests (``EDGEMETA_MAX_BATCH``): a longer one is a 413
+before any item is validated. The depth check and validation run :data:`CHUNK` items at a
+time and yield to the event loop between chunks, so a large batch never holds the loop for
+longer than one chunk takes (a few milliseconds) and other requests are answered meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import math
 from typing import Any, TypeVar
@@ -26,6 +32,7 @@ M = TypeVar("M", bound=BaseModel)
 _ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {}
 
 MAX_DEPTH = 64
+CHUNK = 250  # batch items validated between two yields to the event loop
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
@@ -47,14 +54,18 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def parse_json(raw: bytes) -> Any:
     """Parse JSON; ContractInvalid naming the position of the error or the excess depth."""
+    data = _loads(raw)
+    check_depth(data, "request body")
+    return data
+
+
+def _loads(raw: bytes) -> Any:
     if not raw.strip():
         raise ContractInvalid("request body is empty")
     try:
-        data = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ContractInvalid(f"request body is not valid JSON: {exc}") from None
-    check_depth(data, "request body")
-    return data
 
 
 def check_depth(data: Any, what: str) -> None:
@@ -110,7 +121,10 @@ def _json_value(value: Any, where: str) -> Any:
 
 def describe(exc: ValidationError, prefix: str = "") -> str:
     """One line naming the first invalid field (and how many more there are)."""
-    errors = exc.errors(include_url=False)
+    return _describe(exc.errors(include_url=False), prefix)
+
+
+def _describe(errors: Any, prefix: str = "", total: int | None = None) -> str:
     first = errors[0]
     path = prefix
     for part in first["loc"]:
@@ -124,23 +138,48 @@ def describe(exc: ValidationError, prefix: str = "") -> str:
     elif msg.startswith("Value error, "):
         msg = msg.removeprefix("Value error, ")
     text = f"{path}: {msg}" if path else msg
-    if len(errors) > 1:
-        text += f" (and {len(errors) - 1} more problems)"
+    count = len(errors) if total is None else total
+    if count > 1:
+        text += f" (and {count - 1} more problems)"
     return text
 
 
-def decode_batch(raw: bytes, model: type[M]) -> list[M]:
-    """A JSON array of ``model``; ContractInvalid (one 400) if anything is wrong."""
-    data = parse_json(raw)
+async def decode_batch(raw: bytes, model: type[M], max_items: int) -> list[M]:
+    """A JSON array of at most ``max_items`` requests of type ``model``.
+
+    LimitExceeded (413) for a longer array, ContractInvalid (one 400, naming the first
+    problem) if anything is wrong; validated :data:`CHUNK` items at a time, yielding between.
+    """
+    data = _loads(raw)
     if not isinstance(data, list):
+        check_depth(data, "request body")
         raise ContractInvalid("request body must be a JSON array of requests")
+    if len(data) > max_items:
+        raise LimitExceeded(
+            f"batch of {len(data)} requests exceeds the limit of {max_items}"
+            " requests per batch (EDGEMETA_MAX_BATCH)"
+        )
     adapter = _ADAPTERS.get(model)
     if adapter is None:
         adapter = _ADAPTERS[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
-    try:
-        items: list[M] = adapter.validate_python(data)
-    except ValidationError as exc:
-        raise ContractInvalid(describe(exc)) from None
+    items: list[M] = []
+    first: list[Any] = []  # the first chunk's errors that has any, indexes made absolute
+    problems = 0
+    for start in range(0, len(data), CHUNK):
+        if start:
+            await asyncio.sleep(0)  # let other requests in between chunks
+        chunk = data[start : start + CHUNK]
+        check_depth(chunk, "request body")  # the array itself is level one, as for the body
+        try:
+            items.extend(adapter.validate_python(chunk))
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            problems += len(errors)
+            if not first:
+                index = int(errors[0]["loc"][0])  # a list's errors start with the item's index
+                first = [dict(errors[0], loc=(index + start, *errors[0]["loc"][1:]))]
+    if first:
+        raise ContractInvalid(_describe(first, total=problems))
     return items
 
 
