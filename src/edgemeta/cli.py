@@ -14,7 +14,7 @@ import typer
 import uvicorn
 
 from edgemeta import __version__
-from edgemeta.api.http_protocol import CanonicalHttpToolsProtocol
+from edgemeta.api.http_limits import HttpLimits, limited_protocol
 from edgemeta.bootstrap import build
 from edgemeta.domain.durations import DurationError, parse_duration
 from edgemeta.domain.errors import EdgeMetaError
@@ -55,7 +55,18 @@ def _config(app: Any, settings: Settings, port: int) -> uvicorn.Config:
         lifespan="off",
         # httptools, with the canonical header names EdgeX's Go services send (see
         # edgemeta.api.http_protocol); uvicorn's own Date header goes out recased too.
-        http=CanonicalHttpToolsProtocol,
+        # The subclass also bounds the header block and times out slow senders
+        # (edgemeta.api.http_limits); connections and keep-alive are uvicorn's to limit.
+        http=limited_protocol(
+            HttpLimits(
+                max_header_bytes=settings.http_max_header_bytes,
+                max_headers=settings.http_max_headers,
+                header_timeout=settings.http_header_timeout,
+                body_timeout=settings.http_body_timeout,
+            )
+        ),
+        limit_concurrency=settings.http_max_connections,
+        timeout_keep_alive=settings.http_keepalive_timeout,
         server_header=False,
         log_config=None,  # keep the logging set up in serve()
     )
