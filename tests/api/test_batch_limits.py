@@ -69,9 +69,7 @@ async def test_a_batch_over_the_limit_is_413_naming_it_and_stores_nothing(small:
     assert r.status_code == 413
     body = r.json()
     assert body["statusCode"] == 413 and body["apiVersion"] == "v3"
-    assert body["message"] == (
-        "batch of 11 requests exceeds the limit of 10 requests per batch (EDGEMETA_MAX_BATCH)"
-    )
+    assert body["message"] == "a batch may hold at most 10 requests (EDGEMETA_MAX_BATCH)"
     listed = (await small.get("/device/all")).json()
     assert listed["totalCount"] == 0
     assert await small.events() == []
@@ -84,6 +82,51 @@ async def test_a_batch_at_the_limit_is_handled(small: Api) -> None:
     r = await small.post("/device", [device(i) for i in range(10)])
     assert r.status_code == 207
     assert [x["statusCode"] for x in r.json()] == [201] * 10
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "request body is empty"),
+        (b"[1, 2", "request body is not valid JSON: "),
+        (b"[NaN]", "request body is not valid JSON: "),
+        (b"[" + b"9" * 5000 + b"]", "request body is not valid JSON: "),
+        (b'{"a": 1}', "request body must be a JSON array of requests"),
+        (b"[] x", "request body is not valid JSON: "),
+        (b"[" * 80 + b"]" * 80, "request body is nested deeper than 64 levels"),
+        (b"[" * 1010 + b"]" * 1010, "request body is "),
+        (b"\xff[]", "request body is not valid JSON: "),
+    ],
+)
+async def test_a_batch_body_that_is_not_an_array_of_json_is_one_400(
+    small: Api, body: bytes, message: str
+) -> None:
+    r = await small.client.post(
+        "/api/v3/device", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["message"].startswith(message), r.json()["message"]
+
+
+async def test_an_empty_batch_is_an_empty_207(small: Api) -> None:
+    r = await small.client.post(
+        "/api/v3/device", content=b" [ ] ", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 207 and r.json() == []
+
+
+async def test_a_huge_batch_is_refused_without_parsing_it_whole(default: Api) -> None:
+    """80,000 devices (~15 MiB): the 413 comes after element 5001, not after a full parse."""
+    body = orjson.dumps([device(i) for i in range(80_000)])
+    t = time.perf_counter()
+    r = await default.client.post(
+        "/api/v3/device", content=body, headers={"content-type": "application/json"}
+    )
+    took = time.perf_counter() - t
+    assert r.status_code == 413
+    assert r.json()["message"] == "a batch may hold at most 5000 requests (EDGEMETA_MAX_BATCH)"
+    assert (await default.get("/device/all")).json()["totalCount"] == 0
+    print(f"80,000-device batch refused in {took * 1000:.0f} ms")
 
 
 async def test_chunked_validation_names_the_item_by_its_index_in_the_batch(default: Api) -> None:
