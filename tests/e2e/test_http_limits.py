@@ -19,6 +19,7 @@ from tests.e2e.procs import ServeProcess, start
 
 HEADER_TIMEOUT = 1.5
 BODY_TIMEOUT = 1.5
+KEEPALIVE_TIMEOUT = 1
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     env = {
         "EDGEMETA_HTTP_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
         "EDGEMETA_HTTP_BODY_TIMEOUT": str(BODY_TIMEOUT),
+        "EDGEMETA_HTTP_KEEPALIVE_TIMEOUT": str(KEEPALIVE_TIMEOUT),
     }
     p = start(tmp, env=env)
     try:
@@ -172,6 +174,19 @@ def test_a_stalled_body_is_cut_off_after_the_timeout(server: ServeProcess) -> No
         took = time.monotonic() - started
     assert BODY_TIMEOUT - 0.5 < took < BODY_TIMEOUT + 5, took
     assert not answer.startswith(b"HTTP/1.1 2"), answer[:200]
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(
+    server: ServeProcess,
+) -> None:
+    s = connect(server)
+    with s:
+        s.sendall(b"GET /api/v3/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        answer = read_all(s, timeout=KEEPALIVE_TIMEOUT + 10)
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert KEEPALIVE_TIMEOUT - 0.5 < took < KEEPALIVE_TIMEOUT + 5, took
 
 
 def test_normal_requests_are_unaffected(server: ServeProcess) -> None:

@@ -221,8 +221,11 @@ class LimitedHttpToolsProtocol(CanonicalHttpToolsProtocol):
         self._body_timer = None
         if self._in_head or self.transport.is_closing():
             return
-        if self.flow.read_paused:
-            self._arm_body_timer()  # the app is not reading: the client is not to blame
+        cycle = self.cycle
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            # The app is not reading yet (or has not asked for the body a client sending
+            # "Expect: 100-continue" waits for): the client is not to blame.
+            self._arm_body_timer()
             return
         self.logger.info(
             "closing a connection: no request body data within %g s", self.limits.body_timeout
