@@ -46,9 +46,15 @@ async def client_for(service: Service) -> AsyncIterator[Api]:
 
 
 async def stored_names(api: Api) -> set[str]:
-    r = await api.get("/device/all", limit=-1)
-    assert r.status_code == 200, r.text
-    return {d["name"] for d in r.json()["devices"]}
+    """Every stored device's name (page by page: a list returns at most 1024)."""
+    names: set[str] = set()
+    while True:
+        r = await api.get("/device/all", offset=len(names), limit=1000)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        names |= {d["name"] for d in page["devices"]}
+        if not page["devices"] or len(names) >= page["totalCount"]:
+            return names
 
 
 # -- the mapping itself ----------------------------------------------------------------------
