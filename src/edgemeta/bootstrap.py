@@ -352,6 +352,7 @@ async def build(settings: Settings) -> Service:
     api = ApiContext(
         deps=deps,
         max_body_bytes=settings.max_request_bytes,
+        max_batch=settings.max_batch,
         config=config_document(settings),
         uom=uom,
         uom_yaml=uom_yaml,

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
 
     max_result_count: int = Field(1024, ge=1, le=1_000_000)
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(5000, ge=1, le=1_000_000)  # requests in one batch body (413 above)
     max_devices: int = Field(0, ge=0)
     strict_profile_changes: bool = False
     strict_profile_deletes: bool = False
@@ -92,6 +93,14 @@ class Settings(BaseSettings):
     keeper_reload_seconds: float = Field(5.0, ge=0, le=86400)  # 0: only at start
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Limits of every HTTP server edgemeta starts (edgemeta.api.http_limits, docs/settings.md).
+    http_max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    http_max_headers: int = Field(100, ge=8, le=10_000)
+    http_header_timeout: float = Field(10.0, gt=0, le=3600)
+    http_body_timeout: float = Field(30.0, gt=0, le=3600)
+    http_max_connections: int = Field(1000, ge=1, le=1_000_000)
+    http_keepalive_timeout: int = Field(5, ge=1, le=3600)
 
     # Authentication and authorization (docs/security.md). ``off`` is for loopback only: a
     # non-loopback host with auth off refuses to start unless auth_allow_insecure_off says so.

@@ -224,6 +224,12 @@ def _never() -> Any:
     raise AssertionError("TLS files expected")
 
 
+def _subject_of(der: bytes) -> str:
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
 @contextlib.asynccontextmanager
 async def echo_server(ctx: ssl.SSLContext | None) -> AsyncIterator[str]:
     """An ASGI app behind edgemeta's protocol class, answering with its TLS extension
@@ -232,7 +238,11 @@ async def echo_server(ctx: ssl.SSLContext | None) -> AsyncIterator[str]:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         import json
 
-        body = json.dumps((scope.get("extensions") or {}).get("tls")).encode()
+        tls = (scope.get("extensions") or {}).get("tls")
+        if tls is not None:  # the certificate itself (DER) as its subject, to compare
+            der = tls.get("client_certificate")
+            tls = {**tls, "client_certificate": _subject_of(der) if der else None}
+        body = json.dumps(tls).encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
@@ -248,7 +258,8 @@ async def test_the_verified_client_subject_is_in_the_scope(pki: Pki) -> None:
     ):
         for _ in range(2):  # a second request on the same connection carries it too
             r = await client.get(url)
-            assert r.json() == {"client_subject": "CN=ds-virtual,O=edgemeta tests"}
+            subject = "CN=ds-virtual,O=edgemeta tests"
+            assert r.json() == {"client_subject": subject, "client_certificate": subject}
     one_way = server_context(files(pki.server.cert, pki.server.key, None) or _never())
     async with (
         echo_server(one_way) as url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edgemeta.api.body import decode_batch, read_body
+from edgemeta.api.body import CHUNK, decode_batch, read_body
 from edgemeta.api.errors import status_of
 from edgemeta.api.responses import base, error, respond
 from edgemeta.api.stream import Notifier
@@ -34,6 +35,7 @@ class ApiContext:
 
     deps: Deps
     max_body_bytes: int = 16 * 1024 * 1024
+    max_batch: int = 5000
     config: dict[str, Any] = field(default_factory=dict)
     uom: dict[str, Any] = field(default_factory=dict)
     uom_yaml: bytes = b""
@@ -128,8 +130,12 @@ async def run_batch(
     ``around``, given the decoded items, may return a context to handle them all in (e.g. one
     store transaction for the batch). ``authorize`` runs once on the decoded items before any
     is handled: a Forbidden from it refuses the whole request (``edgemeta.api.authz``).
+
+    A batch longer than ``api.max_batch`` is one 413, before anything is written. Between
+    chunks of items the handling yields to the event loop, so that other requests are answered
+    while a long batch runs (inside ``around``'s transaction, which other writers wait for).
     """
-    items = decode_batch(await read_body(request, api.max_body_bytes), model)
+    items = await decode_batch(await read_body(request, api.max_body_bytes), model, api.max_batch)
     if check is not None:
         for i, item in enumerate(items):
             try:
@@ -142,6 +148,10 @@ async def run_batch(
         return respond(207, await _handle_items(request, items, handle, ok_status))
 
 
+# Items handled between two yields: an SQLite add takes ~0.2 ms, so ~10 ms of work at most.
+_YIELD_EVERY = CHUNK // 5
+
+
 async def _handle_items(
     request: Request,
     items: list[E],
@@ -149,7 +159,9 @@ async def _handle_items(
     ok_status: int,
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
-    for item in items:
+    for i, item in enumerate(items):
+        if i and i % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a handle() on SQLite never waits: give other tasks a turn
         rid = item.request_id or ""
         try:
             extra = await handle(item)

@@ -20,7 +20,8 @@ Tree::
     ├── RangeNotSatisfiable  offset past the end of a list (416)
     ├── Locked               a setting forbids the change (423)
     ├── Unsupported          the operation exists in the API but edgemeta does not offer it (501)
-    ├── ServiceUnavailable   a peer (device service, broker) did not answer in time (503)
+    ├── ServiceUnavailable   a peer (device service, broker, database) did not answer (503)
+    ├── InsufficientStorage  the disk holding the database is full (507)
     └── ServerError          everything unexpected (500)
 """
 
@@ -43,6 +44,8 @@ class Kind(StrEnum):
     SERVICE_LOCKED = "ServiceLocked"
     NOT_IMPLEMENTED = "NotImplemented"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
+    # Not an EdgeX kind: EdgeX answers a full disk with a 500. 507 says what happened.
+    INSUFFICIENT_STORAGE = "InsufficientStorage"
     SERVER_ERROR = "UnexpectedServerError"
 
 
@@ -120,6 +123,12 @@ class ServiceUnavailable(EdgeMetaError):
     """A peer the operation needs did not answer in time."""
 
     kind = Kind.SERVICE_UNAVAILABLE
+
+
+class InsufficientStorage(EdgeMetaError):
+    """The database could not write: its disk (or its size limit) is full."""
+
+    kind = Kind.INSUFFICIENT_STORAGE
 
 
 class ServerError(EdgeMetaError):

@@ -7,13 +7,23 @@ name twice. Migrations run under an advisory lock, so instances starting togethe
 step once.
 
 The URL may carry ``?schema=<name>`` (default ``edgemeta``); the tables live in that schema.
+
+Failures of the database itself become domain errors at this boundary (:func:`failure`):
+a refused, lost or shutting-down connection is ServiceUnavailable (503) and a full disk
+InsufficientStorage (507), each with a message that says what happened without the driver's
+internals (the log keeps them). The transaction that failed is rolled back by PostgreSQL (a
+connection that dies mid-transaction commits nothing), so a 503 has changed nothing. When
+the connection dies, asyncpg detaches it from the pool at once; returning it afterwards may
+raise again, which must neither hide the real error nor turn a committed write into a 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import hashlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,11 +34,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from edgemeta.domain.errors import ServerError, ServiceUnavailable
+from edgemeta.domain.errors import (
+    EdgeMetaError,
+    InsufficientStorage,
+    ServerError,
+    ServiceUnavailable,
+)
 from edgemeta.ports import Sealer
 from edgemeta.store.driver import IntegrityViolation, Row
 from edgemeta.store.migrations import migrations
 from edgemeta.store.tx import SqlTx
+
+log = logging.getLogger("edgemeta.store")
 
 _MIGRATION_LOCK = 0x6564_6765_6D65  # "edgeme": one advisory lock id for schema changes
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -63,8 +80,10 @@ class PostgresDialect:
         return [list(labels)]
 
 
-# The store and connection of the batch() the current task is inside, if any.
-_BATCH: contextvars.ContextVar[tuple[PostgresStore, Any] | None] = contextvars.ContextVar(
+# The store, connection and task of the batch() the current task is inside, if any. The task
+# is part of it because a task created inside a batch inherits the context: it must not take
+# the batch's connection for its own, which is back in the pool once the batch ends.
+_BATCH: contextvars.ContextVar[tuple[PostgresStore, Any, object] | None] = contextvars.ContextVar(
     "edgemeta_postgres_batch", default=None
 )
 
@@ -72,7 +91,57 @@ _BATCH: contextvars.ContextVar[tuple[PostgresStore, Any] | None] = contextvars.C
 def _in_batch(store: PostgresStore) -> Any:
     """The connection of ``store``'s batch this task is inside, or None."""
     current = _BATCH.get()
-    return current[1] if current is not None and current[0] is store else None
+    if current is None or current[0] is not store or current[2] is not asyncio.current_task():
+        return None
+    return current[1]
+
+
+# What a database failure can raise through asyncpg: the server's errors, the client's own
+# (a closed or detached connection) and the socket's.
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+_LOST = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
+_SHUTTING_DOWN = (
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def failure(exc: BaseException) -> EdgeMetaError:
+    """The domain error for a failure of PostgreSQL or of the way to it (logged in full)."""
+    error: EdgeMetaError
+    if isinstance(exc, asyncpg.DiskFullError):
+        error = InsufficientStorage("insufficient storage: the disk holding the database is full")
+    elif isinstance(exc, ConnectionRefusedError):
+        error = ServiceUnavailable("database unavailable: PostgreSQL refused the connection")
+    elif isinstance(exc, _LOST):
+        error = ServiceUnavailable("database unavailable: the connection to PostgreSQL was lost")
+    elif isinstance(exc, OSError):  # unreachable host, timeout, name resolution
+        error = ServiceUnavailable("database unavailable: PostgreSQL cannot be reached")
+    elif isinstance(exc, _SHUTTING_DOWN):
+        error = ServiceUnavailable("database unavailable: PostgreSQL is shutting down or starting")
+    elif isinstance(exc, asyncpg.TooManyConnectionsError):
+        error = ServiceUnavailable("database unavailable: PostgreSQL has no free connection")
+    elif isinstance(exc, asyncpg.PostgresConnectionError):
+        error = ServiceUnavailable("database unavailable: cannot connect to PostgreSQL")
+    elif isinstance(exc, asyncpg.InsufficientResourcesError):
+        error = ServiceUnavailable("database unavailable: PostgreSQL is out of resources")
+    elif isinstance(exc, asyncpg.TransactionRollbackError):  # serialization failure, deadlock
+        error = ServiceUnavailable("database busy: the transaction conflicted with another; retry")
+    else:
+        error = ServerError(f"database error: {exc}")
+    log.warning("%s (%s: %s)", error.message, type(exc).__name__, exc)
+    return error
+
+
+async def _release(pool: Any, conn: Any) -> None:
+    """Return ``conn`` to the pool. A connection that broke is terminated by asyncpg while it
+    raises; the pool opens a new one when needed, so the error is only worth a debug line."""
+    try:
+        await pool.release(conn)
+    except _DB_ERRORS as exc:
+        log.debug("a broken PostgreSQL connection was dropped: %s", exc)
 
 
 def _violation(exc: asyncpg.IntegrityConstraintViolationError) -> IntegrityViolation:
@@ -205,6 +274,12 @@ class PostgresStore:
                     time.time_ns(),
                 )
 
+    async def _acquire(self) -> Any:
+        try:
+            return await self.pool.acquire()
+        except _DB_ERRORS as exc:
+            raise failure(exc) from exc
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[SqlTx]:
         """A READ COMMITTED transaction on one connection; a savepoint inside ``batch()``."""
@@ -213,20 +288,17 @@ class PostgresStore:
             try:
                 async with batch_conn.transaction():  # nested: a savepoint
                     yield SqlTx(PostgresDriver(batch_conn), self._sealer)
-            except asyncpg.PostgresError as exc:
-                raise ServerError(f"database error: {exc}") from exc
+            except _DB_ERRORS as exc:
+                raise failure(exc) from exc
             return
-        try:
-            conn = await self.pool.acquire()
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+        conn = await self._acquire()
         try:
             async with conn.transaction():
                 yield SqlTx(PostgresDriver(conn), self._sealer)
-        except asyncpg.PostgresError as exc:
-            raise ServerError(f"database error: {exc}") from exc
+        except _DB_ERRORS as exc:
+            raise failure(exc) from exc
         finally:
-            await self.pool.release(conn)
+            await _release(self.pool, conn)
         for listener in self._listeners:
             listener()
 
@@ -237,41 +309,39 @@ class PostgresStore:
         if batch_conn is not None:
             try:
                 yield SqlTx(PostgresDriver(batch_conn), self._sealer)
-            except asyncpg.PostgresError as exc:
-                raise ServerError(f"database error: {exc}") from exc
+            except _DB_ERRORS as exc:
+                raise failure(exc) from exc
             return
-        try:
-            conn = await self.pool.acquire()
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+        conn = await self._acquire()
         try:
             yield SqlTx(PostgresDriver(conn), self._sealer)
-        except asyncpg.PostgresError as exc:
-            raise ServerError(f"database error: {exc}") from exc
+        except _DB_ERRORS as exc:
+            raise failure(exc) from exc
         finally:
-            await self.pool.release(conn)
+            await _release(self.pool, conn)
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
-        """One transaction (and one commit) for every write this task makes inside."""
+        """One transaction (and one commit) for every write this task makes inside.
+
+        If the connection fails part-way, every later item fails too and the commit cannot
+        happen: the whole request is the one ServiceUnavailable, having changed nothing.
+        """
         if _in_batch(self) is not None:
             yield
             return
-        try:
-            conn = await self.pool.acquire()
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+        conn = await self._acquire()
         try:
             async with conn.transaction():
-                token = _BATCH.set((self, conn))
+                token = _BATCH.set((self, conn, asyncio.current_task()))
                 try:
                     yield
                 finally:
                     _BATCH.reset(token)
-        except asyncpg.PostgresError as exc:
-            raise ServerError(f"database error: {exc}") from exc
+        except _DB_ERRORS as exc:
+            raise failure(exc) from exc
         finally:
-            await self.pool.release(conn)
+            await _release(self.pool, conn)
         for listener in self._listeners:
             listener()
 
@@ -307,12 +377,17 @@ class PostgresLease:
                     return True
                 await self._drop()
             conn = await self.pool.acquire()
-            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key):
+            try:
+                locked = await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key)
+            except BaseException:
+                await _release(self.pool, conn)  # not leaked when the query fails
+                raise
+            if locked:
                 self.conn = conn
                 return True
-            await self.pool.release(conn)
+            await _release(self.pool, conn)
             return False
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except _DB_ERRORS:
             await self._drop()
             return False
 

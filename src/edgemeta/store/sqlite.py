@@ -16,6 +16,12 @@ background thread with its own connection, not in the COMMIT that happens to cro
 1000-page threshold: done inline they stalled the event loop for 5-10 ms every few dozen
 commits. The thread checkpoints at most every 0.2 s after a commit, in PASSIVE mode, so it
 never blocks the writer; SQLite releases the GIL while it works.
+
+SQLite's failures become domain errors at this boundary (:func:`failure`): a full disk
+(``SQLITE_FULL``, or an ``OSError`` ENOSPC) is InsufficientStorage (507), a busy, read-only or
+failing file ServiceUnavailable (503). The transaction is rolled back either way (a COMMIT
+that fails leaves it open), so the refused request changed nothing and the next one can
+begin: once space is back, writes resume.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import errno
+import logging
 import sqlite3
 import threading
 import time
@@ -33,11 +41,54 @@ from typing import Any
 
 import orjson
 
-from edgemeta.domain.errors import ServerError
+from edgemeta.domain.errors import (
+    EdgeMetaError,
+    InsufficientStorage,
+    ServerError,
+    ServiceUnavailable,
+)
 from edgemeta.ports import Sealer
 from edgemeta.store.driver import IntegrityViolation, Row
 from edgemeta.store.migrations import migrations
 from edgemeta.store.tx import SqlTx
+
+log = logging.getLogger("edgemeta.store")
+
+DISK_FULL = "insufficient storage: the disk holding the database is full"
+
+
+def failure(exc: BaseException) -> EdgeMetaError:
+    """The domain error for a failure of SQLite or of its file (logged in full)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    error: EdgeMetaError
+    if primary == sqlite3.SQLITE_FULL or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        error = InsufficientStorage(DISK_FULL)
+    elif primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        error = ServiceUnavailable("database busy: another process holds the database file")
+    elif primary == sqlite3.SQLITE_READONLY:
+        error = ServiceUnavailable("database unavailable: the database file is read-only")
+    elif primary in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN) or isinstance(exc, OSError):
+        error = ServiceUnavailable("database unavailable: the database file cannot be used")
+    else:
+        error = ServerError(f"database error: {exc}")
+    log.warning("%s (%s: %s)", error.message, type(exc).__name__, exc)
+    return error
+
+
+_DB_ERRORS = (sqlite3.Error, OSError)
+
+
+def _rollback(conn: sqlite3.Connection, savepoint: str | None = None) -> None:
+    """Undo the open transaction (or savepoint), if SQLite has not already."""
+    try:
+        if savepoint is not None:
+            conn.execute(f"ROLLBACK TO {savepoint}")
+            conn.execute(f"RELEASE {savepoint}")
+        elif conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:  # an automatic rollback beat us to it
+        log.debug("rollback after a failure: %s", exc)
 
 
 class SqliteDialect:
@@ -143,6 +194,7 @@ class SqliteStore:
         self.driver = SqliteDriver(self.conn)
         self._lock = asyncio.Lock()
         self._tx = SqlTx(self.driver)
+        self._lost: EdgeMetaError | None = None  # why the running batch's transaction ended
         self._listeners: list[Callable[[], None]] = []
         self._migrate()
         self._checkpointer: _Checkpointer | None = None
@@ -177,30 +229,47 @@ class SqliteStore:
     async def write(self) -> AsyncIterator[SqlTx]:
         """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error); a savepoint inside ``batch()``."""
         if _BATCH.get() is self:
-            self.conn.execute("SAVEPOINT item")
+            if self._lost is not None:  # the batch's transaction is gone: so is every item
+                raise type(self._lost)(self._lost.message)
             try:
-                yield self._tx
-            except BaseException:
-                self.conn.execute("ROLLBACK TO item")
+                self.conn.execute("SAVEPOINT item")
+                try:
+                    yield self._tx
+                except BaseException:
+                    _rollback(self.conn, "item")
+                    raise
                 self.conn.execute("RELEASE item")
-                raise
-            self.conn.execute("RELEASE item")
+            except _DB_ERRORS as exc:
+                error = failure(exc)
+                if not self.conn.in_transaction:
+                    # SQLite rolled the whole transaction back (it may, on a full disk): the
+                    # items before this one are undone too, and a SAVEPOINT now would begin
+                    # a new transaction. The batch fails as a whole (see batch()).
+                    self._lost = error
+                raise error from exc
             return
         async with self._lock:
+            self._begin()
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:  # another process holds the lock too long
-                raise ServerError(f"database is busy: {exc}") from exc
-            try:
-                yield self._tx
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+                try:
+                    yield self._tx
+                except BaseException:
+                    _rollback(self.conn)
+                    raise
+                self.conn.execute("COMMIT")
+            except _DB_ERRORS as exc:
+                _rollback(self.conn)  # a failed COMMIT leaves the transaction open
+                raise failure(exc) from exc
             if self._checkpointer is not None:
                 self._checkpointer.wake.set()
             for listener in self._listeners:
                 listener()
+
+    def _begin(self) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # another process holds the lock too long
+            raise failure(exc) from exc
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every committed write transaction."""
@@ -218,7 +287,10 @@ class SqliteStore:
             yield self._tx  # inside our own batch: we hold the lock already
             return
         async with self._lock:
-            yield self._tx
+            try:
+                yield self._tx
+            except _DB_ERRORS as exc:
+                raise failure(exc) from exc
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
@@ -227,19 +299,25 @@ class SqliteStore:
             yield
             return
         async with self._lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise ServerError(f"database is busy: {exc}") from exc
+            self._begin()
             token = _BATCH.set(self)
+            self._lost = None
             try:
-                yield
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+                try:
+                    yield
+                except BaseException:
+                    _rollback(self.conn)
+                    raise
+                finally:
+                    _BATCH.reset(token)
+                if self._lost is not None:
+                    raise self._lost  # nothing of the batch remains to commit
+                self.conn.execute("COMMIT")
+            except _DB_ERRORS as exc:
+                _rollback(self.conn)
+                raise failure(exc) from exc
             finally:
-                _BATCH.reset(token)
-            self.conn.execute("COMMIT")
+                self._lost = None
             if self._checkpointer is not None:
                 self._checkpointer.wake.set()
             for listener in self._listeners:
