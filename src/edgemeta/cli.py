@@ -282,8 +282,6 @@ apikey_app = typer.Typer(
     help="API keys (stored as hashes; direct database access through the settings' URL)."
 )
 app.add_typer(apikey_app, name="apikey")
-enrollment_app = typer.Typer(help="Enrolments (direct database access through the settings' URL).")
-app.add_typer(enrollment_app, name="enrollment")
 kek_app = typer.Typer(
     help="Key-encryption keys: secrets at rest (docs/security.md, 'Secrets at rest')."
 )
@@ -384,7 +382,6 @@ def apikey_revoke(key_id: str, database_url: DatabaseOption = None) -> None:
     typer.echo(f"API key {key_id} revoked")
 
 
-@enrollment_app.command("revoke")
 def enrollment_revoke(
     name: str,
     serial: Annotated[
@@ -480,7 +477,9 @@ def version() -> None:
 
 
 # The admin commands (edgemeta.admin) talk to a running service over its API.
-admin.register(app)
+# ``enrollment revoke`` works on the database directly (like ``apikey``), beside the admin
+# CLI's enrollment commands, which go through the API.
+admin.register(app)["enrollment"].command("revoke")(enrollment_revoke)
 app.callback()(admin.version_callback)
 helpfix.install()
 

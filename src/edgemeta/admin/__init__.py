@@ -20,13 +20,14 @@ from edgemeta.admin.status import status_command
 __all__ = ["register", "version_callback"]
 
 
-def register(app: typer.Typer) -> None:
-    """Add the admin commands to ``app``."""
-    resources.register(app)
+def register(app: typer.Typer) -> dict[str, typer.Typer]:
+    """Add the admin commands to ``app``; returns the record command groups by name."""
+    groups = resources.register(app)
     app.command("import")(import_command)
     app.command("move")(move_command)
     app.command("events")(events_command)
     app.command("status")(status_command)
+    return groups
 
 
 def _print_version(value: bool) -> None:

@@ -366,7 +366,11 @@ def _commands(res: Resource) -> typer.Typer:
     return group
 
 
-def register(app: typer.Typer) -> None:
-    """Add the record commands to the ``edgemeta`` app."""
+def register(app: typer.Typer) -> dict[str, typer.Typer]:
+    """Add the record commands to the ``edgemeta`` app; the groups, by name (so commands with
+    direct database access, such as ``enrollment revoke``, can join them)."""
+    groups = {}
     for res in RESOURCES:
-        app.add_typer(_commands(res), name=res.cli)
+        groups[res.cli] = group = _commands(res)
+        app.add_typer(group, name=res.cli)
+    return groups
