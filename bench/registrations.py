@@ -34,7 +34,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from tests.support import pki
+from tests.support import x509pki as pki
 
 from edgemeta import __version__
 from edgemeta.domain.attestation import derive_device_key, make_token
