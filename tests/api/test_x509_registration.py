@@ -595,3 +595,56 @@ async def test_csr_gets_an_operational_certificate_openssl_verifies(issuing_worl
     # A CSR that is not one is a 400.
     bad = await register(w, "dev-i", operational, csr="-----BEGIN CERTIFICATE REQUEST-----")
     assert bad.status_code == 400, bad.text
+
+
+async def test_quarantine_can_require_a_new_certificate_before_release(
+    issuing_world: World,
+) -> None:
+    w = issuing_world
+    issuing: pki.Node = w.extra["ca"]  # type: ignore[attr-defined]
+    claim_ca = pki.root("Claim CA")
+    await w.api.add_service("quarantine")
+    await enroll(
+        w,
+        "q",
+        {"caCertificates": [claim_ca.pem, issuing.pem], "issueCertificate": {"validityDays": 7}},
+    )
+    claim = pki.leaf("dev-q", claim_ca)
+    assert (await register(w, "dev-q", claim)).status_code == 200
+    body = {"apiVersion": "v3", "quarantine": {"serviceName": "quarantine", "requireReissue": True}}
+    r = await w.api.client.post("/api/v3/registration/name/dev-q/quarantine", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["registration"]["reissueRequiredFor"] == [claim.thumbprint]
+    # Registering again with the same certificate does not let it out, nor does an operator.
+    assert (await register(w, "dev-q", claim)).status_code == 200
+    out = await w.api.client.post("/api/v3/registration/name/dev-q/release")
+    assert out.status_code == 409 and "new certificate" in out.json()["message"], out.text
+    assert await w.owner("dev-q") == "quarantine"
+    # A registration with a CSR gets a new certificate: now it may leave.
+    r = await register(w, "dev-q", claim, csr=pki.csr("dev-q", pki.new_key("p256")))
+    assert r.status_code == 200 and r.json()["certificate"], r.text
+    out = await w.api.client.post("/api/v3/registration/name/dev-q/release")
+    assert out.status_code == 200, out.text
+    assert "reissueRequiredFor" not in out.json()["registration"]
+    assert await w.owner("dev-q") == "ds1"
+
+
+async def test_require_reissue_needs_a_certificate_device(world: World) -> None:
+    await world.api.add_service("quarantine")
+    body = {
+        "name": "sym",
+        "kind": "individual",
+        "registrationId": "dev-s",
+        "allocation": {"policy": "static", "services": [{"name": "ds1"}]},
+        "initialState": {"profileName": "prof"},
+        "attestation": {"primaryKey": GROUP_KEY},
+    }
+    r = await world.api.post("/enrollment", [{"apiVersion": "v3", "enrollment": body}])
+    assert r.json()[0]["statusCode"] == 201, r.text
+    token = make_token(GROUP_KEY, "dev-s", int(time.time()) + 300)
+    reg = {"apiVersion": "v3", "registration": {"registrationId": "dev-s", "token": token}}
+    assert (await world.api.client.post("/api/v3/registration", json=reg)).status_code == 200
+    q = {"apiVersion": "v3", "quarantine": {"serviceName": "quarantine", "requireReissue": True}}
+    r = await world.api.client.post("/api/v3/registration/name/dev-s/quarantine", json=q)
+    assert r.status_code == 400 and "certificate" in r.json()["message"], r.text
+    assert await world.owner("dev-s") == "ds1"

@@ -321,6 +321,9 @@ class QuarantineDTO(Wire):
 
     service_name: Name
     note: Text | None = None
+    # X.509 devices: leaving quarantine needs a new certificate (a CSR issuance or another
+    # device certificate) first.
+    require_reissue: bool | None = None
 
 
 class QuarantineRequest(Envelope):
@@ -580,6 +583,8 @@ def registration_doc(r: Registration) -> Doc:
         doc["attestation"] = r.attestation
     if r.issued:
         doc["issuedCertificate"] = r.issued
+    if r.reissue_of:
+        doc["reissueRequiredFor"] = list(r.reissue_of)
     if r.error:
         doc["error"] = r.error
     doc["created"] = r.created
@@ -605,6 +610,7 @@ def registration_from(doc: Doc) -> Registration:
         report=doc.get("lastReport") or {},
         attestation=doc.get("attestation") or {},
         issued=doc.get("issuedCertificate") or {},
+        reissue_of=tuple(doc.get("reissueRequiredFor") or ()),
         error=doc.get("error", ""),
         created=doc.get("created", 0),
         modified=doc.get("modified", 0),

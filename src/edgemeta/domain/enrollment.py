@@ -222,6 +222,9 @@ class Registration:
     # subject, issuer, the CA the enrolment named, how the key was proved; never a secret.
     attestation: JSONObject = field(default_factory=dict)
     issued: JSONObject = field(default_factory=dict)  # the last certificate issued to it
+    # Quarantined with requireReissue: the thumbprints of the certificates it held then; it
+    # may leave quarantine only once it holds another (presented, or issued from a CSR).
+    reissue_of: tuple[str, ...] = ()
     error: str = ""
     created: int = 0
     modified: int = 0

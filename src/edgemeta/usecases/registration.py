@@ -694,12 +694,32 @@ async def reprovision_enrollment(
             return results
 
 
+def _held_certificates(reg: Registration) -> tuple[str, ...]:
+    """The thumbprints of the certificates a device holds by its record: the one it last
+    presented, and the one last issued to it."""
+    held = [reg.attestation.get("thumbprint"), reg.issued.get("thumbprint")]
+    return tuple(t for t in held if isinstance(t, str) and t)
+
+
 async def quarantine(
-    deps: Deps, registration_id: str, service: str, note: str, cid: str
+    deps: Deps,
+    registration_id: str,
+    service: str,
+    note: str,
+    cid: str,
+    *,
+    require_reissue: bool = False,
 ) -> Outcome:
     """Move a device to a quarantine service, reset to its initial state; registrations keep it
-    there until it is let out."""
+    there until it is let out (and, with ``require_reissue``, until it holds a new
+    certificate)."""
     reg = await get_registration(deps, registration_id)
+    reissue_of = _held_certificates(reg) if require_reissue else ()
+    if require_reissue and not reissue_of:
+        raise ContractInvalid(
+            f"requireReissue needs a device that attested with a certificate; "
+            f"'{registration_id}' did not"
+        )
     e = await _enrollment_of(deps, reg)
     async with deps.store.read() as tx:
         device = await tx.devices.get(registration_id)
@@ -730,6 +750,7 @@ async def quarantine(
         last_moved=now_ms(),
         quarantined_from=device.service_name,
         pending_service="",
+        reissue_of=reissue_of,
     )
     return Outcome(record, None, move)
 
@@ -739,6 +760,12 @@ async def release_quarantine(deps: Deps, registration_id: str, cid: str) -> Outc
     reg = await get_registration(deps, registration_id)
     if not reg.quarantined_from:
         raise Conflict(f"device '{registration_id}' is not in quarantine")
+    if reg.reissue_of and set(_held_certificates(reg)) <= set(reg.reissue_of):
+        raise Conflict(
+            f"device '{registration_id}' must get a new certificate before it leaves quarantine:"
+            " it registers with a CSR (or another device certificate) first; it still holds "
+            + ", ".join(reg.reissue_of)
+        )
     e = await _enrollment_of(deps, reg)
     move = await moves.move_device(
         deps,
@@ -768,6 +795,7 @@ async def release_quarantine(deps: Deps, registration_id: str, cid: str) -> Outc
         last_moved=now_ms(),
         quarantined_from="",
         pending_service="",
+        reissue_of=(),
     )
     return Outcome(record, None, move)
 

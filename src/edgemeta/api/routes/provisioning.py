@@ -267,6 +267,7 @@ async def quarantine(api: ApiContext, request: Request) -> Response:
         req.quarantine.service_name,
         req.quarantine.note or "",
         correlation_id(request),
+        require_reissue=bool(req.quarantine.require_reissue),
     )
     return ok(**_outcome(outcome))
 
