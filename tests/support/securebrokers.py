@@ -7,9 +7,7 @@ A missing binary skips the test locally and fails it under ``CI``, like the othe
 
 from __future__ import annotations
 
-import datetime
 import getpass
-import ipaddress
 import os
 import shutil
 import subprocess
@@ -19,12 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.support.brokers import _free_port, _wait_port
+from tests.support.pki import Authority
 
 USER = "edge"
 PASSWORD = "s3cret-pass"
@@ -43,110 +38,21 @@ class Pki:
     rogue_ca: Path
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-def _ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _leaf(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, cn: str, *, server: bool
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    return key, builder.sign(ca_key, hashes.SHA256())
-
-
 def make_pki(directory: Path) -> Pki:
-    """Write a fresh CA, server and client certificates (and a rogue CA) into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    pem = serialization.Encoding.PEM
-    ca_key, ca_cert = _ca("edgemeta test CA")
-    server_key, server_cert = _leaf(ca_key, ca_cert, "localhost", server=True)
-    client_key, client_cert = _leaf(ca_key, ca_cert, "edgemeta-client", server=False)
-    _, rogue_cert = _ca("somebody else's CA")
-    pki = Pki(
-        ca=directory / "ca.pem",
-        server_cert=directory / "server.pem",
-        server_key=directory / "server.key",
-        client_cert=directory / "client.pem",
-        client_key=directory / "client.key",
-        rogue_ca=directory / "rogue-ca.pem",
+    """A fresh CA with server (localhost, 127.0.0.1) and client certificates, and a rogue CA,
+    written into ``directory`` (made by the TLS tests' :class:`tests.support.pki.Authority`)."""
+    ca = Authority(directory, "broker")
+    server = ca.issue("localhost", server=True)
+    client = ca.issue("edgemeta-client", server=False)
+    rogue = Authority(directory, "rogue")
+    return Pki(
+        ca=ca.cert_file,
+        server_cert=server.cert,
+        server_key=server.key,
+        client_cert=client.cert,
+        client_key=client.key,
+        rogue_ca=rogue.cert_file,
     )
-    pki.ca.write_bytes(ca_cert.public_bytes(pem))
-    pki.server_cert.write_bytes(server_cert.public_bytes(pem))
-    _write_key(server_key, pki.server_key)
-    pki.client_cert.write_bytes(client_cert.public_bytes(pem))
-    _write_key(client_key, pki.client_key)
-    pki.rogue_ca.write_bytes(rogue_cert.public_bytes(pem))
-    return pki
 
 
 def _require_binary(binary: str) -> None:
