@@ -87,7 +87,11 @@ class PrivateBroker:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:  # a loaded machine (tests run in parallel) may take a while to stop it
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
             self.proc = None
         _wait_port(self.port, up=False)
 

@@ -209,7 +209,8 @@ def _print_secrets(answer: dict[str, Any]) -> None:
         ("webhook secret", webhook.get("secret")),
     ):
         if value:
-            console.print(f"  {label}: {value}", markup=False)
+            # soft_wrap: a key broken over lines by the terminal width cannot be copied
+            console.print(f"  {label}: {value}", markup=False, soft_wrap=True)
     if attestation.get("primaryKey") or webhook.get("secret"):
         console.print("  (shown only now; keep them)", style="dim")
 

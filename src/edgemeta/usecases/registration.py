@@ -28,6 +28,7 @@ import datetime as dt
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -114,8 +115,21 @@ async def _enrollment_for(deps: Deps, report: Report) -> Enrollment | None:
     return None
 
 
-async def register(deps: Deps, token: str, report: Report, correlation_id: str) -> Outcome:
-    """Attest, allocate and assign one registration."""
+def _ignore() -> None:
+    """The default ``attested`` callback: nobody is waiting for the attestation alone."""
+
+
+async def register(
+    deps: Deps,
+    token: str,
+    report: Report,
+    correlation_id: str,
+    attested: Callable[[], None] = _ignore,
+) -> Outcome:
+    """Attest, allocate and assign one registration. ``attested`` is called once the
+    device is proven and admitted, before allocation and assignment (which may wait on a
+    move): a caller may answer "still assigning" only after that point, never before a
+    refusal is known."""
     rid = report.registration_id
     enrollment = await _enrollment_for(deps, report)
     if enrollment is None:
@@ -142,6 +156,7 @@ async def register(deps: Deps, token: str, report: Report, correlation_id: str) 
             error=f"enrollment '{enrollment.name}' is disabled",
         )
         raise Forbidden(f"enrollment '{enrollment.name}' is disabled")
+    attested()
     return await _assign_once_more(
         deps, enrollment, report, correlation_id, {"type": AttestationType.SYMMETRIC_KEY.value}
     )
@@ -264,8 +279,14 @@ async def _x509_enrollment(
     return best
 
 
-async def register_x509(deps: Deps, request: X509Registration, correlation_id: str) -> Outcome:
-    """Attest an X.509 registration, then allocate and assign it like any other."""
+async def register_x509(
+    deps: Deps,
+    request: X509Registration,
+    correlation_id: str,
+    attested: Callable[[], None] = _ignore,
+) -> Outcome:
+    """Attest an X.509 registration, then allocate and assign it like any other
+    (``attested`` as for :func:`register`)."""
     report = request.report
     rid = report.registration_id
     now_s = int(time.time())
@@ -338,6 +359,7 @@ async def register_x509(deps: Deps, request: X509Registration, correlation_id: s
             csr = certs.load_csr(request.csr)
         except certs.CsrError as exc:
             raise ContractInvalid(str(exc)) from None
+    attested()
     outcome = await _assign_once_more(deps, e, report, correlation_id, attestation)
     if csr is None or issuer is None:
         return outcome

@@ -177,6 +177,9 @@ async def register(api: ApiContext, request: Request) -> Response:
     wait = _wait(request.query_params.get("wait"), api.registration_wait)
     report = docs.report_record(req.registration)
     proof = req.registration.attestation
+    # Set once the device is proven and admitted: a bad token or certificate is refused
+    # with its 401/403 even under ?wait=0, never answered 202 "assigning".
+    attested = asyncio.Event()
     if proof is not None:
         how: reg.NonceProof | reg.TransportProof
         if proof.nonce is not None and proof.signature is not None:
@@ -195,10 +198,19 @@ async def register(api: ApiContext, request: Request) -> Response:
                 report=report, chain=tuple(proof.chain), proof=how, csr=req.registration.csr or ""
             ),
             correlation_id(request),
+            attested.set,
         )
     else:
-        work = reg.register(deps, req.registration.token or "", report, correlation_id(request))
+        work = reg.register(
+            deps, req.registration.token or "", report, correlation_id(request), attested.set
+        )
     task = asyncio.create_task(work)
+    proven = asyncio.create_task(attested.wait())
+    try:
+        # Attestation is short (a signature check, one write); only assignment may wait.
+        await asyncio.wait({task, proven}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        proven.cancel()
     done, _ = await asyncio.wait({task}, timeout=wait)
     if not done:
         # Still assigning (a move waits on device services): answer with the record to
