@@ -58,8 +58,9 @@ class VirtualDriver:
 
     async def write(self, device: Device, values: Sequence[tuple[Resource, Any]]) -> None:
         """Keep the written setpoint (already checked against 5..30 by the SDK)."""
-        for r, v in values:
-            self.setpoints[device.name] = float(v)
+        for resource, value in values:
+            if resource.name == "setpoint":  # the profile's only writable resource
+                self.setpoints[device.name] = float(value)
 
     async def discover(self) -> list[DiscoveredDevice]:
         """The simulated devices "found on the network"."""

@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import orjson
+from examples.virtual_device_service import VirtualDriver, build
 
 from edgemeta.bus.envelope import decode, envelope
 from edgemeta.bus.topics import response_topic
 from edgemeta.ports import Bus
 from edgemeta.sdk import DeviceService
 from edgemeta.sdk.bus_commands import request_topic
-from examples.virtual_device_service import VirtualDriver, build
 from tests.support.api import Api, make_service
 from tests.support.schema import drop_schema
 

@@ -157,23 +157,23 @@ def reading(
         doc["units"] = resource.units
     vt = resource.value_type
     raw: dict[str, Any]
-    if vt == "Binary":
-        data = value if isinstance(value, (bytes, bytearray)) else bytes(str(value), "utf-8")
-        raw = {
-            "binaryValue": base64.b64encode(data).decode(),
-            "mediaType": resource.media_type or "application/octet-stream",
-        }
-    elif vt in ("Object", "ObjectArray"):
-        raw = {"objectValue": value}
-    elif vt.endswith("Array"):
-        element = vt.removesuffix("Array")
-        items = value if isinstance(value, (list, tuple)) else orjson.loads(str(value))
-        if element in ("Float32", "Float64"):
-            items = [float(i) for i in items]
-        raw = {"value": orjson.dumps(list(items)).decode()}
-    else:
-        raw = {"value": scalar_text(vt, value)}
     try:
+        if vt == "Binary":
+            data = value if isinstance(value, (bytes, bytearray)) else bytes(str(value), "utf-8")
+            raw = {
+                "binaryValue": base64.b64encode(data).decode(),
+                "mediaType": resource.media_type or "application/octet-stream",
+            }
+        elif vt in ("Object", "ObjectArray"):
+            raw = {"objectValue": value}
+        elif vt.endswith("Array"):
+            element = vt.removesuffix("Array")
+            items = value if isinstance(value, (list, tuple)) else orjson.loads(str(value))
+            if element in ("Float32", "Float64"):
+                items = [float(i) for i in items]
+            raw = {"value": orjson.dumps(list(items)).decode()}
+        else:
+            raw = {"value": scalar_text(vt, value)}
         doc.update(check_value(vt, raw, f"reading '{resource.name}'"))
     except (ContractInvalid, ValueError, TypeError) as exc:
         raise CommandError(
