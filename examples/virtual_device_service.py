@@ -107,6 +107,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--api-key", help="an API key, with authentication on")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request
     service = build(
         name=args.name,
         api_url=args.url,

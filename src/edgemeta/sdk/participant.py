@@ -18,7 +18,14 @@ drivers. It
 - reconciles at start: it serves exactly the devices the store says it owns, so a service that
   was down during a move converges;
 - registers the devices it discovers on their behalf (``register_device``), so an enrolment
-  decides which service serves them.
+  decides which service serves them;
+- tells its owner what changes through hooks: ``on_serve`` and ``on_release`` (a device
+  starts or stops being served; ``on_release`` runs before the release is confirmed),
+  ``on_update`` (a served device's document replaced), ``on_event`` (every system event of the
+  service that is not about a device: profiles, provision watchers).
+
+:class:`edgemeta.sdk.DeviceService` runs one with a driver around it (commands, autoEvents,
+discovery); a service that handles commands its own way can run a participant alone.
 
 It depends on edgemeta's wire format only (HTTP API, bus topics and envelopes). The bus is
 either one the caller made, or a URL the participant connects to itself with

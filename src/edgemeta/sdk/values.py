@@ -222,7 +222,7 @@ def parse_write(resource: Resource, given: Any) -> Any:
             check_value(vt, {"value": text}, where)
             items: list[Any] = orjson.loads(text)
             for item in items:
-                _check_range(resource, item)
+                _check_range(resource, item, item)
             return items
         text = given if isinstance(given, str) else scalar_text(vt, given)
         check_scalar(vt, text, f"{where} value")
@@ -235,24 +235,24 @@ def parse_write(resource: Resource, given: Any) -> Any:
     if vt == "String":
         return text
     number: int | float = int(text) if vt in _INTEGERS else float(text)
-    _check_range(resource, number)
+    _check_range(resource, number, given)
     return number
 
 
-def _check_range(resource: Resource, value: Any) -> None:
+def _check_range(resource: Resource, value: Any, shown: Any) -> None:
     number = _number(value)
     if number is None:
         return
     if resource.minimum is not None and number < resource.minimum:
         raise CommandError(
             400,
-            f"value {value!r} refused: resource '{resource.name}' is below its minimum "
+            f"value {shown!r} refused: resource '{resource.name}' is below its minimum "
             f"{resource.minimum:g}",
         )
     if resource.maximum is not None and number > resource.maximum:
         raise CommandError(
             400,
-            f"value {value!r} refused: resource '{resource.name}' is above its maximum "
+            f"value {shown!r} refused: resource '{resource.name}' is above its maximum "
             f"{resource.maximum:g}",
         )
 
