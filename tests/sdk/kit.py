@@ -34,6 +34,7 @@ class Answer:
     error_code: int
     payload: Any
     envelope: dict[str, Any]
+    raw: bytes  # the message as received
 
 
 async def command(
@@ -64,7 +65,7 @@ async def command(
     finally:
         await sub.close()
     got = decode(message.payload)
-    return Answer(int(got.get("errorCode", 0)), got.get("payload"), got)
+    return Answer(int(got.get("errorCode", 0)), got.get("payload"), got, message.payload)
 
 
 async def until(check: Callable[[], Any], within: float = 10.0, every: float = 0.01) -> Any:

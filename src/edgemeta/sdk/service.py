@@ -70,7 +70,7 @@ class DeviceService:
         devices: Sequence[Mapping[str, Any]] = (),
         discover_every: float | None = None,
         base64_payload: bool = False,
-        release_drain: float = 5.0,
+        release_drain: float = 2.0,
         sleep: Sleep = asyncio.sleep,
         validate: Validator | None = None,
         on_serve: Hook | None = None,
