@@ -1,4 +1,5 @@
-"""The example virtual device service end to end on a real edgemeta (in-process bus): get and
+"""The example virtual device service end to end on a real edgemeta (in-process bus, and a real
+Mosquitto for the tests on ``lite``): get and
 set through EdgeX's bus request/response, every refusal answered before the driver is called,
 a released device refused, ds-pushevent and autoEvents stored in core-data, discovery through
 a provision watcher, and the REST routes."""
@@ -13,6 +14,7 @@ import pytest
 
 from edgemeta.sdk import DeviceServiceParticipant
 from tests.sdk.kit import DEVICE, SERVICE, World, command, until, virtual_world
+from tests.support import servers
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -21,9 +23,14 @@ async def world(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[
         yield w
 
 
-@pytest.fixture
-async def lite(tmp_path: Any) -> AsyncIterator[World]:
-    async with virtual_world("sqlite", tmp_path, discoverable=["sim-1", "sim-blocked", "x-9"]) as w:
+@pytest.fixture(params=["memory", pytest.param("mqtt", marks=pytest.mark.mqtt)])
+async def lite(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[World]:
+    """SQLite, on the in-process bus or a real Mosquitto (the service on its own connection)."""
+    options: dict[str, Any] = {"discoverable": ["sim-1", "sim-blocked", "x-9"]}
+    if request.param == "mqtt":
+        servers.require(servers.MQTT_URL, "Mosquitto")
+        options.update(bus_url=servers.MQTT_URL, prefix=servers.unique("sdk"))
+    async with virtual_world("sqlite", tmp_path, **options) as w:
         yield w
 
 
@@ -103,7 +110,11 @@ async def test_unknown_and_locked_devices_are_refused(lite: World) -> None:
 
 async def test_a_released_device_is_refused_without_a_driver_call(lite: World) -> None:
     other = DeviceServiceParticipant(
-        "ds-other", api_url="http://edgemeta", bus=lite.api.service.bus, http=lite.api.client
+        "ds-other",
+        api_url="http://edgemeta",
+        bus=lite.api.service.bus,
+        http=lite.api.client,
+        prefix=lite.prefix,
     )
     await other.start()
     try:
@@ -213,3 +224,24 @@ async def test_rest_routes(lite: World) -> None:
         assert missing.status_code == 404
         found = await ds.post("/api/v3/discovery")
         assert found.status_code == 202
+
+
+async def test_a_profile_change_reaches_the_checks(lite: World) -> None:
+    """The service reads a profile once, and again after its update event: a new maximum
+    applies to the next set."""
+    bus, prefix = lite.api.service.bus, lite.prefix
+    refused = await command(bus, prefix, DEVICE, "setpoint", "set", {"setpoint": "35"})
+    assert refused.error_code == 1 and "above its maximum 30" in refused.payload
+    assert "virtual-device" in lite.virtual._profiles
+    profile = (await lite.api.get("/deviceprofile/name/virtual-device")).json()["profile"]
+    for resource in profile["deviceResources"]:
+        if resource["name"] == "setpoint":
+            resource["properties"]["maximum"] = 40
+    r = await lite.api.client.put(
+        "/api/v3/deviceprofile", json=[{"apiVersion": "v3", "profile": profile}]
+    )
+    assert r.json()[0]["statusCode"] == 200, r.text
+    await until(lambda: "virtual-device" not in lite.virtual._profiles)
+    done = await command(bus, prefix, DEVICE, "setpoint", "set", {"setpoint": "35"})
+    assert done.error_code == 0, done.payload
+    assert lite.driver.setpoints[DEVICE] == 35.0
