@@ -1,6 +1,7 @@
 """A move away while a driver call is in flight: the release (and so the new owner's first
-moment of serving) waits for that call to end, and later commands are refused; answers come
-in EdgeX 3's base64 payloads when asked."""
+moment of serving) waits for that call to end, and later commands are refused; a command
+beyond ``max_commands`` is answered 503 at once; answers come in EdgeX 3's base64 payloads
+when asked."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
-from edgemeta.sdk import Device, DeviceService, DeviceServiceParticipant, Handlers
+from edgemeta.sdk import CommandError, Device, DeviceService, DeviceServiceParticipant, Handlers
 from tests.sdk.kit import command, until
 from tests.support.api import Api, make_service
 from tests.support.schema import drop_schema
@@ -53,6 +55,7 @@ async def test_release_waits_for_the_driver_call_in_flight(tmp_path: Any) -> Non
                 bus=service.bus,
                 http=client,
                 base64_payload=True,
+                max_commands=1,
                 profiles=[PROFILE],
                 devices=[{"name": "s1", "profileName": "slow", "protocols": {"o": {"a": "1"}}}],
             )
@@ -66,14 +69,17 @@ async def test_release_waits_for_the_driver_call_in_flight(tmp_path: Any) -> Non
                     command(service.bus, "edgex", "s1", "v", service="ds-slow")
                 )
                 await asyncio.wait_for(entered.wait(), 5)
+                busy = await command(service.bus, "edgex", "s1", "v", service="ds-slow")
+                assert busy.error_code == 1  # one command at a time: the next is refused
+                assert base64.b64decode(orjson.loads(busy.raw)["payload"]).startswith(b"503 ")
                 body = [
                     {"apiVersion": "v3", "reassign": {"deviceName": "s1", "serviceName": "ds-next"}}
                 ]
                 move = asyncio.create_task(api.post("/device/reassign", body))
                 await until(lambda: "s1" not in ds.serving)  # let go: no new driver call
-                refused = await command(service.bus, "edgex", "s1", "v", service="ds-slow")
-                assert refused.error_code == 1
-                assert base64.b64decode(orjson.loads(refused.raw)["payload"]).startswith(b"423 ")
+                with pytest.raises(CommandError) as refused:
+                    await ds.get("s1", "v")  # the bus takes one at a time: asked directly
+                assert refused.value.status == 423
                 # The move cannot finish while the call is in flight (without the drain it
                 # does, in a few milliseconds): a bounded wait for what must not happen.
                 finished, _ = await asyncio.wait([move], timeout=0.5)

@@ -71,6 +71,7 @@ class DeviceService:
         discover_every: float | None = None,
         base64_payload: bool = False,
         release_drain: float = 2.0,
+        max_commands: int = 32,
         sleep: Sleep = asyncio.sleep,
         validate: Validator | None = None,
         on_serve: Hook | None = None,
@@ -112,7 +113,12 @@ class DeviceService:
         self.runner = CommandRunner(self, driver, self.publish)
         self.autoevents = AutoEvents(self.runner, self.publish, sleep=sleep)
         self.commands = BusCommands(
-            self.bus, self.runner, prefix=prefix, service=name, base64_payload=base64_payload
+            self.bus,
+            self.runner,
+            prefix=prefix,
+            service=name,
+            base64_payload=base64_payload,
+            max_inflight=max_commands,
         )
         self._server: Any = None
         self._tasks: list[asyncio.Task[None]] = []
