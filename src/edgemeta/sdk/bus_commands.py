@@ -115,9 +115,10 @@ class BusCommands:
 
     def _parse(self, message: Message) -> tuple[dict[str, Any], str, str, str]:
         env = decode(message.payload)
-        if not env.get("requestID") and not env.get("requestId"):
+        # EdgeX spells it requestID; a client written from the DTO docs may send requestId.
+        env["requestID"] = env.get("requestID") or env.get("requestId")
+        if not env["requestID"]:
             raise ValueError("no requestID")
-        env.setdefault("requestID", env.get("requestId"))
         levels = message.topic.split("/")
         if len(levels) < 4:
             raise ValueError("not .../<device>/<command>/<method>")

@@ -216,7 +216,11 @@ class DeviceService:
                 f"device '{name}' was released by service '{self.name}' (moved away or "
                 "deleted): ask core-command, which knows its owner",
             )
-        return CommandError(404, f"device '{name}' is not served by service '{self.name}'")
+        return CommandError(
+            404,
+            f"device '{name}' is not served by service '{self.name}' (not its device, or a "
+            "move to it is not confirmed yet)",
+        )
 
     async def profile(self, name: str) -> Profile:
         """The profile ``name``, fetched from core-metadata once and kept up to date."""
