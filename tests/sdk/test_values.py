@@ -120,3 +120,49 @@ def test_watchers_match_like_edgex() -> None:
     assert found({"MAC": "aa:01"}, {"Kind": "badge"}) is None  # one protocol holds all keys
     assert found({"MAC": "aa:00", "Kind": "badge"}) is None  # blocked
     assert found({"MAC": "bb:01", "Kind": "badge"}) is None
+
+
+TRANSFORMED = Profile(
+    {
+        "name": "t",
+        "deviceResources": [
+            {
+                "name": "temp",
+                "properties": {
+                    "valueType": "Float32",
+                    "readWrite": "RW",
+                    "scale": 0.1,
+                    "offset": -40,
+                    "maximum": 60,
+                },
+            },
+            {
+                "name": "flags",
+                "properties": {"valueType": "Uint16", "readWrite": "R", "mask": 0xF0, "shift": -4},
+            },
+            {
+                "name": "level",
+                "properties": {"valueType": "Int16", "readWrite": "RW", "scale": 10},
+            },
+        ],
+    }
+)
+
+
+def test_transforms_apply_on_read_and_invert_on_write() -> None:
+    temp = TRANSFORMED.resources["temp"]
+    assert reading("d", "t", temp, 615, 0)["value"] == "21.5"  # 615 * 0.1 - 40
+    (written,) = write_values(TRANSFORMED.command("temp"), {"temp": "21.5"})
+    assert written[1] == pytest.approx(615)  # the raw value the driver writes
+    flags = TRANSFORMED.resources["flags"]
+    assert reading("d", "t", flags, 0xAB, 0)["value"] == "10"  # (0xAB & 0xF0) >> 4
+    level = TRANSFORMED.resources["level"]
+    assert reading("d", "t", level, 7, 0)["value"] == "70"
+    (raw,) = write_values(TRANSFORMED.command("level"), {"level": "75"})
+    assert raw[1] == 7  # 7.5 truncated toward zero, as Go converts
+    with pytest.raises(CommandError) as e:  # the maximum bounds the value in the profile's units
+        write_values(TRANSFORMED.command("temp"), {"temp": "61"})
+    assert e.value.status == 400
+    with pytest.raises(CommandError) as over:
+        reading("d", "t", level, 4000, 0)  # 40000 does not fit an Int16
+    assert over.value.status == 500

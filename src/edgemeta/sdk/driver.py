@@ -58,6 +58,12 @@ class Resource:
     media_type: str = ""
     attributes: Mapping[str, Any] = field(default_factory=dict)
     is_hidden: bool = False
+    # Transforms (edgemeta.sdk.transforms): the driver deals in raw values, readings in these.
+    mask: int = 0
+    shift: int = 0
+    base: float = 0.0
+    scale: float | None = None
+    offset: float = 0.0
 
     @property
     def readable(self) -> bool:

@@ -1,4 +1,5 @@
-"""A device profile as commands use it, and values converted and checked by ``valueType``.
+"""A device profile as commands use it, and values converted and checked by ``valueType``
+(and transformed by the resource's ``scale``/``offset``/..., :mod:`edgemeta.sdk.transforms`).
 
 A command names a device command (its ``resourceOperations``) or a single device resource,
 as in EdgeX. What is read becomes readings in core-data's form (the value as Go-like text,
@@ -33,6 +34,7 @@ import orjson
 from edgemeta.domain import valuetypes
 from edgemeta.domain.errors import ContractInvalid
 from edgemeta.domain.readings import NUMERIC, check_scalar, check_value
+from edgemeta.sdk import transforms
 from edgemeta.sdk.driver import CommandError, Resource
 
 # Go's strconv.ParseBool: the texts that mean true (check_scalar has refused anything else).
@@ -81,6 +83,11 @@ def resource_of(doc: Mapping[str, Any]) -> Resource:
         media_type=str(props.get("mediaType", "") or ""),
         attributes=doc.get("attributes") or {},
         is_hidden=bool(doc.get("isHidden", False)),
+        mask=int(props.get("mask") or 0),
+        shift=int(props.get("shift") or 0),
+        base=float(props.get("base") or 0),
+        scale=_number(props.get("scale")),
+        offset=float(props.get("offset") or 0),
     )
 
 
@@ -173,6 +180,8 @@ def reading(
                 items = [float(i) for i in items]
             raw = {"value": orjson.dumps(list(items)).decode()}
         else:
+            if vt in NUMERIC and _number(value) is not None:
+                value = transforms.on_read(resource, value)
             raw = {"value": scalar_text(vt, value)}
         doc.update(check_value(vt, raw, f"reading '{resource.name}'"))
     except (ContractInvalid, ValueError, TypeError) as exc:
@@ -236,6 +245,12 @@ def parse_write(resource: Resource, given: Any) -> Any:
         return text
     number: int | float = int(text) if vt in _INTEGERS else float(text)
     _check_range(resource, number, given)
+    if transforms.transforms(resource):
+        number = transforms.on_write(resource, number)
+        try:  # the raw value must still fit the type
+            check_scalar(vt, scalar_text(vt, number), f"{where} raw value")
+        except ContractInvalid as exc:
+            raise CommandError(400, f"value {given!r} refused: {exc.message}") from None
     return number
 
 
