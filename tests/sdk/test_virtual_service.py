@@ -1,5 +1,5 @@
 """The example virtual device service end to end on a real edgemeta (in-process bus, and a real
-Mosquitto for the tests on ``lite``): get and
+Mosquitto and NATS for the tests on ``lite``): get and
 set through EdgeX's bus request/response, every refusal answered before the driver is called,
 a released device refused, ds-pushevent and autoEvents stored in core-data, discovery through
 a provision watcher, and the REST routes."""
@@ -23,13 +23,21 @@ async def world(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[
         yield w
 
 
-@pytest.fixture(params=["memory", pytest.param("mqtt", marks=pytest.mark.mqtt)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("mqtt", marks=pytest.mark.mqtt),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ]
+)
 async def lite(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[World]:
-    """SQLite, on the in-process bus or a real Mosquitto (the service on its own connection)."""
+    """SQLite, on the in-process bus, a real Mosquitto or NATS (the service on its own
+    connection)."""
     options: dict[str, Any] = {"discoverable": ["sim-1", "sim-blocked", "x-9"]}
-    if request.param == "mqtt":
-        servers.require(servers.MQTT_URL, "Mosquitto")
-        options.update(bus_url=servers.MQTT_URL, prefix=servers.unique("sdk"))
+    if request.param != "memory":
+        url = servers.MQTT_URL if request.param == "mqtt" else servers.NATS_URL
+        servers.require(url, request.param)
+        options.update(bus_url=url, prefix=servers.unique("sdk"))
     async with virtual_world("sqlite", tmp_path, **options) as w:
         yield w
 
