@@ -120,7 +120,8 @@ class DeviceService:
             base64_payload=base64_payload,
             max_inflight=max_commands,
         )
-        self._server: Any = None
+        self._server: Any = None  # uvicorn.Server, imported only when there is a port
+        self._server_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- parts ----------------------------------------------------------------------------
@@ -161,10 +162,10 @@ class DeviceService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self._server is not None:
+        if self._server is not None and self._server_task is not None:
             self._server.should_exit = True
             await self._server_task
-            self._server = None
+            self._server = self._server_task = None
         await self.autoevents.stop()
         await self.commands.stop()
         await self.participant.stop()
@@ -189,10 +190,10 @@ class DeviceService:
             lifespan="off",
         )
         self._server = uvicorn.Server(config)
-        self._server_task = asyncio.create_task(self._server.serve())
+        task = self._server_task = asyncio.create_task(self._server.serve())
         while not self._server.started:
-            if self._server_task.done():
-                await self._server_task  # raises why it could not start
+            if task.done():
+                await task  # raises why it could not start
                 raise RuntimeError(f"{self.name}: HTTP endpoint did not start")
             await asyncio.sleep(0.01)
 
