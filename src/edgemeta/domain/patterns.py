@@ -64,3 +64,13 @@ def fullmatch(source: str, text: str) -> bool:
     except PatternError:
         return False
     return pattern.fullmatch(text) is not None
+
+
+def search(source: str, text: str) -> bool:
+    """Whether ``source`` matches anywhere in ``text`` (Go's ``regexp.MatchString``, as EdgeX's
+    device SDKs match provision-watcher identifiers); an invalid pattern matches nothing."""
+    try:
+        pattern = _compiled(source)
+    except PatternError:
+        return False
+    return pattern.search(text) is not None

@@ -18,7 +18,14 @@ drivers. It
 - reconciles at start: it serves exactly the devices the store says it owns, so a service that
   was down during a move converges;
 - registers the devices it discovers on their behalf (``register_device``), so an enrolment
-  decides which service serves them.
+  decides which service serves them;
+- tells its owner what changes through hooks: ``on_serve`` and ``on_release`` (a device
+  starts or stops being served; ``on_release`` runs before the release is confirmed),
+  ``on_update`` (a served device's document replaced), ``on_event`` (every system event of the
+  service that is not about a device: profiles, provision watchers).
+
+:class:`edgemeta.sdk.DeviceService` runs one with a driver around it (commands, autoEvents,
+discovery); a service that handles commands its own way can run a participant alone.
 
 It depends on edgemeta's wire format only (HTTP API, bus topics and envelopes). The bus is
 either one the caller made, or a URL the participant connects to itself with
@@ -104,6 +111,8 @@ class DeviceServiceParticipant:
         validate: Validator | None = None,
         on_serve: Hook | None = None,
         on_release: Hook | None = None,
+        on_update: Hook | None = None,
+        on_event: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
         http: httpx.AsyncClient | None = None,
         token: str | None = None,
         api_key: str | None = None,
@@ -126,6 +135,10 @@ class DeviceServiceParticipant:
         self.validate = validate
         self.on_serve = on_serve or _nothing
         self.on_release = on_release or _nothing
+        # A served device's document replaced by an update (its profile, autoEvents, states).
+        self.on_update = on_update or _nothing
+        # Every other system event of this service (deviceprofile, provisionwatcher, ...).
+        self.on_event = on_event
         # With authentication on: the service's credential (a JWT, or an API key made with
         # ``edgemeta apikey create --role service --service NAME``), sent with every request.
         self.auth = auth_headers(token, api_key)
@@ -355,6 +368,8 @@ class DeviceServiceParticipant:
     async def _on_system_event(self, message: Message) -> None:
         event = decode(message.payload)["payload"]
         if event.get("type") != "device":
+            if self.on_event is not None:
+                await self.on_event(event)
             return
         device: DeviceDoc = event["details"]
         name = device["name"]
@@ -402,6 +417,8 @@ class DeviceServiceParticipant:
         self.serving[device["name"]] = device
         if new:
             await self.on_serve(device)
+        else:
+            await self.on_update(device)
 
     async def _release(self, name: str, move_id: str | None) -> None:
         device = self.serving.pop(name)
