@@ -43,7 +43,7 @@ class ServeProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 15.0) -> float:
+    def wait_ready(self, timeout: float = 40.0) -> float:
         """Wait until /ping answers; returns seconds from process start to first answer."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -57,7 +57,7 @@ class ServeProcess:
             time.sleep(0.02)
         raise TimeoutError(f"edgemeta did not answer within {timeout}s:\n{self.log()}")
 
-    def wait_keeper_ready(self, timeout: float = 15.0) -> None:
+    def wait_keeper_ready(self, timeout: float = 40.0) -> None:
         """Wait until the core-keeper port's /ping answers."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
