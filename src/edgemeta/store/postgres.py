@@ -41,6 +41,7 @@ from edgemeta.domain.errors import (
     ServiceUnavailable,
 )
 from edgemeta.ports import Sealer
+from edgemeta.store.cursors import ListCursors
 from edgemeta.store.driver import IntegrityViolation, Row
 from edgemeta.store.migrations import migrations
 from edgemeta.store.tx import SqlTx
@@ -225,6 +226,7 @@ class PostgresStore:
         self.description = description
         self._listeners: list[Callable[[], None]] = []
         self._sealer: Sealer | None = None
+        self._cursors = ListCursors()  # the lists' keyset cursors, for every transaction
 
     def use_sealer(self, sealer: Sealer) -> None:
         """Seal secrets with ``sealer`` from now on."""
@@ -287,14 +289,14 @@ class PostgresStore:
         if batch_conn is not None:
             try:
                 async with batch_conn.transaction():  # nested: a savepoint
-                    yield SqlTx(PostgresDriver(batch_conn), self._sealer)
+                    yield SqlTx(PostgresDriver(batch_conn), self._sealer, self._cursors)
             except _DB_ERRORS as exc:
                 raise failure(exc) from exc
             return
         conn = await self._acquire()
         try:
             async with conn.transaction():
-                yield SqlTx(PostgresDriver(conn), self._sealer)
+                yield SqlTx(PostgresDriver(conn), self._sealer, self._cursors)
         except _DB_ERRORS as exc:
             raise failure(exc) from exc
         finally:
@@ -308,13 +310,13 @@ class PostgresStore:
         batch_conn = _in_batch(self)
         if batch_conn is not None:
             try:
-                yield SqlTx(PostgresDriver(batch_conn), self._sealer)
+                yield SqlTx(PostgresDriver(batch_conn), self._sealer, self._cursors)
             except _DB_ERRORS as exc:
                 raise failure(exc) from exc
             return
         conn = await self._acquire()
         try:
-            yield SqlTx(PostgresDriver(conn), self._sealer)
+            yield SqlTx(PostgresDriver(conn), self._sealer, self._cursors)
         except _DB_ERRORS as exc:
             raise failure(exc) from exc
         finally:

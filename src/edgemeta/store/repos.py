@@ -20,6 +20,7 @@ from edgemeta import documents as docs
 from edgemeta.domain.errors import Conflict, DuplicateName
 from edgemeta.domain.records import Device, DeviceProfile, DeviceService, ProvisionWatcher
 from edgemeta.ports import ListQuery, Page
+from edgemeta.store.cursors import STRIDE, Key, ListCursors
 from edgemeta.store.driver import Dialect, DocTexts, Driver, IntegrityViolation
 
 R = TypeVar("R", DeviceService, DeviceProfile, Device, ProvisionWatcher)
@@ -69,9 +70,13 @@ class _Repo(Generic[R]):
     # whose events carry linkedDeviceCount): then its text is shared with the outbox.
     _share_text = True
 
-    def __init__(self, db: Driver, texts: DocTexts | None = None) -> None:
+    def __init__(
+        self, db: Driver, texts: DocTexts | None = None, cursors: ListCursors | None = None
+    ) -> None:
         self.db = db
         self.texts = texts
+        # Shared by the store's transactions; a repo made without one keeps its own.
+        self.cursors = cursors if cursors is not None else ListCursors()
 
     def _serialize(self, record: R) -> str:
         text = dumps(self._doc(record))
@@ -178,12 +183,33 @@ class _Repo(Generic[R]):
         row = await self.db.fetchone(f"{self._select} WHERE name = ?", name)
         return None if row is None else str(row[0])
 
-    async def _page(self, query: ListQuery, where: list[str], args: list[object]) -> Page[R]:
-        page = await self._page_documents(query, where, args)
+    async def _page(
+        self,
+        query: ListQuery,
+        where: list[str],
+        args: list[object],
+        counted: tuple[str, str] | None = None,
+    ) -> Page[R]:
+        page = await self._page_documents(query, where, args, counted)
         return Page(page.total, [self._from(orjson.loads(text)) for text in page.items])
 
+    async def kept_count(self, dim: str, key: str) -> tuple[int, int]:
+        """The kept count of ``dim``/``key`` and its ``changes`` (migration 0009's list_count)."""
+        row = await self.db.fetchone(
+            "SELECT CAST(coalesce(sum(n), 0) AS BIGINT), CAST(coalesce(sum(changes), 0) AS BIGINT)"
+            " FROM list_count WHERE kind = ? AND dim = ? AND key = ?",
+            self.table,
+            dim,
+            key,
+        )
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
     async def _page_documents(
-        self, query: ListQuery, where: list[str], args: list[object]
+        self,
+        query: ListQuery,
+        where: list[str],
+        args: list[object],
+        counted: tuple[str, str] | None = None,
     ) -> Page[str]:
         # The stored ``content`` is the wire document (documents.py writes both), so a list
         # can be served without parsing and rebuilding each record.
@@ -192,20 +218,111 @@ class _Repo(Generic[R]):
             where = [*where, dialect.labels_match("labels", len(query.labels))]
             args = [*args, *dialect.labels_args(query.labels)]
         cond = f" WHERE {' AND '.join(where)}" if where else ""
-        total = int(await self.db.fetchval(f"SELECT count(*) FROM {self.table}{cond}", *args))
+        if counted is not None:
+            # A filter whose size the triggers keep: neither the total nor (thanks to the
+            # cursors) the page's position costs a walk over the filter's rows.
+            total, version = await self.kept_count(*counted)
+        else:
+            total = int(await self.db.fetchval(f"SELECT count(*) FROM {self.table}{cond}", *args))
         if total == 0 or query.limit == 0 or query.offset >= total:
             return Page(total, [])
-        # A deferred join: the page's rows are found in the (covering) index first, and only
-        # those rows are read. A plain OFFSET would read every skipped row, which makes deep
-        # pages of a large service slow.
+        if counted is None:
+            # A deferred join: the page's rows are found in the (covering) index first, and
+            # only those rows are read. A plain OFFSET would read every skipped row, which
+            # makes deep pages of a large collection slow.
+            rows = await self.db.fetchall(
+                f"{self._select} WHERE seq IN (SELECT seq FROM {self.table}{cond}"
+                " ORDER BY created, seq LIMIT ? OFFSET ?) ORDER BY created, seq",
+                *args,
+                query.limit,
+                query.offset,
+            )
+            return Page(total, [str(r[0]) for r in rows])
+        scope = (self.table, counted[0], counted[1])
+        return await self._keyset_page(query, where, args, scope, version, total)
+
+    async def _keyset_page(
+        self,
+        query: ListQuery,
+        where: list[str],
+        args: list[object],
+        scope: tuple[str, str, str],
+        version: int,
+        total: int,
+    ) -> Page[str]:
+        """The page at ``query.offset``, read from the nearest remembered cursor before it."""
+        start, after = 0, None
+        if query.offset > 0:
+            hit = self.cursors.nearest(scope, version, query.offset)
+            if hit is not None:
+                start, after = hit
+        skip = query.offset - start
+        if skip > STRIDE:
+            # Walk to the offset once, noting every STRIDE-th key on the way: a later page
+            # anywhere before it then walks fewer than STRIDE rows.
+            cond = self._where(where, after)
+            marks = await self.db.fetchall(
+                "SELECT rn, created, seq FROM (SELECT created, seq, row_number() OVER"
+                f" (ORDER BY created, seq) AS rn FROM (SELECT created, seq FROM {self.table}"
+                f"{cond} ORDER BY created, seq LIMIT ?) AS walk) AS numbered"
+                " WHERE rn % ? = 0 OR rn = ?",
+                *args,
+                *self._after_args(after),
+                skip,
+                STRIDE,
+                skip,
+            )
+            for rn, created, seq in marks:
+                self.cursors.remember(scope, version, start + int(rn), (int(created), int(seq)))
+                if int(rn) == skip:
+                    start, after = query.offset, (int(created), int(seq))
+            skip = query.offset - start
+        cond = self._where(where, after)
         rows = await self.db.fetchall(
-            f"{self._select} WHERE seq IN (SELECT seq FROM {self.table}{cond}"
-            " ORDER BY created, seq LIMIT ? OFFSET ?) ORDER BY created, seq",
+            f"SELECT created, seq, content FROM {self.table} WHERE seq IN"
+            f" (SELECT seq FROM {self.table}{cond} ORDER BY created, seq LIMIT ? OFFSET ?)"
+            " ORDER BY created, seq",
             *args,
+            *self._after_args(after),
             query.limit,
-            query.offset,
+            skip,
         )
-        return Page(total, [str(r[0]) for r in rows])
+        if rows:
+            last = rows[-1]
+            self.cursors.remember(
+                scope, version, query.offset + len(rows), (int(last[0]), int(last[1]))
+            )
+        return Page(total, [str(r[2]) for r in rows])
+
+    @staticmethod
+    def _where(where: list[str], after: Key | None) -> str:
+        if after is not None:
+            where = [*where, "(created, seq) > (?, ?)"]
+        return f" WHERE {' AND '.join(where)}" if where else ""
+
+    @staticmethod
+    def _after_args(after: Key | None) -> tuple[object, ...]:
+        return () if after is None else after
+
+
+def _device_count_key(
+    query: ListQuery, service: str | None, profile: str | None
+) -> tuple[str, str] | None:
+    """The kept count (dim, key) that is exactly this filter's size, if there is one.
+
+    The triggers keep one count per service, profile and label and one for every device; a
+    filter combining two of them (or several labels) is counted by a scan.
+    """
+    if service is not None and profile is None and not query.labels:
+        return ("service", service)
+    if profile is not None and service is None and not query.labels:
+        return ("profile", profile)
+    if service is None and profile is None:
+        if not query.labels:
+            return ("", "")
+        if len(set(query.labels)) == 1:
+            return ("label", query.labels[0])
+    return None
 
 
 def _owner_filter(service: str | None, profile: str | None) -> tuple[list[str], list[object]]:
@@ -313,13 +430,15 @@ class SqlDeviceRepo(_Repo[Device]):
         self, query: ListQuery, *, service: str | None = None, profile: str | None = None
     ) -> Page[Device]:
         """Devices, optionally of one service and/or profile."""
-        return await self._page(query, *_owner_filter(service, profile))
+        counted = _device_count_key(query, service, profile)
+        return await self._page(query, *_owner_filter(service, profile), counted)
 
     async def documents(
         self, query: ListQuery, *, service: str | None = None, profile: str | None = None
     ) -> Page[str]:
         """The documents (JSON text) of :meth:`page`'s devices."""
-        return await self._page_documents(query, *_owner_filter(service, profile))
+        counted = _device_count_key(query, service, profile)
+        return await self._page_documents(query, *_owner_filter(service, profile), counted)
 
     async def descendants(self, name: str, max_levels: int, query: ListQuery) -> Page[Device]:
         """Devices below ``name``; cycles in parent links are tolerated (each device once)."""
@@ -380,23 +499,22 @@ class SqlDeviceRepo(_Repo[Device]):
         )
 
     async def count(self) -> int:
-        """All devices."""
-        return int(await self.db.fetchval("SELECT count(*) FROM device"))
+        """All devices (the kept count)."""
+        return (await self.kept_count("", ""))[0]
 
     async def count_by_service(self, service: str) -> int:
-        """Devices owned by ``service``."""
-        return int(
-            await self.db.fetchval("SELECT count(*) FROM device WHERE service_name = ?", service)
-        )
+        """Devices owned by ``service`` (the kept count)."""
+        return (await self.kept_count("service", service))[0]
 
     async def count_by_profiles(self, profiles: Sequence[str]) -> dict[str, int]:
-        """Devices per profile name, for the names given."""
+        """Devices per profile name, for the names given (the kept counts; none for 0)."""
         if not profiles:
             return {}
         marks = ", ".join("?" for _ in profiles)
         rows = await self.db.fetchall(
-            f"SELECT profile_name, count(*) FROM device WHERE profile_name IN ({marks})"
-            " GROUP BY profile_name",
+            "SELECT key, CAST(sum(n) AS BIGINT) FROM list_count"
+            f" WHERE kind = 'device' AND dim = 'profile' AND key IN ({marks})"
+            " GROUP BY key HAVING sum(n) <> 0",
             *profiles,
         )
         return {str(r[0]): int(r[1]) for r in rows}

@@ -48,6 +48,7 @@ from edgemeta.domain.errors import (
     ServiceUnavailable,
 )
 from edgemeta.ports import Sealer
+from edgemeta.store.cursors import ListCursors
 from edgemeta.store.driver import IntegrityViolation, Row
 from edgemeta.store.migrations import migrations
 from edgemeta.store.tx import SqlTx
@@ -193,7 +194,7 @@ class SqliteStore:
         self.conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
         self.driver = SqliteDriver(self.conn)
         self._lock = asyncio.Lock()
-        self._tx = SqlTx(self.driver)
+        self._tx = SqlTx(self.driver, cursors=ListCursors())
         self._lost: EdgeMetaError | None = None  # why the running batch's transaction ended
         self._listeners: list[Callable[[], None]] = []
         self._migrate()

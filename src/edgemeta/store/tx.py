@@ -5,6 +5,7 @@ from __future__ import annotations
 from edgemeta.ports import Sealer
 from edgemeta.store.apikeys import SqlApiKeyRepo
 from edgemeta.store.coredata import SqlCoreDataRepo
+from edgemeta.store.cursors import ListCursors
 from edgemeta.store.driver import DocTexts, Driver
 from edgemeta.store.kv import SqlKvRepo
 from edgemeta.store.moves import SqlMoveRepo
@@ -38,12 +39,15 @@ class SqlTx:
         "watchers",
     )
 
-    def __init__(self, db: Driver, sealer: Sealer | None = None) -> None:
+    def __init__(
+        self, db: Driver, sealer: Sealer | None = None, cursors: ListCursors | None = None
+    ) -> None:
         texts = DocTexts()  # a record's document, serialized once per write
-        self.services = SqlDeviceServiceRepo(db, texts)
-        self.profiles = SqlDeviceProfileRepo(db, texts)
-        self.devices = SqlDeviceRepo(db, texts)
-        self.watchers = SqlProvisionWatcherRepo(db, texts)
+        cursors = cursors if cursors is not None else ListCursors()  # the store's, if given
+        self.services = SqlDeviceServiceRepo(db, texts, cursors)
+        self.profiles = SqlDeviceProfileRepo(db, texts, cursors)
+        self.devices = SqlDeviceRepo(db, texts, cursors)
+        self.watchers = SqlProvisionWatcherRepo(db, texts, cursors)
         self.moves = SqlMoveRepo(db, texts)
         self.enrollments = SqlEnrollmentRepo(db, sealer)
         self.registrations = SqlRegistrationRepo(db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from importlib import resources
 
@@ -15,13 +16,24 @@ class Migration:
     sql: str
 
     def statements(self) -> list[str]:
-        """The step split into statements (our files keep ``;`` at line ends only)."""
+        """The step split into statements (our files keep ``;`` at line ends only).
+
+        A line ending in ``;`` ends a statement unless it is inside a trigger's
+        ``BEGIN ... END`` (``sqlite3.complete_statement`` tells), so a trigger stays whole.
+        """
         out: list[str] = []
-        for chunk in self.sql.split(";\n"):
-            lines = [ln for ln in chunk.splitlines() if not ln.strip().startswith("--")]
-            stmt = "\n".join(lines).strip().rstrip(";")
-            if stmt:
-                out.append(stmt)
+        lines: list[str] = []
+        for line in self.sql.splitlines():
+            if line.strip().startswith("--"):
+                continue
+            lines.append(line)
+            text = "\n".join(lines).strip()
+            if text.endswith(";") and sqlite3.complete_statement(text):
+                out.append(text.rstrip(";").strip())
+                lines = []
+        rest = "\n".join(lines).strip().rstrip(";")
+        if rest:
+            out.append(rest)
         return out
 
 
