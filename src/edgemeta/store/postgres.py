@@ -79,6 +79,14 @@ class PostgresDialect:
         """One array argument."""
         return [list(labels)]
 
+    def any_of(self, column: str) -> str:
+        """Membership in a text array."""
+        return f"{column} = ANY(?::text[])"
+
+    def list_value(self, values: Sequence[str]) -> object:
+        """The list as a text array."""
+        return list(values)
+
 
 # The store, connection and task of the batch() the current task is inside, if any. The task
 # is part of it because a task created inside a batch inherits the context: it must not take
