@@ -247,6 +247,10 @@ class PostgresStore:
         """Connect, create the schema if needed and apply pending migrations."""
         dsn, schema = split_url(url)
         try:
+            # asyncpg prepares every statement and caches it per connection (the default
+            # statement_cache_size of 100 is kept: the hot statements are far fewer). So the
+            # SQL text must not vary with the data: lists are bound as one array
+            # (PostgresDialect.any_of), many rows go through executemany's one statement.
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=min_size,
