@@ -146,7 +146,9 @@ class SqlMoveRepo:
             )
             for d in devices
         ]
-        if rows:
+        if len(rows) == 1:
+            await self.db.execute(_SAVE_INITIAL, *rows[0])
+        elif rows:
             await self.db.executemany(_SAVE_INITIAL, rows)
 
     async def initial(self, name: str) -> Device | None:

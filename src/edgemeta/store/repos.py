@@ -144,7 +144,10 @@ class _Repo(Generic[R]):
         if not rows:
             return
         try:
-            await self.db.executemany(self._insert, rows)
+            if len(rows) == 1:  # a single add: one plain statement, as add() runs it
+                await self.db.execute(self._insert, *rows[0])
+            else:
+                await self.db.executemany(self._insert, rows)
         except IntegrityViolation as exc:
             raise Conflict(f"a set of {_NOUNS[self.table]}s broke {exc.constraint}") from exc
 
