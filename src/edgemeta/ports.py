@@ -105,6 +105,13 @@ class DeviceRepo(Protocol):
     async def add(self, device: Device) -> None:
         """Insert; DuplicateName if the name or id exists, Conflict if a reference is gone."""
 
+    async def add_many(self, devices: Sequence[Device]) -> None:
+        """Insert all, in order, or none: Conflict (not saying which) if any breaks a
+        constraint; the caller's savepoint undoes the rows written before it."""
+
+    async def owners(self, names: Sequence[str]) -> dict[str, str]:
+        """The owning service of each of ``names`` that exists."""
+
     async def update(self, device: Device) -> None:
         """Replace the stored record whose revision is ``device.revision - 1``; else Conflict."""
 
@@ -545,6 +552,9 @@ class MoveRepo(Protocol):
 
     async def save_initial(self, device: Device) -> None:
         """Keep a device's configuration as first provisioned."""
+
+    async def save_initial_many(self, devices: Sequence[Device]) -> None:
+        """:meth:`save_initial` for each device, in one statement."""
 
     async def initial(self, name: str) -> Device | None:
         """A device's initial configuration."""

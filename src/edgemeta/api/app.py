@@ -42,6 +42,7 @@ from edgemeta.api.routes import coredata as coredata_routes
 from edgemeta.api.routes import keeper as keeper_routes
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
+from edgemeta.api.routing import IndexedRouter
 from edgemeta.security.authn import Authenticator
 from edgemeta.security.roles import DATA, KEEPER, METADATA, rule_for
 
@@ -202,12 +203,16 @@ def create_app(
         return Response(spec, media_type="application/yaml")
 
     inner.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    guarded = _guarded(inner, METADATA, authenticator)
     app = Starlette(
-        routes=_guarded(inner, METADATA, authenticator),
+        routes=guarded,
         middleware=_middleware(cors_origins),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
+    # The same table, scanned by first segment (edgemeta.api.routing): same answers, fewer
+    # regular expressions tried per request.
+    app.router = IndexedRouter(guarded, prefix=API_BASE + "/", lifespan=lifespan)
     return CorrelationMiddleware(app)
 
 

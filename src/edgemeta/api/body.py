@@ -36,6 +36,7 @@ _ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {}
 
 MAX_DEPTH = 64
 CHUNK = 250  # batch items validated between two yields to the event loop
+WHOLE_BODY = 256 * 1024  # a batch body up to this size is parsed at once (see _array_chunks)
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
@@ -204,6 +205,21 @@ async def _array_chunks(raw: bytes, max_items: int) -> AsyncIterator[list[Any]]:
     """
     if not raw.strip():
         raise ContractInvalid("request body is empty")
+    if len(raw) <= WHOLE_BODY:
+        # Small enough to parse at once in well under a millisecond: orjson alone, instead
+        # of the walk's scan plus orjson (which parsed every element twice). Anything it
+        # does not take as an array goes the walk's way, for the same answer.
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, list):
+            _check_count(len(data), max_items)
+            for i in range(0, len(data), CHUNK):
+                if i:
+                    await asyncio.sleep(0)
+                yield data[i : i + CHUNK]
+            return
     done = 0  # elements already yielded by the walk
     try:
         async for chunk in _walk(raw.decode(), max_items):

@@ -122,6 +122,7 @@ async def run_batch(
     check: Callable[[E], None] | None = None,
     around: Callable[[list[E]], AbstractAsyncContextManager[Any]] | None = None,
     authorize: Callable[[list[E]], Awaitable[None]] | None = None,
+    bulk: Callable[[list[E]], Awaitable[list[Outcome] | None]] | None = None,
 ) -> Response:
     """Decode a batch (one 400 if any item is invalid), then handle each item: 207.
 
@@ -130,6 +131,9 @@ async def run_batch(
     ``around``, given the decoded items, may return a context to handle them all in (e.g. one
     store transaction for the batch). ``authorize`` runs once on the decoded items before any
     is handled: a Forbidden from it refuses the whole request (``edgemeta.api.authz``).
+    ``bulk``, if given, may handle all the items at once (inside ``around``'s context),
+    returning one outcome per item, in order: the item's result keys (as ``handle``'s) or
+    its error; None leaves them to ``handle``, one by one.
 
     A batch longer than ``api.max_batch`` is one 413, before anything is written. Between
     chunks of items the handling yields to the event loop, so that other requests are answered
@@ -145,7 +149,30 @@ async def run_batch(
     if authorize is not None:
         await authorize(items)
     async with around(items) if around else contextlib.nullcontext():
+        outcomes = await bulk(items) if bulk is not None else None
+        if outcomes is not None:
+            results = [
+                _result(item.request_id or "", outcome, ok_status)
+                for item, outcome in zip(items, outcomes, strict=True)
+            ]
+            return respond(207, results)
         return respond(207, await _handle_items(request, items, handle, ok_status))
+
+
+# A batch item's outcome: its result's extra keys, or the error it was refused with.
+Outcome = dict[str, Any] | EdgeMetaError
+
+
+def _result(rid: str, outcome: Outcome, ok_status: int) -> dict[str, Any]:
+    """One item's entry in a batch's response."""
+    if isinstance(outcome, EdgeMetaError):
+        failed = base(status_of(outcome), message=outcome.message, request_id=rid)
+        if isinstance(outcome, ItemError):
+            failed.update(outcome.extra)
+        return failed
+    body = base(ok_status, message=outcome.pop("message", ""), request_id=rid)
+    body.update(outcome)
+    return body
 
 
 # Items handled between two yields: an SQLite add takes ~0.2 ms, so ~10 ms of work at most.
@@ -164,18 +191,12 @@ async def _handle_items(
             await asyncio.sleep(0)  # a handle() on SQLite never waits: give other tasks a turn
         rid = item.request_id or ""
         try:
-            extra = await handle(item)
+            outcome: Outcome = await handle(item)
         except EdgeMetaError as exc:
-            failed = base(status_of(exc), message=exc.message, request_id=rid)
-            if isinstance(exc, ItemError):
-                failed.update(exc.extra)
-            results.append(failed)
-            continue
+            outcome = exc
         except Exception:
             log.exception("unexpected error in a batch item of %s", request.url.path)
             results.append(base(500, message="unexpected server error", request_id=rid))
             continue
-        body = base(ok_status, message=extra.pop("message", ""), request_id=rid)
-        body.update(extra)
-        results.append(body)
+        results.append(_result(rid, outcome, ok_status))
     return results

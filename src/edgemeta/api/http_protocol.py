@@ -52,14 +52,26 @@ def canonical_name(name: bytes) -> bytes:
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+# Names already recased: responses send the same handful of names over and over, and a
+# dict lookup costs far less than recasing each (bounded: a name may come from anywhere).
+_CANONICAL: dict[bytes, bytes] = {}
+
+
 def canonical_head(block: bytes) -> bytes:
     """A status line plus header lines (each ``name: value``) with canonical names."""
     lines = block.split(b"\r\n")
+    known = _CANONICAL
     for i in range(1, len(lines)):
         line = lines[i]
         colon = line.find(b":")
         if colon > 0:
-            lines[i] = canonical_name(line[:colon]) + line[colon:]
+            name = line[:colon]
+            canonical = known.get(name)
+            if canonical is None:
+                if len(known) >= 256:
+                    known.clear()
+                canonical = known[name] = canonical_name(name)
+            lines[i] = canonical + line[colon:]
     return b"\r\n".join(lines)
 
 

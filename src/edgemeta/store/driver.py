@@ -61,6 +61,14 @@ class Dialect(Protocol):
     def labels_args(self, labels: Sequence[str]) -> list[object]:
         """The bind values for :meth:`labels_match`."""
 
+    def any_of(self, column: str) -> str:
+        """A condition true when ``column`` is one of a list bound as ONE value
+        (:meth:`list_value`): the statement text is the same for any list length, so a
+        prepared statement is reused (a varying ``IN (?, ?, ...)`` would be a new one)."""
+
+    def list_value(self, values: Sequence[str]) -> object:
+        """The bind value of :meth:`any_of`'s list."""
+
 
 class Driver(Protocol):
     """Executes SQL inside the current transaction (or on its own, outside one)."""

@@ -7,6 +7,8 @@ moves per device is what makes moves of one device one at a time, across instanc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 
 from edgemeta import documents as docs
@@ -15,6 +17,11 @@ from edgemeta.domain.moves import ACTIVE_STATES, Move
 from edgemeta.domain.records import Device
 from edgemeta.ports import ListQuery, Page
 from edgemeta.store.driver import DocTexts, Driver
+
+_SAVE_INITIAL = (
+    "INSERT INTO device_initial (name, created, content) VALUES (?, ?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET created = excluded.created, content = excluded.content"
+)
 
 _ACTIVE = "state IN (" + ", ".join(f"'{s}'" for s in ACTIVE_STATES) + ")"
 
@@ -121,14 +128,28 @@ class SqlMoveRepo:
         """Keep the device's configuration as first provisioned (replacing a previous device's
         of the same name, which was deleted)."""
         await self.db.execute(
-            "INSERT INTO device_initial (name, created, content) VALUES (?, ?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET created = excluded.created,"
-            " content = excluded.content",
+            _SAVE_INITIAL,
             device.name,
             device.created,
             (self.texts.get(device) if self.texts else None)
             or orjson.dumps(docs.device_doc(device)).decode(),
         )
+
+    async def save_initial_many(self, devices: Sequence[Device]) -> None:
+        """:meth:`save_initial` for each of ``devices``, with one prepared statement."""
+        rows = [
+            (
+                d.name,
+                d.created,
+                (self.texts.get(d) if self.texts else None)
+                or orjson.dumps(docs.device_doc(d)).decode(),
+            )
+            for d in devices
+        ]
+        if len(rows) == 1:
+            await self.db.execute(_SAVE_INITIAL, *rows[0])
+        elif rows:
+            await self.db.executemany(_SAVE_INITIAL, rows)
 
     async def initial(self, name: str) -> Device | None:
         """The device's initial configuration."""

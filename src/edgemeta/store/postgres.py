@@ -80,6 +80,14 @@ class PostgresDialect:
         """One array argument."""
         return [list(labels)]
 
+    def any_of(self, column: str) -> str:
+        """Membership in a text array."""
+        return f"{column} = ANY(?::text[])"
+
+    def list_value(self, values: Sequence[str]) -> object:
+        """The list as a text array."""
+        return list(values)
+
 
 # The store, connection and task of the batch() the current task is inside, if any. The task
 # is part of it because a task created inside a batch inherits the context: it must not take
@@ -241,6 +249,10 @@ class PostgresStore:
         """Connect, create the schema if needed and apply pending migrations."""
         dsn, schema = split_url(url)
         try:
+            # asyncpg prepares every statement and caches it per connection (the default
+            # statement_cache_size of 100 is kept: the hot statements are far fewer). So the
+            # SQL text must not vary with the data: lists are bound as one array
+            # (PostgresDialect.any_of), many rows go through executemany's one statement.
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=min_size,

@@ -134,6 +134,28 @@ class _Repo(Generic[R]):
         except IntegrityViolation as exc:
             raise self._on_violation(exc, record) from exc
 
+    async def add_many(self, records: Sequence[R]) -> None:
+        """Insert ``records`` in order with one prepared statement (``executemany``), each
+        document serialized once. On a violation, Conflict without saying which row broke
+        it: the caller undoes the whole set (its savepoint) and adds the records one by one
+        to find out (:meth:`add` names the violation)."""
+        d = self.db.dialect
+        rows: list[tuple[object, ...]] = []
+        for rec in records:
+            text = self._serialize(rec)
+            extra: tuple[object, ...] = self._extra(rec)
+            labels = d.labels_value(rec.labels)
+            rows.append((rec.id, rec.name, rec.created, rec.revision, labels, text, *extra))
+        if not rows:
+            return
+        try:
+            if len(rows) == 1:  # a single add: one plain statement, as add() runs it
+                await self.db.execute(self._insert, *rows[0])
+            else:
+                await self.db.executemany(self._insert, rows)
+        except IntegrityViolation as exc:
+            raise Conflict(f"a set of {_NOUNS[self.table]}s broke {exc.constraint}") from exc
+
     async def update(self, record: R) -> None:
         """Replace the stored record, if it is still the revision this one was made from."""
         d = self.db.dialect
@@ -490,6 +512,18 @@ class SqlDeviceRepo(_Repo[Device]):
             query.offset,
         )
         return Page(total, [str(r[0]) for r in rows])
+
+    async def owners(self, names: Sequence[str]) -> dict[str, str]:
+        """The owning service of each of ``names`` that exists (one statement, whatever the
+        number of names)."""
+        if not names:
+            return {}
+        d = self.db.dialect
+        rows = await self.db.fetchall(
+            f"SELECT name, service_name FROM device WHERE {d.any_of('name')}",
+            d.list_value(names),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
 
     async def has_children(self, name: str) -> bool:
         """Whether a device names ``name`` as parent."""

@@ -111,6 +111,14 @@ class SqliteDialect:
         """One argument per label."""
         return list(labels)
 
+    def any_of(self, column: str) -> str:
+        """Membership in a JSON array of text."""
+        return f"{column} IN (SELECT value FROM json_each(?))"
+
+    def list_value(self, values: Sequence[str]) -> object:
+        """The list as JSON text."""
+        return orjson.dumps(list(values)).decode()
+
 
 def _violation(exc: sqlite3.IntegrityError) -> IntegrityViolation:
     text = str(exc)

@@ -12,14 +12,15 @@ lock and re-applies the patch if another writer got there first, so no update is
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 
 from edgemeta.domain import events
 from edgemeta.domain.devices import drop_invalid_auto_events, validate_against_profile
-from edgemeta.domain.errors import Conflict, ContractInvalid, DuplicateName
+from edgemeta.domain.errors import Conflict, ContractInvalid, DuplicateName, EdgeMetaError
 from edgemeta.domain.moves import MoveReason
 from edgemeta.domain.patches import DevicePatch, apply_device_patch, same_content
 from edgemeta.domain.records import Device
@@ -109,6 +110,17 @@ async def _insert_new(deps: Deps, device: Device, cid: str, *, validate: bool) -
     return d
 
 
+def adds_may_wait(
+    deps: Deps, service_names: Iterable[str], *, force: bool, bypass_validation: bool
+) -> bool:
+    """Whether an add of these devices may wait on something but the database: a device
+    service's validation answer, or the move engine (which waits for the old owner's
+    release) when an add can become a move: ``force``, or implicit moves."""
+    if force or deps.move_settings.implicit:
+        return True
+    return not bypass_validation and any(deps.validator.asks(n) for n in set(service_names))
+
+
 def adds_scope(
     deps: Deps, service_names: Iterable[str], *, force: bool, bypass_validation: bool
 ) -> AbstractAsyncContextManager[None]:
@@ -120,11 +132,115 @@ def adds_scope(
     moves. A transaction must not be held open across such a wait; when there is none, the
     whole batch is one commit, each device in a savepoint so a refused one is undone alone.
     """
-    if force or deps.move_settings.implicit:
-        return contextlib.nullcontext()
-    if not bypass_validation and any(deps.validator.asks(n) for n in set(service_names)):
+    if adds_may_wait(deps, service_names, force=force, bypass_validation=bypass_validation):
         return contextlib.nullcontext()
     return deps.store.batch()
+
+
+# Devices checked and written together by add_new_devices: bounded so that the statements
+# stay moderate and the event loop gets a turn between sets.
+BULK_SET = 200
+
+
+async def add_new_devices(
+    deps: Deps,
+    devices: Sequence[Device | EdgeMetaError],
+    correlation_id: str,
+    *,
+    bypass_validation: bool = False,
+) -> list[str | EdgeMetaError]:
+    """Add new devices in bulk (no ``force``, no moves): each one's id, or its error.
+
+    The same checks, messages and results as :func:`add_device` on each device in turn,
+    with fewer statements: per set of :data:`BULK_SET` devices, each distinct service and
+    profile is read once, the names already taken are found with one query, and the devices,
+    their initial configurations and their events are written with one prepared statement
+    each (each document serialized once, the event's details sharing its text). An error
+    given in ``devices`` (the item could not be read) is passed through.
+
+    Only for use inside ``Store.batch()`` when :func:`adds_may_wait` is False: nothing here
+    waits but the database. Uniqueness is still the database's: if a write breaks a
+    constraint (a name taken concurrently, a duplicate id, a parent that does not exist),
+    the set's writes are undone and its devices are added one by one by :func:`add_device`,
+    whose results are then exactly the per-device ones.
+    """
+    out: list[str | EdgeMetaError] = []
+    for start in range(0, len(devices), BULK_SET):
+        if start:
+            await asyncio.sleep(0)  # nothing here waits: give other tasks a turn
+        part = devices[start : start + BULK_SET]
+        try:
+            out.extend(await _add_set(deps, part, correlation_id, bypass_validation))
+        except Conflict:
+            for item in part:
+                if isinstance(item, EdgeMetaError):
+                    out.append(item)
+                    continue
+                try:
+                    out.append(
+                        await add_device(
+                            deps, item, correlation_id, bypass_validation=bypass_validation
+                        )
+                    )
+                except EdgeMetaError as exc:
+                    out.append(exc)
+    return out
+
+
+async def _add_set(
+    deps: Deps, devices: Sequence[Device | EdgeMetaError], cid: str, bypass_validation: bool
+) -> list[str | EdgeMetaError]:
+    """One set of :func:`add_new_devices`, in one savepoint; Conflict undoes all of it."""
+    out: list[str | EdgeMetaError] = []
+    new: list[Device] = []
+    async with deps.store.write() as tx:
+        wanted = [d for d in devices if isinstance(d, Device)]
+        services = {n: await tx.services.get(n) for n in {d.service_name for d in wanted}}
+        profiles = {
+            n: await tx.profiles.get(n) for n in {d.profile_name for d in wanted if d.profile_name}
+        }
+        owners = await tx.devices.owners([d.name for d in wanted])
+        limit = deps.policy.max_devices
+        count = await tx.devices.count() if limit else 0
+        for device in devices:
+            if isinstance(device, EdgeMetaError):
+                out.append(device)
+                continue
+            try:
+                # add_device's checks, in its order, against what was read above.
+                if services[device.service_name] is None:
+                    raise ContractInvalid(f"device service '{device.service_name}' does not exist")
+                if device.profile_name:
+                    profile = profiles[device.profile_name]
+                    if profile is None:
+                        raise ContractInvalid(
+                            f"device profile '{device.profile_name}' not found during "
+                            f"validating device '{device.name}'"
+                        )
+                    validate_against_profile(device, profile)
+                owner = owners.get(device.name)
+                if owner is not None:
+                    raise DuplicateName(
+                        f"device name {device.name} already exists "
+                        f"(owned by device service '{owner}')"
+                    )
+                if not bypass_validation:
+                    await deps.validator.validate(device.service_name, device, cid)
+                if limit and count >= limit:
+                    raise ContractInvalid(f"device count would exceed MaxDevices ({limit})")
+            except EdgeMetaError as exc:
+                out.append(exc)
+                continue
+            now = now_ms()
+            d = replace(device, id=device.id or new_id(), created=now, modified=now, revision=1)
+            new.append(d)
+            owners[d.name] = d.service_name  # a later item of the same name is a duplicate
+            count += 1
+            out.append(d.id)
+        await tx.devices.add_many(new)
+        await tx.moves.save_initial_many(new)  # the initial configurations a reset returns to
+        await tx.outbox.append([c for d in new for c in events.device_added(d)], cid)
+    return out
 
 
 async def _move_by_add(
