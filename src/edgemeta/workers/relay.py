@@ -14,7 +14,8 @@ Only one relay publishes at a time: the holder of the store's ``outbox-relay`` l
 SQLite an ``flock`` on a file beside the database, shared by ``--workers N`` processes and
 released by the kernel if its holder dies; a PostgreSQL advisory lock otherwise, released by
 the database if its holder dies). The relay usually runs on the background thread
-(``workers/background.py``), on its own loop and store connection. One publisher keeps the delivery order the commit order, per record and overall.
+(``workers/background.py``), on its own loop and store connection. One publisher keeps the
+delivery order the commit order, per record and overall.
 """
 
 from __future__ import annotations
