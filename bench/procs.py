@@ -181,7 +181,12 @@ def edgemeta_server(
     # core-data on a port of its own, so that servers can run side by side (older revisions
     # in an A/B run ignore the variable).
     return Server(
-        "edgemeta", argv, port, "/api/v3/ping", log, env={"EDGEMETA_DATA_PORT": str(free_port())}
+        "edgemeta",
+        argv,
+        port,
+        "/api/v3/ping",
+        log,
+        env={"EDGEMETA_DATA_PORT": str(free_port()), "EDGEMETA_KEEPER_PORT": str(free_port())},
     )
 
 
