@@ -316,8 +316,16 @@ class NatsSubscriber:
 
 
 def _cpu(p: ServeProcess) -> float:
-    t = psutil.Process(p.proc.pid).cpu_times()
-    return float(t.user + t.system)
+    """CPU seconds of the service: the process and (``--workers N``) its live workers."""
+    proc = psutil.Process(p.proc.pid)
+    total = 0.0
+    for one in [proc, *proc.children()]:
+        try:
+            t = one.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -469,7 +477,7 @@ PHASES = ("ceiling", "e2e", "latency", "drain")
 
 
 async def bench_kind(
-    kind: str, work: Path, events: int, backlog: int, phases: set[str]
+    kind: str, work: Path, events: int, backlog: int, phases: set[str], workers: int = 1
 ) -> dict[str, Any]:
     """The measurements in ``phases`` on one broker kind; returns the figures."""
     (work / "broker").mkdir(parents=True)
@@ -488,6 +496,7 @@ async def bench_kind(
         "--bus-prefix", PREFIX,
         "--device-validation", "never",
         "--log-level", "WARNING",
+        "--workers", str(workers),
     )  # fmt: skip
     r = Run(kind, work, broker, svc, counter, events, backlog, {"kind": kind})
     try:
@@ -609,7 +618,10 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for kind in args.kinds.split(","):
             print(f"-- {kind}", file=sys.stderr)
             phases = set(args.phases.split(","))
-            r = await bench_kind(kind, Path(tmp) / kind, args.events, args.backlog, phases)
+            r = await bench_kind(
+                kind, Path(tmp) / kind, args.events, args.backlog, phases, args.workers
+            )
+            r["workers"] = args.workers
             print(json.dumps(r), file=sys.stderr)
             results.append(r)
     return results
@@ -622,6 +634,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--phases", default=",".join(PHASES))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--workers", type=int, default=1, help="edgemeta serve --workers N")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     parser.add_argument("--publish", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -98,14 +98,25 @@ class Server:
         assert self.proc is not None
         return psutil.Process(self.proc.pid)
 
+    def _family(self) -> list[psutil.Process]:
+        """The process and its children (``EDGEMETA_WORKERS=N``: the supervisor's workers)."""
+        return [self.ps, *self.ps.children(recursive=True)]
+
     def rss(self) -> int:
-        rss: int = self.ps.memory_info().rss
+        rss = 0
+        for p in self._family():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                rss += p.memory_info().rss
         self.rss_max = max(self.rss_max, rss)
         return rss
 
     def cpu_s(self) -> float:
-        t = self.ps.cpu_times()
-        return float(t.user + t.system)
+        total = 0.0
+        for p in self._family():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
 
     def _sample(self) -> None:
         while not self._stop_sampler.wait(0.25):
@@ -170,7 +181,12 @@ def edgemeta_server(
     # core-data on a port of its own, so that servers can run side by side (older revisions
     # in an A/B run ignore the variable).
     return Server(
-        "edgemeta", argv, port, "/api/v3/ping", log, env={"EDGEMETA_DATA_PORT": str(free_port())}
+        "edgemeta",
+        argv,
+        port,
+        "/api/v3/ping",
+        log,
+        env={"EDGEMETA_DATA_PORT": str(free_port()), "EDGEMETA_KEEPER_PORT": str(free_port())},
     )
 
 

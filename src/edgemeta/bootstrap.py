@@ -38,6 +38,12 @@ from edgemeta.store import open_store
 from edgemeta.usecases.deps import Deps, MoveSettings, Policy, X509Settings
 from edgemeta.usecases.keeper import Keeper, writable_document
 from edgemeta.usecases.release_keys import server_secret
+from edgemeta.workers.background import (
+    BackgroundParts,
+    BackgroundThread,
+    can_run_apart,
+    ingest_deps,
+)
 from edgemeta.workers.ingest import EventIngest
 from edgemeta.workers.moves import MoveResumer
 from edgemeta.workers.relay import Relay
@@ -153,6 +159,9 @@ class Service:
     ingest: EventIngest | None = None
     authenticator: Authenticator | None = None
     notifier: Notifier | None = None
+    # The relay and ingest on their own thread and loop (workers/background.py), or None:
+    # then ``relay`` and ``ingest`` run on this loop.
+    background: BackgroundThread | None = None
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
     _starting: bool = False
@@ -178,9 +187,12 @@ class Service:
             refused = self._connecting.exception()
             if refused is not None:
                 raise refused
-        self.relay.start()
-        if self.ingest is not None:
-            self.ingest.start()
+        if self.background is not None:
+            self.background.start(asyncio.get_running_loop())
+        else:
+            self.relay.start()
+            if self.ingest is not None:
+                self.ingest.start()
         self.resumer.start()
         interval = self.settings.keeper_reload_seconds
         if self.keeper is not None and interval > 0:
@@ -211,9 +223,12 @@ class Service:
         """The HTTP server is stopping: deliver what is pending (for at most ``within``
         seconds), then end every event stream once it has sent that. Without this an open
         stream keeps the server waiting for its connection forever."""
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(within):
-                await self.relay.drain()
+        if self.background is not None:
+            await self.background.drain(within)
+        else:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(within):
+                    await self.relay.drain()
         if self.notifier is not None:
             self.notifier.close()
 
@@ -229,9 +244,12 @@ class Service:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.ingest is not None:
-            await self.ingest.stop()
-        await self.relay.stop()
+        if self.background is not None:
+            await self.background.stop()
+        else:
+            if self.ingest is not None:
+                await self.ingest.stop()
+            await self.relay.stop()
         hook = self.deps.allocation_hook
         if isinstance(hook, HttpAllocationHook):
             await hook.close()
@@ -346,9 +364,33 @@ async def build(settings: Settings) -> Service:
         name_escape=settings.name_escape,
         retention_s=settings.event_retention_hours * 3600,
     )
-    store.on_commit(relay.nudge)
     notifier = Notifier()
-    relay.listeners.append(notifier.notify)
+    background = None
+    if settings.background_thread and can_run_apart(settings.database_url, settings.bus_url):
+
+        async def background_parts() -> BackgroundParts:
+            # On the thread's own loop: its own store connection (or pool) and bus connection.
+            own_store = await open_store(
+                settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+            )
+            own_bus = open_bus(settings.bus_url, settings, bus_security)
+            own_relay = Relay(
+                own_store,
+                own_bus,
+                prefix=settings.bus_prefix,
+                name_escape=settings.name_escape,
+                retention_s=settings.event_retention_hours * 3600,
+            )
+            own_ingest = None
+            if settings.core_data and settings.data_ingest:
+                own_ingest = _ingest(settings, ingest_deps(deps, own_store), own_bus)
+            return BackgroundParts(own_store, own_bus, own_relay, own_ingest)
+
+        background = BackgroundThread(background_parts, notifier)
+        store.on_commit(background.nudge)
+    else:
+        store.on_commit(relay.nudge)
+        relay.listeners.append(notifier.notify)
     api = ApiContext(
         deps=deps,
         max_body_bytes=settings.max_request_bytes,
@@ -373,17 +415,8 @@ async def build(settings: Settings) -> Service:
             authenticator=auth,
             cors_origins=cors,
         )
-        if settings.data_ingest:
-            ingest = EventIngest(
-                deps,
-                bus,
-                prefix=settings.bus_prefix,
-                bus_url=settings.bus_url,
-                security=bus_security,
-                client_id=settings.data_client_id,
-                qos=max(settings.bus_qos, 1),
-                batch_max=settings.data_batch,
-            )
+        if settings.data_ingest and background is None:
+            ingest = _ingest(settings, deps, bus)
     keeper_app = None
     if settings.core_keeper:
         keeper_app = create_keeper_app(
@@ -405,6 +438,21 @@ async def build(settings: Settings) -> Service:
         ingest,
         authenticator=auth,
         notifier=notifier,
+        background=background,
+    )
+
+
+def _ingest(settings: Settings, deps: Deps, bus: Bus) -> EventIngest:
+    """core-data's bus ingest with ``deps``' store and ``bus``."""
+    return EventIngest(
+        deps,
+        bus,
+        prefix=settings.bus_prefix,
+        bus_url=settings.bus_url,
+        security=settings.bus_security(),
+        client_id=settings.data_client_id,
+        qos=max(settings.bus_qos, 1),
+        batch_max=settings.data_batch,
     )
 
 

@@ -121,7 +121,20 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-async def _serve(settings: Settings) -> None:
+def _listener(host: str, port: int) -> socket.socket:
+    """A listening socket with SO_REUSEPORT: each worker of ``--workers N`` binds its own on
+    the same port and the kernel spreads new connections over them."""
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(info[0], socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(info[4])
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
     # TLS first: a bad certificate setting refuses to start before anything is opened.
     tls_setup = tls_files(
         settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
@@ -136,20 +149,29 @@ async def _serve(settings: Settings) -> None:
         with contextlib.suppress(Exception):
             await service.stop()
         raise
+
+    def sockets(port: int) -> list[socket.socket] | None:
+        # One worker of several: our own SO_REUSEPORT socket; alone: uvicorn binds.
+        return [_listener(settings.host, port)] if reuse_port else None
+
     server = _Server(_config(service.app, settings, settings.port, tls))
     server.before_shutdown = service.end_streams
     data_server = None
     data_task = None
     if service.data_app is not None:
         data_server = _QuietServer(_config(service.data_app, settings, settings.data_port, tls))
-        data_task = asyncio.create_task(data_server.serve(), name="edgemeta-core-data-http")
+        data_task = asyncio.create_task(
+            data_server.serve(sockets(settings.data_port)), name="edgemeta-core-data-http"
+        )
     keeper_server = None
     keeper_task = None
     if service.keeper_app is not None:
         keeper_server = _QuietServer(
             _config(service.keeper_app, settings, settings.keeper_port, tls)
         )
-        keeper_task = asyncio.create_task(keeper_server.serve(), name="edgemeta-core-keeper-http")
+        keeper_task = asyncio.create_task(
+            keeper_server.serve(sockets(settings.keeper_port)), name="edgemeta-core-keeper-http"
+        )
     data = (
         f", core-data on {scheme}://{settings.host}:{settings.data_port}/api/v3"
         if data_server is not None
@@ -182,7 +204,9 @@ async def _serve(settings: Settings) -> None:
     )
     _freeze_startup_objects()
     try:
-        await server.serve()  # returns on SIGINT/SIGTERM, after in-flight requests finish
+        await server.serve(
+            sockets(settings.port)
+        )  # returns on SIGINT/SIGTERM, after in-flight requests finish
     finally:
         for extra, task in ((data_server, data_task), (keeper_server, keeper_task)):
             if extra is not None and task is not None:
@@ -241,6 +265,10 @@ def serve(
     log_level: Annotated[
         str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR [EDGEMETA_LOG_LEVEL]")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="API processes sharing the ports (docs/settings.md) [EDGEMETA_WORKERS]"),
+    ] = None,
 ) -> None:
     """Run the core-metadata service (SQLite and the in-process bus unless told otherwise)."""
     try:
@@ -257,6 +285,7 @@ def serve(
             keeper_port=keeper_port,
             core_keeper=core_keeper,
             log_level=log_level.upper() if log_level else None,
+            workers=workers,
         )
     except ValueError as exc:
         typer.echo(f"invalid settings: {exc}", err=True)
@@ -264,6 +293,19 @@ def serve(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.workers > 1:
+        from edgemeta.supervisor import supervise  # only the multi-process mode needs it
+
+        try:
+            raise typer.Exit(supervise(settings))
+        except (ValueError, EdgeMetaError) as exc:
+            typer.echo(f"edgemeta: cannot start: {exc}", err=True)
+            raise typer.Exit(2) from None
+    _run_worker(settings)
+
+
+def _run_worker(settings: Settings, *, reuse_port: bool = False) -> None:
+    """One serving process until SIGINT/SIGTERM (alone, or one of ``--workers N``)."""
     runner: Any = asyncio.run
     try:
         import uvloop
@@ -272,7 +314,7 @@ def serve(
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         pass
     try:
-        runner(_serve(settings))
+        runner(_serve(settings, reuse_port=reuse_port))
     except (ValueError, EdgeMetaError) as exc:  # InsecureExposure is a ValueError
         typer.echo(f"edgemeta: cannot start: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     data_ingest: bool = True  # store the events device services publish on the bus
     data_client_id: str = Field("edgemeta-core-data", min_length=1, max_length=128)
     data_batch: int = Field(500, ge=1, le=10_000)
+    # The outbox relay and the bus ingest on a thread with their own loop and connections
+    # (workers/background.py); only with a file database and a real broker.
+    background_thread: bool = True
+    # API processes sharing the ports (SO_REUSEPORT), under a supervisor (edgemeta/supervisor.py)
+    workers: int = Field(1, ge=1, le=64)
     max_event_bytes: int = Field(25_000 * 1024, ge=1024)
 
     # core-keeper's key/value API (runtime-writable settings) in the same process

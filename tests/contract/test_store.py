@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -335,6 +336,30 @@ async def test_postgres_lease_is_per_schema(postgres_url: str) -> None:
             await s.close()
         for name in schemas:
             await drop_schema(name)
+
+
+async def test_sqlite_lease_is_one_holder_per_file(tmp_path: Path) -> None:
+    """The relay's lease on SQLite is an flock beside the file: one holder across connections
+    (and processes: ``--workers N``), free again once released; another file is another."""
+    from edgemeta.store import open_store
+
+    a, a_too, b = [
+        await open_store(f"sqlite:///{tmp_path / name}") for name in ("a.db", "a.db", "b.db")
+    ]
+    try:
+        first, same_file, other_file = (s.lease("outbox-relay") for s in (a, a_too, b))
+        assert await first.acquire()
+        assert await first.acquire()  # the holder keeps it
+        assert not await same_file.acquire()
+        assert await other_file.acquire()
+        await first.release()
+        assert await same_file.acquire()
+        assert not await first.acquire()
+        await same_file.release()
+        await other_file.release()
+    finally:
+        for s in (a, a_too, b):
+            await s.close()
 
 
 async def test_a_second_active_move_is_a_conflict_naming_the_first(store: Store) -> None:

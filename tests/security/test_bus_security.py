@@ -324,6 +324,9 @@ async def test_core_data_ingest_uses_the_same_credentials(
         bus_password=PASSWORD,
         bus_ca_file=broker.pki.ca,
         data_client_id=f"ingest-{tmp_path.name[-20:]}",
+        # The ingest on this test's loop, so that its counters and readiness can be awaited
+        # here; on the background thread it is built from the same settings (bootstrap).
+        background_thread=False,
     )
     await service.start()
     publisher = make_bus(broker, **good(broker))

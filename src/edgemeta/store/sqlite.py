@@ -30,7 +30,9 @@ import asyncio
 import contextlib
 import contextvars
 import errno
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -175,14 +177,33 @@ _BATCH: contextvars.ContextVar[SqliteStore | None] = contextvars.ContextVar(
 
 
 class SqliteLease:
-    """The trivial lease of a single-process store."""
+    """An exclusive ``flock`` on a lock file beside the database: held while its file
+    descriptor is open, so the kernel releases it when the holder dies, and exactly one
+    process (or one lease object within a process) holds it (``edgemeta serve --workers N``
+    runs several processes on one file). An in-memory database has one user: always held."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._fd: int | None = None
 
     async def acquire(self) -> bool:
-        """Held."""
+        """Take the lock if free (never waits); True while this lease holds it."""
+        if self.path is None or self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
         return True
 
     async def release(self) -> None:
-        """Nothing to release."""
+        """Let another process take it."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the flock
 
 
 class SqliteStore:
@@ -333,8 +354,10 @@ class SqliteStore:
                 listener()
 
     def lease(self, name: str) -> SqliteLease:
-        """Always held: one process serves an SQLite file (a second one is not supported)."""
-        return SqliteLease()
+        """A lock file ``<database>.<name>.lock`` shared by every process on this file."""
+        if self.path == ":memory:":
+            return SqliteLease(None)
+        return SqliteLease(f"{self.path}.{name}.lock")
 
     async def close(self) -> None:
         """Checkpoint and close the file."""

@@ -10,9 +10,12 @@ consumers drop the repeat by its ``eventId`` tag.
 The relay wakes when the store reports a commit, and otherwise polls (other instances on the
 same PostgreSQL write too). Delivered events are kept for ``retention`` and then purged.
 
-Only one relay publishes at a time: the holder of the store's ``outbox-relay`` lease (always
-this process on SQLite; a PostgreSQL advisory lock otherwise, released by the database if its
-holder dies). One publisher keeps the delivery order the commit order, per record and overall.
+Only one relay publishes at a time: the holder of the store's ``outbox-relay`` lease (on
+SQLite an ``flock`` on a file beside the database, shared by ``--workers N`` processes and
+released by the kernel if its holder dies; a PostgreSQL advisory lock otherwise, released by
+the database if its holder dies). The relay usually runs on the background thread
+(``workers/background.py``), on its own loop and store connection. One publisher keeps the
+delivery order the commit order, per record and overall.
 """
 
 from __future__ import annotations
