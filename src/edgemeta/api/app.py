@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgemeta.api.auth import AuthGate
 from edgemeta.api.handlers import ApiContext
+from edgemeta.api.observe import observed
 from edgemeta.api.responses import error
 from edgemeta.api.routes import (
     common,
@@ -42,8 +43,10 @@ from edgemeta.api.routes import coredata as coredata_routes
 from edgemeta.api.routes import keeper as keeper_routes
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
+from edgemeta.logs import CORRELATION
 from edgemeta.security.authn import Authenticator
 from edgemeta.security.roles import DATA, KEEPER, METADATA, rule_for
+from edgemeta.tracing import Tracing
 
 API_BASE = "/api/v3"
 _CID_HEADER = b"x-correlation-id"
@@ -99,7 +102,12 @@ class CorrelationMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_cid)
+        # For log lines written while serving it (edgemeta.logs), and by tasks it starts.
+        token = CORRELATION.set(cid)
+        try:
+            await self.app(scope, receive, send_with_cid)
+        finally:
+            CORRELATION.reset(token)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -179,6 +187,9 @@ def create_app(
     lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None = None,
     authenticator: Authenticator | None = None,
     cors_origins: Sequence[str] = (),
+    tracing: Tracing | None = None,
+    access_log: bool = False,
+    port: int = 0,
 ) -> ASGIApp:
     """The application, with every core-metadata route (behind the auth gate: without an
     ``authenticator``, authentication is off and every listed route is open)."""
@@ -208,7 +219,7 @@ def create_app(
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
-    return CorrelationMiddleware(app)
+    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
 
 
 def create_data_app(
@@ -216,6 +227,9 @@ def create_data_app(
     *,
     authenticator: Authenticator | None = None,
     cors_origins: Sequence[str] = (),
+    tracing: Tracing | None = None,
+    access_log: bool = False,
+    port: int = 0,
 ) -> ASGIApp:
     """The core-data application (its own port), with the same envelope and middleware."""
     routes: list[BaseRoute] = list(coredata_routes.routes(ctx))
@@ -224,7 +238,7 @@ def create_data_app(
         middleware=_middleware(cors_origins),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
-    return CorrelationMiddleware(app)
+    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
 
 
 def create_keeper_app(
@@ -232,6 +246,9 @@ def create_keeper_app(
     *,
     authenticator: Authenticator | None = None,
     cors_origins: Sequence[str] = (),
+    tracing: Tracing | None = None,
+    access_log: bool = False,
+    port: int = 0,
 ) -> ASGIApp:
     """The core-keeper-compatible application (its own port): the key/value store."""
     routes: list[BaseRoute] = list(keeper_routes.routes(ctx))
@@ -246,4 +263,4 @@ def create_keeper_app(
         middleware=_middleware(cors_origins),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
-    return CorrelationMiddleware(app)
+    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
