@@ -159,3 +159,27 @@ async def test_a_malformed_traceparent_starts_a_new_trace(
     assert r.status_code == 200
     span = next(s for s in exporter.get_finished_spans() if s.name == "GET /api/v3/ping")
     assert span.parent is None and span.context.is_valid
+
+
+def test_tracing_off_loads_no_opentelemetry(tmp_path: Any) -> None:
+    """A service with tracing off (the default) builds and answers without importing it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, sys, httpx\n"
+        "from edgemeta.bootstrap import build\n"
+        "from edgemeta.settings import Settings\n"
+        "async def main():\n"
+        f"    s = await build(Settings(database_url='sqlite:///{tmp_path / 'off.db'}'))\n"
+        "    t = httpx.ASGITransport(app=s.app)\n"
+        "    async with httpx.AsyncClient(transport=t, base_url='http://x') as c:\n"
+        "        assert (await c.get('/api/v3/ping')).status_code == 200\n"
+        "    await s.stop()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stdout

@@ -13,6 +13,7 @@ lock and re-applies the patch if another writer got there first, so no update is
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -28,6 +29,10 @@ from edgemeta.usecases import moves
 from edgemeta.usecases.associations import ensure_device_without_data, ensure_profile_without_data
 from edgemeta.usecases.common import find_target, new_id, not_found, now_ms
 from edgemeta.usecases.deps import Deps
+
+# Operations at DEBUG (EDGEMETA_LOG_LEVEL=DEBUG); lazy %-arguments: nothing is formatted
+# unless DEBUG is on.
+log = logging.getLogger("edgemeta.devices")
 
 
 async def _check_references(tx: Tx, device: Device) -> None:
@@ -106,6 +111,7 @@ async def _insert_new(deps: Deps, device: Device, cid: str, *, validate: bool) -
         await tx.devices.add(d)
         await tx.moves.save_initial(d)  # the initial configuration a reset returns to
         await tx.outbox.append(events.device_added(d), cid)
+    log.debug("device '%s' added to service '%s'", d.name, d.service_name)
     return d
 
 
@@ -255,6 +261,7 @@ async def patch_device(
         after = replace(after, modified=now_ms(), revision=before.revision + 1)
         await tx.devices.update(after)
         await tx.outbox.append(events.device_updated(before, after), correlation_id)
+    log.debug("device '%s' updated", after.name)
 
 
 async def get_device_by_id(deps: Deps, id_: str) -> Device:
@@ -286,6 +293,7 @@ async def delete_device(deps: Deps, name: str, correlation_id: str) -> None:
         await tx.moves.drop_initial(name)
         gone = replace(found, revision=found.revision + 1)
         await tx.outbox.append(events.device_deleted(gone), correlation_id)
+    log.debug("device '%s' deleted from service '%s'", name, gone.service_name)
 
 
 async def get_device_document(deps: Deps, name: str) -> str:
