@@ -1,10 +1,11 @@
 """The cost of tracing: get-by-name and single add with tracing off and at 100 % sampling.
 
-``python -m bench.tracing_cost [--devices 5000] [--rounds 3] [--duration 5] [--connections 20]``
+``python -m bench.tracing_cost [--devices 5000] [--rounds 3] [--duration 5] [--connections 20]
+[--ratio 1.0]``
 
 Two edgemeta servers (``bench.auth.server``) share one SQLite database, seeded once through
 the tracing-off one: one with ``EDGEMETA_TRACING=off``, one with ``EDGEMETA_TRACING=otlp``,
-``EDGEMETA_TRACE_SAMPLE_RATIO=1.0`` and ``EDGEMETA_OTLP_ENDPOINT`` pointing at a dummy
+``EDGEMETA_TRACE_SAMPLE_RATIO=1.0`` (``--ratio``) and ``EDGEMETA_OTLP_ENDPOINT`` pointing at a dummy
 collector in this process (it accepts every POST and drops it), so the spans are encoded and
 sent as to a real one. Each round runs every variant once, in an order that rotates; figures
 are medians over rounds of requests/s and of the server's CPU microseconds per request (the
@@ -58,6 +59,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--connections", type=int, default=20)
+    ap.add_argument("--ratio", type=float, default=1.0, help="EDGEMETA_TRACE_SAMPLE_RATIO")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="edgemeta-bench-tracing-"))
@@ -75,7 +77,7 @@ def main() -> None:
         work / "on.log",
         {
             "EDGEMETA_TRACING": "otlp",
-            "EDGEMETA_TRACE_SAMPLE_RATIO": "1.0",
+            "EDGEMETA_TRACE_SAMPLE_RATIO": str(args.ratio),
             "EDGEMETA_OTLP_ENDPOINT": endpoint,
             "EDGEMETA_CORE_KEEPER": "false",
         },
