@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -35,6 +35,8 @@ from edgemeta.security.proofs import Keyring, effective_mode
 from edgemeta.security.sealing import load_keyring
 from edgemeta.settings import Settings
 from edgemeta.store import open_store
+from edgemeta.tracing import Tracing, build_tracing
+from edgemeta.tracing.store import TracedStore
 from edgemeta.usecases.deps import Deps, MoveSettings, Policy, X509Settings
 from edgemeta.usecases.keeper import Keeper, writable_document
 from edgemeta.usecases.release_keys import server_secret
@@ -47,6 +49,9 @@ from edgemeta.workers.background import (
 from edgemeta.workers.ingest import EventIngest
 from edgemeta.workers.moves import MoveResumer
 from edgemeta.workers.relay import Relay
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("edgemeta")
 
@@ -162,6 +167,7 @@ class Service:
     # The relay and ingest on their own thread and loop (workers/background.py), or None:
     # then ``relay`` and ``ingest`` run on this loop.
     background: BackgroundThread | None = None
+    tracing: Tracing = field(default_factory=Tracing.off)
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
     _starting: bool = False
@@ -232,6 +238,21 @@ class Service:
         if self.notifier is not None:
             self.notifier.close()
 
+    async def ingest_ready(self, within: float = 10.0) -> bool:
+        """Wait until core-data's bus ingest is subscribed (on this loop or on the
+        background thread's); False when there is no ingest."""
+        if self.ingest is not None:
+            await asyncio.wait_for(self.ingest.ready.wait(), within)
+            return True
+        parts = self.background.parts if self.background is not None else None
+        if parts is None or parts.ingest is None:
+            return False
+        ready = parts.ingest.ready  # another loop's Event: is_set() is safe to read from here
+        async with asyncio.timeout(within):
+            while not ready.is_set():  # noqa: ASYNC110 - the Event belongs to another loop
+                await asyncio.sleep(0.01)
+        return True
+
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
         await self.resumer.stop()
@@ -257,6 +278,7 @@ class Service:
         if self.authenticator is not None:
             await self.authenticator.close()
         await self.store.close()
+        self.tracing.shutdown()  # after the relay's last publish: its spans go out too
 
 
 class IssuingCaError(ValueError):
@@ -281,9 +303,13 @@ def load_issuer(settings: Settings) -> Issuer | None:
         raise IssuingCaError(f"the issuing CA in {cert_file} / {key_file}: {exc}") from None
 
 
-async def build(settings: Settings) -> Service:
-    """Open the store (applying migrations) and wire everything; call ``start`` to run."""
+async def build(settings: Settings, *, span_exporter: SpanExporter | None = None) -> Service:
+    """Open the store (applying migrations) and wire everything; call ``start`` to run.
+
+    ``span_exporter``: trace, exporting there span by span, whatever ``EDGEMETA_TRACING``
+    says (tests, and an application embedding edgemeta with its own exporter)."""
     check_exposure(settings)
+    tracing = build_tracing(settings, span_exporter)
     issuer = load_issuer(settings)
     sealer = load_keyring(
         env_keys=settings.kek, key_file=settings.kek_file, data_dir=settings.data_dir
@@ -343,8 +369,18 @@ async def build(settings: Settings) -> Service:
     releases = BusReleases(
         bus, prefix=settings.bus_prefix, name_escape=settings.name_escape, gate=gate
     )
+    # The use cases' transactions are spans when tracing is on; the relay and the workers
+    # keep the plain store (their polls are no one's trace).
+    traced: Store = (
+        TracedStore(
+            store, tracing, "sqlite" if store.description.startswith("SQLite") else "postgresql"
+        )
+        if tracing.enabled
+        else store
+    )
     deps = Deps(
-        store=store,
+        store=traced,
+        tracing=tracing,
         validator=validator,
         policy=policy,
         releases=releases,
@@ -363,6 +399,7 @@ async def build(settings: Settings) -> Service:
         prefix=settings.bus_prefix,
         name_escape=settings.name_escape,
         retention_s=settings.event_retention_hours * 3600,
+        tracing=tracing,
     )
     notifier = Notifier()
     background = None
@@ -380,6 +417,7 @@ async def build(settings: Settings) -> Service:
                 prefix=settings.bus_prefix,
                 name_escape=settings.name_escape,
                 retention_s=settings.event_retention_hours * 3600,
+                tracing=tracing,
             )
             own_ingest = None
             if settings.core_data and settings.data_ingest:
@@ -414,6 +452,9 @@ async def build(settings: Settings) -> Service:
             ),
             authenticator=auth,
             cors_origins=cors,
+            tracing=tracing,
+            access_log=settings.access_log,
+            port=settings.data_port,
         )
         if settings.data_ingest and background is None:
             ingest = _ingest(settings, deps, bus)
@@ -423,8 +464,18 @@ async def build(settings: Settings) -> Service:
             KeeperContext(keeper=keeper, max_body_bytes=settings.max_request_bytes),
             authenticator=auth,
             cors_origins=cors,
+            tracing=tracing,
+            access_log=settings.access_log,
+            port=settings.keeper_port,
         )
-    app = create_app(api, authenticator=auth, cors_origins=cors)
+    app = create_app(
+        api,
+        authenticator=auth,
+        cors_origins=cors,
+        tracing=tracing,
+        access_log=settings.access_log,
+        port=settings.port,
+    )
     return Service(
         settings,
         store,
@@ -439,6 +490,7 @@ async def build(settings: Settings) -> Service:
         authenticator=auth,
         notifier=notifier,
         background=background,
+        tracing=tracing,
     )
 
 

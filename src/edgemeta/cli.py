@@ -22,6 +22,7 @@ from edgemeta.bootstrap import build
 from edgemeta.domain.durations import DurationError, parse_duration
 from edgemeta.domain.enrollment import Enrollment
 from edgemeta.domain.errors import EdgeMetaError
+from edgemeta.logs import configure as configure_logging
 from edgemeta.ports import Store
 from edgemeta.security.proofs import derive_key
 from edgemeta.security.roles import ROLES, TABLE
@@ -290,9 +291,7 @@ def serve(
     except ValueError as exc:
         typer.echo(f"invalid settings: {exc}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     if settings.workers > 1:
         from edgemeta.supervisor import supervise  # only the multi-process mode needs it
 

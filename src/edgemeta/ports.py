@@ -217,6 +217,7 @@ class OutboxEvent:
     details: bytes
     pos: int | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    traceparent: str = ""  # of the span that wrote it ("" when tracing was off)
 
 
 class Outbox(Protocol):

@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     keeper_reload_seconds: float = Field(5.0, ge=0, le=86400)  # 0: only at start
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Observability (docs/observability.md): log lines as text or JSON, one access-log line
+    # per HTTP request, OpenTelemetry traces (off unless configured; the SDK loads only then).
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = False
+    tracing: Literal["off", "otlp", "console"] = "off"
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"  # OTLP/HTTP's default
+    trace_sample_ratio: float = Field(1.0, ge=0, le=1)
+    tracing_service_name: str = Field("core-metadata", min_length=1, max_length=256)
 
     # Limits of every HTTP server edgemeta starts (edgemeta.api.http_limits, docs/settings.md).
     http_max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)

@@ -47,12 +47,10 @@ def _worker(settings: Settings, index: int) -> None:
     """A worker process's body (run by multiprocessing, in a fresh interpreter)."""
     # Here, not at the top: cli imports this module lazily, and a spawned child imports us.
     from edgemeta.cli import _run_worker
+    from edgemeta.logs import configure
 
     _stop_with_parent()
-    logging.basicConfig(
-        level=settings.log_level,
-        format=f"%(asctime)s %(levelname)s %(name)s[w{index}]: %(message)s",
-    )
+    configure(settings.log_level, settings.log_format, worker=index)
     _run_worker(settings, reuse_port=True)
 
 

@@ -129,8 +129,7 @@ async def virtual_world(
             httpx.AsyncClient(transport=transport, base_url="http://edgemeta") as client,
             httpx.AsyncClient(transport=data_transport, base_url="http://core-data") as data,
         ):
-            if service.ingest is not None:
-                await asyncio.wait_for(service.ingest.ready.wait(), 10)
+            await service.ingest_ready()
             virtual = build(
                 api_url="http://edgemeta",
                 bus=service.bus if bus_url == "memory://" else bus_url,

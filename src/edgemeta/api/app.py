@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgemeta.api.auth import AuthGate
 from edgemeta.api.handlers import ApiContext
+from edgemeta.api.observe import observed
 from edgemeta.api.responses import error
 from edgemeta.api.routes import (
     common,
@@ -43,8 +44,10 @@ from edgemeta.api.routes import keeper as keeper_routes
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
 from edgemeta.api.routing import IndexedRouter
+from edgemeta.logs import CORRELATION
 from edgemeta.security.authn import Authenticator
 from edgemeta.security.roles import DATA, KEEPER, METADATA, rule_for
+from edgemeta.tracing import Tracing
 
 API_BASE = "/api/v3"
 _CID_HEADER = b"x-correlation-id"
@@ -100,7 +103,12 @@ class CorrelationMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_cid)
+        # For log lines written while serving it (edgemeta.logs), and by tasks it starts.
+        token = CORRELATION.set(cid)
+        try:
+            await self.app(scope, receive, send_with_cid)
+        finally:
+            CORRELATION.reset(token)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -180,6 +188,9 @@ def create_app(
     lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None = None,
     authenticator: Authenticator | None = None,
     cors_origins: Sequence[str] = (),
+    tracing: Tracing | None = None,
+    access_log: bool = False,
+    port: int = 0,
 ) -> ASGIApp:
     """The application, with every core-metadata route (behind the auth gate: without an
     ``authenticator``, authentication is off and every listed route is open)."""
@@ -213,7 +224,7 @@ def create_app(
     # The same table, scanned by first segment (edgemeta.api.routing): same answers, fewer
     # regular expressions tried per request.
     app.router = IndexedRouter(guarded, prefix=API_BASE + "/", lifespan=lifespan)
-    return CorrelationMiddleware(app)
+    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
 
 
 def create_data_app(
@@ -221,6 +232,9 @@ def create_data_app(
     *,
     authenticator: Authenticator | None = None,
     cors_origins: Sequence[str] = (),
+    tracing: Tracing | None = None,
+    access_log: bool = False,
+    port: int = 0,
 ) -> ASGIApp:
     """The core-data application (its own port), with the same envelope and middleware."""
     routes: list[BaseRoute] = list(coredata_routes.routes(ctx))
@@ -229,7 +243,7 @@ def create_data_app(
         middleware=_middleware(cors_origins),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
-    return CorrelationMiddleware(app)
+    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
 
 
 def create_keeper_app(
@@ -237,6 +251,9 @@ def create_keeper_app(
     *,
     authenticator: Authenticator | None = None,
     cors_origins: Sequence[str] = (),
+    tracing: Tracing | None = None,
+    access_log: bool = False,
+    port: int = 0,
 ) -> ASGIApp:
     """The core-keeper-compatible application (its own port): the key/value store."""
     routes: list[BaseRoute] = list(keeper_routes.routes(ctx))
@@ -251,4 +268,4 @@ def create_keeper_app(
         middleware=_middleware(cors_origins),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
-    return CorrelationMiddleware(app)
+    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))

@@ -52,6 +52,8 @@ class AuthGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The route template, for the server span's name and the metrics (edgemeta.api.observe).
+        scope.setdefault("state", {})["route"] = self.label
         rule = self.rule
         if rule.deny:
             await error(403, f"{self.label} is not in the role table; refused")(

@@ -43,11 +43,13 @@ def envelope(
     content_type: str = JSON_CONTENT,
     received_topic: str = "",
     proof: str = "",
+    traceparent: str = "",
 ) -> bytes:
     """A serialized MessageEnvelope (note EdgeX's ``correlationID``/``requestID`` spelling).
 
     ``proof`` (a reply's proof of its sender, :mod:`edgemeta.security.proofs`) is a top-level
-    field EdgeX's MessageEnvelope does not have; its decoders ignore unknown fields."""
+    field EdgeX's MessageEnvelope does not have; its decoders ignore unknown fields. So is
+    ``traceparent``: the W3C trace context of the span that sent it (edgemeta.tracing)."""
     env: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "receivedTopic": received_topic,
@@ -59,12 +61,14 @@ def envelope(
     }
     if proof:
         env["proof"] = proof
+    if traceparent:
+        env["traceparent"] = traceparent
     return orjson.dumps(env)
 
 
-def system_event_envelope(ev: OutboxEvent) -> bytes:
-    """The bytes published for an outbox row."""
-    return envelope(system_event(ev), correlation_id=ev.correlation_id)
+def system_event_envelope(ev: OutboxEvent, traceparent: str = "") -> bytes:
+    """The bytes published for an outbox row (``traceparent``: of the publishing span)."""
+    return envelope(system_event(ev), correlation_id=ev.correlation_id, traceparent=traceparent)
 
 
 def decode(raw: bytes) -> dict[str, Any]:

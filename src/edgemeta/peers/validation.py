@@ -35,6 +35,7 @@ from edgemeta.domain.records import Device
 from edgemeta.peers.proof_gate import ProofGate
 from edgemeta.ports import Bus, Subscription
 from edgemeta.security.proofs import Kind
+from edgemeta.tracing import current_traceparent
 
 Mode = Literal["auto", "always", "never"]
 
@@ -86,7 +87,13 @@ class BusDeviceValidator:
         try:
             await self.bus.publish(
                 topic,
-                envelope(payload, correlation_id=str(uuid.uuid4()), request_id=request_id),
+                envelope(
+                    payload,
+                    correlation_id=str(uuid.uuid4()),
+                    request_id=request_id,
+                    # The device service continues the move's (or request's) trace.
+                    traceparent=current_traceparent(),
+                ),
             )
             try:
                 async with asyncio.timeout(self.timeout):

@@ -23,6 +23,11 @@ drivers. It
   starts or stops being served; ``on_release`` runs before the release is confirmed),
   ``on_update`` (a served device's document replaced), ``on_event`` (every system event of the
   service that is not about a device: profiles, provision watchers).
+- continues edgemeta's traces (``tracer_provider``, an OpenTelemetry ``TracerProvider``): a
+  system event, a validation request and the release it causes are spans
+  (``participant.event``, ``participant.validate``, ``participant.release``) in the trace the
+  envelope's ``traceparent`` names, and its answers carry its own span's traceparent back.
+  Without a provider it makes no spans, and its answers carry the traceparent it was sent.
 
 :class:`edgemeta.sdk.DeviceService` runs one with a driver around it (commands, autoEvents,
 discovery); a service that handles commands its own way can run a participant alone.
@@ -40,6 +45,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -52,6 +59,7 @@ from edgemeta.client.auth import auth_headers
 from edgemeta.domain.errors import EdgeMetaError
 from edgemeta.ports import Bus, Message, Subscription
 from edgemeta.security.proofs import Kind, sign
+from edgemeta.tracing import context_of, traceparent_of
 
 log = logging.getLogger("edgemeta.sdk")
 
@@ -65,6 +73,8 @@ UNFINISHED = frozenset({"requested", "assigning", "releasing"})
 # How recently a device must have changed for reconcile to ask whether it is still arriving (a
 # move that waits longer than this has long been rolled back, forced or resumed).
 ARRIVING_HORIZON_MS = 10 * 60 * 1000
+# The traceparent of the bus message being handled (what an answer carries without a tracer).
+_INCOMING: ContextVar[str] = ContextVar("edgemeta_sdk_traceparent", default="")
 
 
 def open_bus(
@@ -117,8 +127,13 @@ class DeviceServiceParticipant:
         token: str | None = None,
         api_key: str | None = None,
         release_key: bytes | str | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.name = name
+        # OpenTelemetry, only when given a provider (the SDK's API is imported then).
+        self._tracer: Any = (
+            tracer_provider.get_tracer("edgemeta.sdk") if tracer_provider is not None else None
+        )
         self.api = api_url.rstrip("/").removesuffix("/api/v3") + "/api/v3"
         # A URL: the participant connects (with ``bus_security``) at start and closes at stop.
         self._own_bus = isinstance(bus, str)
@@ -365,12 +380,50 @@ class DeviceServiceParticipant:
             except Exception:
                 log.exception("%s: handling %s failed", self.name, message.topic)
 
+    def _span(
+        self, name: str, traceparent: str = "", **attributes: str
+    ) -> AbstractContextManager[Any]:
+        """A span continuing ``traceparent`` (a message's: a consumer span), else a child of
+        the current span; none without a tracer."""
+        if self._tracer is None:
+            return contextlib.nullcontext()
+        from opentelemetry.trace import SpanKind
+
+        return self._tracer.start_as_current_span(  # type: ignore[no-any-return]
+            name,
+            context=context_of(traceparent) if traceparent else None,
+            kind=SpanKind.CONSUMER if traceparent else SpanKind.INTERNAL,
+            attributes={"edgemeta.service": self.name, **attributes},
+        )
+
+    def _traceparent(self) -> str:
+        """What an answer carries: this participant's current span, else what it was sent."""
+        if self._tracer is not None:
+            from opentelemetry import trace
+
+            return traceparent_of(trace.get_current_span()) or _INCOMING.get()
+        return _INCOMING.get()
+
     async def _on_system_event(self, message: Message) -> None:
-        event = decode(message.payload)["payload"]
+        env = decode(message.payload)
+        event = env["payload"]
         if event.get("type") != "device":
             if self.on_event is not None:
                 await self.on_event(event)
             return
+        traceparent = str(env.get("traceparent") or "")
+        token = _INCOMING.set(traceparent)
+        try:
+            with self._span(
+                "participant.event",
+                traceparent,
+                **{"edgemeta.event": f"{event.get('type')} {event.get('action')}"},
+            ):
+                await self._handle_system_event(event)
+        finally:
+            _INCOMING.reset(token)
+
+    async def _handle_system_event(self, event: dict[str, Any]) -> None:
         device: DeviceDoc = event["details"]
         name = device["name"]
         self._heard[name] = self._heard.get(name, 0) + 1
@@ -391,6 +444,15 @@ class DeviceServiceParticipant:
 
     async def _on_validate(self, message: Message) -> None:
         request = orjson.loads(message.payload)
+        traceparent = str(request.get("traceparent") or "")
+        token = _INCOMING.set(traceparent)
+        try:
+            with self._span("participant.validate", traceparent):
+                await self._validate_request(request)
+        finally:
+            _INCOMING.reset(token)
+
+    async def _validate_request(self, request: dict[str, Any]) -> None:
         request_id = request.get("requestID") or request.get("requestId") or ""
         device = (request.get("payload") or {}).get("device") or {}
         reply = response_topic(self.prefix, self.name, request_id)
@@ -401,7 +463,14 @@ class DeviceServiceParticipant:
         except Refused as exc:
             proof = self._proof(Kind.VALIDATE, request_id, name, 1)
             await self.bus.publish(
-                reply, envelope(str(exc), error_code=1, content_type="text/plain", proof=proof)
+                reply,
+                envelope(
+                    str(exc),
+                    error_code=1,
+                    content_type="text/plain",
+                    proof=proof,
+                    traceparent=self._traceparent(),
+                ),
             )
             return
         await self.bus.publish(
@@ -409,6 +478,7 @@ class DeviceServiceParticipant:
             envelope(
                 {"apiVersion": "v3", "message": "device validated"},
                 proof=self._proof(Kind.VALIDATE, request_id, name),
+                traceparent=self._traceparent(),
             ),
         )
 
@@ -421,11 +491,12 @@ class DeviceServiceParticipant:
             await self.on_update(device)
 
     async def _release(self, name: str, move_id: str | None) -> None:
-        device = self.serving.pop(name)
-        self.released.append(name)
-        await self.on_release(device)
-        if move_id:
-            await self._confirm(move_id, name)
+        with self._span("participant.release", **{"edgemeta.device": name}):
+            device = self.serving.pop(name)
+            self.released.append(name)
+            await self.on_release(device)
+            if move_id:
+                await self._confirm(move_id, name)
 
     async def _confirm(self, move_id: str, device: str) -> None:
         if not self.acks_release:
@@ -436,5 +507,6 @@ class DeviceServiceParticipant:
                 {"apiVersion": "v3", "statusCode": 200},
                 request_id=move_id,
                 proof=self._proof(Kind.RELEASE, move_id, device),
+                traceparent=self._traceparent(),
             ),
         )

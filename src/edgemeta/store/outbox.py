@@ -20,10 +20,11 @@ from edgemeta.domain.events import Change
 from edgemeta.ports import OutboxEvent
 from edgemeta.security.principal import subject_tag
 from edgemeta.store.driver import DocTexts, Driver, Row
+from edgemeta.tracing import current_traceparent
 
 _COLUMNS = (
     "seq, event_id, type, action, owner, profile_name, record_key, revision, "
-    "correlation_id, timestamp_ns, details, pos, tags"
+    "correlation_id, timestamp_ns, details, pos, tags, traceparent"
 )
 
 
@@ -43,6 +44,7 @@ def _event(row: Row) -> OutboxEvent:
         details=details.encode() if isinstance(details, str) else bytes(details),
         pos=None if row[11] is None else int(row[11]),
         tags=tuple(orjson.loads(row[12]).items()) if row[12] else (),
+        traceparent=row[13] or "",
     )
 
 
@@ -65,6 +67,7 @@ class SqlOutbox:
         # Who made the change, when authentication is on (the verified subject of the
         # request being served; see edgemeta.security.principal.acting).
         subject = subject_tag()
+        traceparent = current_traceparent() or None  # the relay continues this trace
         rows = [
             (
                 str(uuid.uuid4()),
@@ -78,13 +81,14 @@ class SqlOutbox:
                 now,
                 self._details(c),
                 orjson.dumps(dict(c.tags + subject)).decode() if c.tags or subject else None,
+                traceparent,
             )
             for c in changes
         ]
         sql = (
             "INSERT INTO outbox (event_id, type, action, owner, profile_name, record_key,"
-            " revision, correlation_id, timestamp_ns, details, tags)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " revision, correlation_id, timestamp_ns, details, tags, traceparent)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         if len(rows) == 1:
             await self.db.execute(sql, *rows[0])  # most changes have one event: skip the loop

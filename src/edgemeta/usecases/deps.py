@@ -14,6 +14,7 @@ from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.domain.x509 import Issuer
 from edgemeta.ports import AllocationHook, DeviceValidator, Releases, ReleaseWatch, Store
 from edgemeta.security.proofs import Keyring
+from edgemeta.tracing import Tracing
 
 
 @dataclass(slots=True)
@@ -111,3 +112,5 @@ class Deps:
     # Device services' release keys (None: derived from the store's secret when asked).
     keyring: Keyring | None = None
     x509: X509Settings = field(default_factory=X509Settings)
+    # Spans of moves and their steps (edgemeta.tracing; off: no-ops).
+    tracing: Tracing = field(default_factory=Tracing.off)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from edgemeta.domain import events
@@ -13,6 +14,8 @@ from edgemeta.ports import ListQuery, Page
 from edgemeta.usecases.common import find_target, new_id, not_found, now_ms
 from edgemeta.usecases.deps import Deps
 
+log = logging.getLogger("edgemeta.services")  # operations at DEBUG
+
 
 async def add_service(deps: Deps, service: DeviceService, correlation_id: str) -> str:
     """Store a new device service; returns its id. DuplicateName if the name exists."""
@@ -21,6 +24,7 @@ async def add_service(deps: Deps, service: DeviceService, correlation_id: str) -
     async with deps.store.write() as tx:
         await tx.services.add(s)
         await tx.outbox.append(events.service_changed(Action.ADD, s), correlation_id)
+    log.debug("device service '%s' added", s.name)
     return s.id
 
 
@@ -34,6 +38,7 @@ async def patch_service(deps: Deps, patch: DeviceServicePatch, correlation_id: s
         after = replace(after, modified=now_ms(), revision=before.revision + 1)
         await tx.services.update(after)
         await tx.outbox.append(events.service_changed(Action.UPDATE, after), correlation_id)
+    log.debug("device service '%s' updated", after.name)
 
 
 async def delete_service(deps: Deps, name: str, correlation_id: str) -> None:
@@ -55,6 +60,7 @@ async def delete_service(deps: Deps, name: str, correlation_id: str) -> None:
         await tx.services.delete(name)
         gone = replace(found, revision=found.revision + 1)
         await tx.outbox.append(events.service_changed(Action.DELETE, gone), correlation_id)
+    log.debug("device service '%s' deleted", name)
 
 
 async def get_service_document(deps: Deps, name: str) -> str:

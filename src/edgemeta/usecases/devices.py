@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -29,6 +30,10 @@ from edgemeta.usecases import moves
 from edgemeta.usecases.associations import ensure_device_without_data, ensure_profile_without_data
 from edgemeta.usecases.common import find_target, new_id, not_found, now_ms
 from edgemeta.usecases.deps import Deps
+
+# Operations at DEBUG (EDGEMETA_LOG_LEVEL=DEBUG); lazy %-arguments: nothing is formatted
+# unless DEBUG is on.
+log = logging.getLogger("edgemeta.devices")
 
 
 async def _check_references(tx: Tx, device: Device) -> None:
@@ -107,6 +112,7 @@ async def _insert_new(deps: Deps, device: Device, cid: str, *, validate: bool) -
         await tx.devices.add(d)
         await tx.moves.save_initial(d)  # the initial configuration a reset returns to
         await tx.outbox.append(events.device_added(d), cid)
+    log.debug("device '%s' added to service '%s'", d.name, d.service_name)
     return d
 
 
@@ -240,6 +246,9 @@ async def _add_set(
         await tx.devices.add_many(new)
         await tx.moves.save_initial_many(new)  # the initial configurations a reset returns to
         await tx.outbox.append([c for d in new for c in events.device_added(d)], cid)
+    if log.isEnabledFor(logging.DEBUG):  # as a single add logs it, after the commit
+        for d in new:
+            log.debug("device '%s' added to service '%s'", d.name, d.service_name)
     return out
 
 
@@ -371,6 +380,7 @@ async def patch_device(
         after = replace(after, modified=now_ms(), revision=before.revision + 1)
         await tx.devices.update(after)
         await tx.outbox.append(events.device_updated(before, after), correlation_id)
+    log.debug("device '%s' updated", after.name)
 
 
 async def get_device_by_id(deps: Deps, id_: str) -> Device:
@@ -402,6 +412,7 @@ async def delete_device(deps: Deps, name: str, correlation_id: str) -> None:
         await tx.moves.drop_initial(name)
         gone = replace(found, revision=found.revision + 1)
         await tx.outbox.append(events.device_deleted(gone), correlation_id)
+    log.debug("device '%s' deleted from service '%s'", name, gone.service_name)
 
 
 async def get_device_document(deps: Deps, name: str) -> str:

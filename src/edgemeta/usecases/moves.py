@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
+from typing import Any
 
 from edgemeta.domain.errors import (
     Conflict,
@@ -171,7 +172,30 @@ async def _fail(deps: Deps, move: Move, cause: EdgeMetaError) -> MoveError:
 
 async def move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move:
     """Move a device to ``req.to_service``; returns the assigned move, or raises MoveError
-    (the device stays with its owner) or a plain error if the request itself is invalid."""
+    (the device stays with its owner) or a plain error if the request itself is invalid.
+
+    With tracing on, the move is a ``move`` span (in the request's trace) with a child per
+    step: ``move.accept``, ``move.commit``, ``move.release``, then ``move.assign`` or
+    ``move.rollback``; the events it writes carry the trace to the device services."""
+    attributes = {
+        "edgemeta.device": req.device_name,
+        "edgemeta.move.to": req.to_service,
+        "edgemeta.move.reason": req.reason.value,
+    }
+    with deps.tracing.span("move", attributes=attributes) as span:
+        move = await _move_device(deps, req, correlation_id, span)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "move %s: device '%s' moved from '%s' to '%s'",
+                move.id,
+                move.device_name,
+                move.from_service,
+                move.to_service,
+            )
+        return move
+
+
+async def _move_device(deps: Deps, req: MoveRequest, correlation_id: str, span: Any) -> Move:
     device, target, check, acks = await _plan(deps, req)
     raise_for(check)
     now = now_ms()
@@ -191,6 +215,9 @@ async def move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move
         created=now,
         modified=now,
     ).step("request", now, "recorded")
+    if span is not None:
+        span.set_attribute("edgemeta.move.id", move.id)
+        span.set_attribute("edgemeta.move.from", move.from_service)
     async with deps.store.write() as tx:
         await tx.moves.add(move)  # Conflict if another move of this device is unfinished
     # The new owner is asked first; until commit A nothing about the device has changed.
@@ -199,7 +226,8 @@ async def move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move
         move = await _save(tx, move)
     if not req.bypass_validation:
         try:
-            await deps.validator.validate(req.to_service, target, correlation_id)
+            with deps.tracing.span("move.accept", attributes={"edgemeta.service": req.to_service}):
+                await deps.validator.validate(req.to_service, target, correlation_id)
         except EdgeMetaError as exc:
             raise await _fail(deps, move, exc) from None
     move = move.step("accept", now_ms(), "bypassed" if req.bypass_validation else "accepted")
@@ -224,6 +252,11 @@ async def move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move
 
 async def _commit_a(deps: Deps, move: Move, cid: str) -> Move:
     """The store names the new owner; the old owner is told (releasing)."""
+    with deps.tracing.span("move.commit"):
+        return await _commit_a_tx(deps, move, cid)
+
+
+async def _commit_a_tx(deps: Deps, move: Move, cid: str) -> Move:
     assert move.target is not None
     async with deps.store.write() as tx:
         current = await tx.devices.get(move.device_name, for_update=True)
@@ -263,12 +296,28 @@ async def _release_and_assign(
     deps: Deps, move: Move, watch: ReleaseWatch | None, acks: bool, cid: str
 ) -> Move:
     """Wait for the old owner to let go, then tell the new owner (or roll back)."""
+    with deps.tracing.span(
+        "move.release", attributes={"edgemeta.service": move.from_service}
+    ) as span:
+        move, rollback = await _released(deps, move, watch, acks)
+        if span is not None:
+            outcome = "rollback" if rollback else move.steps[-1].outcome
+            span.set_attribute("edgemeta.move.release", outcome)
+    if rollback:
+        return await _rollback(deps, move, cid)
+    return await _commit_b(deps, move, cid)
+
+
+async def _released(
+    deps: Deps, move: Move, watch: ReleaseWatch | None, acks: bool
+) -> tuple[Move, bool]:
+    """The move with its release step, and whether it must be rolled back instead."""
     settings = deps.move_settings
     if watch is not None:
         if await _confirmed(watch, settings.ack_timeout):
             move = move.step("release", now_ms(), "confirmed")
         elif settings.release_policy == ReleasePolicy.ROLLBACK:
-            return await _rollback(deps, move, cid)
+            return move, True
         else:
             move = move.step("release", now_ms(), "forced", "no confirmation in time")
     elif acks:
@@ -285,7 +334,7 @@ async def _release_and_assign(
             # An EdgeX device service cannot confirm: give it the deadline to act on the event.
             await asyncio.sleep(settings.release_deadline)
             move = move.step("release", now_ms(), "deadline", f"{settings.release_deadline:g}s")
-    return await _commit_b(deps, move, cid)
+    return move, False
 
 
 async def _confirmed(watch: ReleaseWatch, seconds: float) -> bool:
@@ -299,6 +348,11 @@ async def _confirmed(watch: ReleaseWatch, seconds: float) -> bool:
 
 async def _commit_b(deps: Deps, move: Move, cid: str) -> Move:
     """The new owner is told; the move is assigned."""
+    with deps.tracing.span("move.assign", attributes={"edgemeta.service": move.to_service}):
+        return await _commit_b_tx(deps, move, cid)
+
+
+async def _commit_b_tx(deps: Deps, move: Move, cid: str) -> Move:
     async with deps.store.write() as tx:
         stored = await tx.moves.get(move.id, for_update=True)
         if stored is None or stored.revision != move.revision:
@@ -315,6 +369,11 @@ async def _commit_b(deps: Deps, move: Move, cid: str) -> Move:
 
 async def _rollback(deps: Deps, move: Move, cid: str) -> Move:
     """The old owner did not confirm: give the device back to it, and tell it."""
+    with deps.tracing.span("move.rollback", attributes={"edgemeta.service": move.from_service}):
+        return await _rollback_tx(deps, move, cid)
+
+
+async def _rollback_tx(deps: Deps, move: Move, cid: str) -> Move:
     assert move.origin is not None
     reason = f"device service '{move.from_service}' did not confirm the release in time"
     async with deps.store.write() as tx:
@@ -356,7 +415,8 @@ async def resume_stale(deps: Deps) -> int:
     done = 0
     for move in stale:
         try:
-            await _resume(deps, move)
+            with deps.tracing.span("move.resume", attributes={"edgemeta.move.id": move.id}):
+                await _resume(deps, move)
             done += 1
         except Conflict:
             continue  # another instance claimed it

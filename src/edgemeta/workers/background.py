@@ -140,8 +140,15 @@ class BackgroundThread:
             parts.relay.listeners.append(notify)
         connecting = asyncio.create_task(connect(parts.bus), name="edgemeta-bg-bus-connect")
         parts.relay.start()
-        if parts.ingest is not None:
-            parts.ingest.start()
+        ingest = parts.ingest
+        if ingest is not None:
+            # The ingest subscribes through the thread's bus (NATS core, in-process): only once
+            # that bus is connected, or its subscription fails and nothing is ever ingested.
+            def after_connect(task: asyncio.Task[None]) -> None:
+                if not task.cancelled() and task.exception() is None:
+                    ingest.start()
+
+            connecting.add_done_callback(after_connect)
         self._ready.set()
         try:
             await self._stopped.wait()

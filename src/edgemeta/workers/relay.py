@@ -25,11 +25,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgemeta.bus.envelope import system_event_envelope
 from edgemeta.bus.topics import system_event_topic
 from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, LimitExceeded
 from edgemeta.ports import Bus, OutboxEvent, Store
+from edgemeta.tracing import Tracing, context_of, traceparent_of
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = logging.getLogger("edgemeta.relay")
 
@@ -50,7 +55,9 @@ class Relay:
         poll_interval: float = 0.5,
         retention_s: float = 7 * 24 * 3600,
         backoff_max: float = 2.0,  # a broker back is noticed within 2 s; retrying costs little
+        tracing: Tracing | None = None,
     ) -> None:
+        self.tracing = tracing or Tracing.off()
         self.store = store
         self.bus = bus
         self.prefix = prefix
@@ -102,10 +109,20 @@ class Relay:
         # yield between them so that requests are answered in between (issue 15). Not between
         # publishing and marking delivered: that would widen the window for a duplicate.
         await asyncio.sleep(0)
-        messages = [(self.topic(ev), system_event_envelope(ev)) for ev in batch]
+        spans: list[tuple[int, Span]] = []
+        if self.tracing.enabled:
+            messages = self._traced_messages(batch, spans)
+        else:
+            messages = [(self.topic(ev), system_event_envelope(ev)) for ev in batch]
         await asyncio.sleep(0)
         try:
-            confirmed = await self.bus.publish_batch(messages)
+            try:
+                confirmed = await self.bus.publish_batch(messages)
+            except BaseException:
+                confirmed = 0
+                raise
+            finally:
+                _end(spans, confirmed)
         except (ContractInvalid, LimitExceeded) as exc:
             # The bus refuses the first event for good (adapters publish what precedes a bad
             # message and report the count): set it aside instead of retrying it forever.
@@ -124,6 +141,33 @@ class Relay:
         if confirmed == 0:
             raise _Stalled()  # nothing went: back off (a partial batch is retried at once)
         return confirmed
+
+    def _traced_messages(
+        self, batch: list[OutboxEvent], spans: list[tuple[int, Span]]
+    ) -> list[tuple[str, bytes]]:
+        """The batch's messages, each event written in a trace published in a producer span
+        of that trace (the envelope names the span, for the consumer to continue it)."""
+        messages: list[tuple[str, bytes]] = []
+        for i, ev in enumerate(batch):
+            topic = self.topic(ev)
+            traceparent = ""
+            if ev.traceparent:
+                span = self.tracing.start(
+                    f"publish {ev.type} {ev.action}",
+                    kind="producer",
+                    parent=context_of(ev.traceparent),
+                    attributes={
+                        "messaging.system": "edgex",
+                        "messaging.destination.name": topic,
+                        "messaging.message.id": ev.event_id,
+                        "edgemeta.correlation_id": ev.correlation_id,
+                    },
+                )
+                if span is not None:
+                    spans.append((i, span))
+                    traceparent = traceparent_of(span)
+            messages.append((topic, system_event_envelope(ev, traceparent)))
+        return messages
 
     async def _set_aside(self, ev: OutboxEvent, topic: str, reason: str) -> None:
         log.error(
@@ -204,6 +248,19 @@ class Relay:
             async with asyncio.timeout(2.0):
                 await self.drain()
         await self.lease.release()
+
+
+def _end(spans: list[tuple[int, Span]], confirmed: int) -> None:
+    """End the publish spans; those of events the broker did not take are errors (they are
+    published again later, in a span of their own)."""
+    if not spans:
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    for i, span in spans:
+        if i >= confirmed:
+            span.set_status(Status(StatusCode.ERROR, "not delivered; retried later"))
+        span.end()
 
 
 class _Stalled(Exception):
