@@ -24,6 +24,7 @@ from edgemeta.bus.security import BrokerRefused, BusSecurity
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.domain.x509 import Issuer
+from edgemeta.observability.metrics import Metrics, multiprocess_dir
 from edgemeta.peers.proof_gate import ProofGate
 from edgemeta.peers.releases import BusReleases
 from edgemeta.peers.validation import BusDeviceValidator
@@ -153,6 +154,7 @@ class Service:
     ingest: EventIngest | None = None
     authenticator: Authenticator | None = None
     notifier: Notifier | None = None
+    metrics: Metrics | None = None
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
     _starting: bool = False
@@ -325,6 +327,11 @@ async def build(settings: Settings) -> Service:
     releases = BusReleases(
         bus, prefix=settings.bus_prefix, name_escape=settings.name_escape, gate=gate
     )
+    metrics = None
+    if settings.metrics:
+        metrics = Metrics(multiprocess_dir())
+        metrics.add_store(store)
+        metrics.bus = bus
     deps = Deps(
         store=store,
         validator=validator,
@@ -338,6 +345,7 @@ async def build(settings: Settings) -> Service:
             challenge_ttl=settings.registration_challenge_ttl,
             issuer=issuer,
         ),
+        **({"meter": metrics} if metrics is not None else {}),
     )
     relay = Relay(
         store,
@@ -347,6 +355,8 @@ async def build(settings: Settings) -> Service:
         retention_s=settings.event_retention_hours * 3600,
     )
     store.on_commit(relay.nudge)
+    if metrics is not None:
+        relay.on_published = metrics.published
     notifier = Notifier()
     relay.listeners.append(notifier.notify)
     api = ApiContext(
@@ -391,7 +401,7 @@ async def build(settings: Settings) -> Service:
             authenticator=auth,
             cors_origins=cors,
         )
-    app = create_app(api, authenticator=auth, cors_origins=cors)
+    app = create_app(api, authenticator=auth, cors_origins=cors, metrics=metrics)
     return Service(
         settings,
         store,
@@ -405,6 +415,7 @@ async def build(settings: Settings) -> Service:
         ingest,
         authenticator=auth,
         notifier=notifier,
+        metrics=metrics,
     )
 
 

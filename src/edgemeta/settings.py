@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     keeper_reload_seconds: float = Field(5.0, ge=0, le=86400)  # 0: only at start
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # GET /metrics (Prometheus text format, docs/metrics.md) and the HTTP instrumentation.
+    metrics: bool = True
 
     # Limits of every HTTP server edgemeta starts (edgemeta.api.http_limits, docs/settings.md).
     http_max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)

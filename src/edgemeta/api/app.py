@@ -42,6 +42,7 @@ from edgemeta.api.routes import coredata as coredata_routes
 from edgemeta.api.routes import keeper as keeper_routes
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
+from edgemeta.observability.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from edgemeta.security.authn import Authenticator
 from edgemeta.security.roles import DATA, KEEPER, METADATA, rule_for
 
@@ -172,6 +173,21 @@ def _middleware(cors_origins: Sequence[str]) -> list[Middleware]:
     ]
 
 
+def metrics_route(metrics: Metrics, authenticator: Authenticator | None) -> Route:
+    """``GET /metrics`` (at the root, Prometheus' default path) behind the ``metrics`` role."""
+
+    async def scrape(request: Request) -> Response:
+        return Response(await metrics.exposition(), media_type=CONTENT_TYPE)
+
+    gate = Middleware(
+        AuthGate,
+        rule=rule_for(METADATA, "GET", "/metrics"),
+        authenticator=authenticator,
+        label="GET /metrics",
+    )
+    return Route("/metrics", scrape, methods=["GET"], name="metrics", middleware=[gate])
+
+
 def create_app(
     api: ApiContext,
     *,
@@ -179,6 +195,7 @@ def create_app(
     lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None = None,
     authenticator: Authenticator | None = None,
     cors_origins: Sequence[str] = (),
+    metrics: Metrics | None = None,
 ) -> ASGIApp:
     """The application, with every core-metadata route (behind the auth gate: without an
     ``authenticator``, authentication is off and every listed route is open)."""
@@ -202,9 +219,15 @@ def create_app(
         return Response(spec, media_type="application/yaml")
 
     inner.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    routes = _guarded(inner, METADATA, authenticator)
+    middleware = _middleware(cors_origins)
+    if metrics is not None:
+        routes.append(metrics_route(metrics, authenticator))
+        # Innermost of the app's middleware: it reads the route the router put in the scope.
+        middleware.append(Middleware(MetricsMiddleware, metrics=metrics))
     app = Starlette(
-        routes=_guarded(inner, METADATA, authenticator),
-        middleware=_middleware(cors_origins),
+        routes=routes,
+        middleware=middleware,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )

@@ -40,7 +40,7 @@ from edgemeta.domain.errors import (
     ServerError,
     ServiceUnavailable,
 )
-from edgemeta.ports import Sealer
+from edgemeta.ports import OutboxStats, Sealer
 from edgemeta.store.driver import IntegrityViolation, Row
 from edgemeta.store.migrations import migrations
 from edgemeta.store.tx import SqlTx
@@ -344,6 +344,11 @@ class PostgresStore:
             await _release(self.pool, conn)
         for listener in self._listeners:
             listener()
+
+    async def outbox_stats(self) -> OutboxStats:
+        """The outbox backlog (see ``SqlOutboxFeed.stats``)."""
+        async with self.read() as tx:
+            return await tx.feed.stats()
 
     def lease(self, name: str) -> PostgresLease:
         """A session advisory lock on its own connection: held while that connection lives.

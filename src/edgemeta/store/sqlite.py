@@ -47,7 +47,7 @@ from edgemeta.domain.errors import (
     ServerError,
     ServiceUnavailable,
 )
-from edgemeta.ports import Sealer
+from edgemeta.ports import OutboxStats, Sealer
 from edgemeta.store.driver import IntegrityViolation, Row
 from edgemeta.store.migrations import migrations
 from edgemeta.store.tx import SqlTx
@@ -322,6 +322,11 @@ class SqliteStore:
                 self._checkpointer.wake.set()
             for listener in self._listeners:
                 listener()
+
+    async def outbox_stats(self) -> OutboxStats:
+        """The outbox backlog (see ``SqlOutboxFeed.stats``)."""
+        async with self.read() as tx:
+            return await tx.feed.stats()
 
     def lease(self, name: str) -> SqliteLease:
         """Always held: one process serves an SQLite file (a second one is not supported)."""

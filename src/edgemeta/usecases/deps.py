@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.domain.x509 import Issuer
-from edgemeta.ports import AllocationHook, DeviceValidator, Releases, ReleaseWatch, Store
+from edgemeta.ports import (
+    AllocationHook,
+    DeviceValidator,
+    Meter,
+    Releases,
+    ReleaseWatch,
+    Store,
+)
 from edgemeta.security.proofs import Keyring
 
 
@@ -87,6 +94,22 @@ class NoWebhooks:
         raise ServiceUnavailable("allocation webhooks are not available")
 
 
+class NoMeter:
+    """Metrics off: nothing is counted."""
+
+    def move_started(self) -> None:
+        """Nothing."""
+
+    def move_ended(self, state: str, reason: str) -> None:
+        """Nothing."""
+
+    def move_step(self, step: str, seconds: float) -> None:
+        """Nothing."""
+
+    def move_ack_timeout(self) -> None:
+        """Nothing."""
+
+
 class AcceptAll:
     """A validator for when device validation is off: every device is accepted."""
 
@@ -111,3 +134,4 @@ class Deps:
     # Device services' release keys (None: derived from the store's secret when asked).
     keyring: Keyring | None = None
     x509: X509Settings = field(default_factory=X509Settings)
+    meter: Meter = field(default_factory=NoMeter)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, replace
 
 from edgemeta.domain.errors import (
@@ -172,6 +173,23 @@ async def _fail(deps: Deps, move: Move, cause: EdgeMetaError) -> MoveError:
 async def move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move:
     """Move a device to ``req.to_service``; returns the assigned move, or raises MoveError
     (the device stays with its owner) or a plain error if the request itself is invalid."""
+    meter = deps.meter
+    meter.move_started()
+    state = ""
+    try:
+        move = await _move_device(deps, req, correlation_id)
+        state = move.state.value
+        return move
+    except MoveError as exc:
+        state = exc.move.state.value
+        raise
+    finally:
+        # A move refused before it was recorded (pre-flight) or taken over by another
+        # instance has no final state here: it is in flight no longer, but not counted.
+        meter.move_ended(state, req.reason.value)
+
+
+async def _move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move:
     device, target, check, acks = await _plan(deps, req)
     raise_for(check)
     now = now_ms()
@@ -198,10 +216,12 @@ async def move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move
     async with deps.store.write() as tx:
         move = await _save(tx, move)
     if not req.bypass_validation:
+        began = time.perf_counter()
         try:
             await deps.validator.validate(req.to_service, target, correlation_id)
         except EdgeMetaError as exc:
             raise await _fail(deps, move, exc) from None
+        deps.meter.move_step("accept", time.perf_counter() - began)
     move = move.step("accept", now_ms(), "bypassed" if req.bypass_validation else "accepted")
     try:
         watch = (
@@ -264,12 +284,15 @@ async def _release_and_assign(
 ) -> Move:
     """Wait for the old owner to let go, then tell the new owner (or roll back)."""
     settings = deps.move_settings
+    began = time.perf_counter()
     if watch is not None:
         if await _confirmed(watch, settings.ack_timeout):
             move = move.step("release", now_ms(), "confirmed")
         elif settings.release_policy == ReleasePolicy.ROLLBACK:
+            deps.meter.move_ack_timeout()
             return await _rollback(deps, move, cid)
         else:
+            deps.meter.move_ack_timeout()
             move = move.step("release", now_ms(), "forced", "no confirmation in time")
     elif acks:
         move = move.step("release", now_ms(), "forced", "could not listen for a confirmation")
@@ -285,7 +308,11 @@ async def _release_and_assign(
             # An EdgeX device service cannot confirm: give it the deadline to act on the event.
             await asyncio.sleep(settings.release_deadline)
             move = move.step("release", now_ms(), "deadline", f"{settings.release_deadline:g}s")
-    return await _commit_b(deps, move, cid)
+    deps.meter.move_step("release", time.perf_counter() - began)
+    began = time.perf_counter()
+    move = await _commit_b(deps, move, cid)
+    deps.meter.move_step("assign", time.perf_counter() - began)
+    return move
 
 
 async def _confirmed(watch: ReleaseWatch, seconds: float) -> bool:
