@@ -25,6 +25,7 @@ from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.domain.x509 import Issuer
 from edgemeta.observability.metrics import Metrics, multiprocess_dir
+from edgemeta.observability.telemetry import Telemetry
 from edgemeta.peers.proof_gate import ProofGate
 from edgemeta.peers.releases import BusReleases
 from edgemeta.peers.validation import BusDeviceValidator
@@ -155,6 +156,7 @@ class Service:
     authenticator: Authenticator | None = None
     notifier: Notifier | None = None
     metrics: Metrics | None = None
+    telemetry: Telemetry | None = None
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
     _starting: bool = False
@@ -184,6 +186,8 @@ class Service:
         if self.ingest is not None:
             self.ingest.start()
         self.resumer.start()
+        if self.telemetry is not None:
+            self.telemetry.start()
         interval = self.settings.keeper_reload_seconds
         if self.keeper is not None and interval > 0:
             self._reloading = asyncio.create_task(
@@ -222,6 +226,8 @@ class Service:
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
         await self.resumer.stop()
+        if self.telemetry is not None:
+            await self.telemetry.stop()
         if self._reloading is not None:
             self._reloading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -416,6 +422,13 @@ async def build(settings: Settings) -> Service:
         authenticator=auth,
         notifier=notifier,
         metrics=metrics,
+        telemetry=(
+            Telemetry(
+                metrics, bus, prefix=settings.bus_prefix, interval=settings.telemetry_interval
+            )
+            if metrics is not None and settings.telemetry_interval > 0
+            else None
+        ),
     )
 
 

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # GET /metrics (Prometheus text format, docs/metrics.md) and the HTTP instrumentation.
     metrics: bool = True
+    # EdgeX service metrics on <prefix>/telemetry/core-metadata/<name> every so many
+    # seconds (EdgeX's default 30); 0: off. Needs metrics on.
+    telemetry_interval: float = Field(30.0, ge=0, le=86400)
 
     # Limits of every HTTP server edgemeta starts (edgemeta.api.http_limits, docs/settings.md).
     http_max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)

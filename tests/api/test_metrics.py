@@ -3,13 +3,18 @@ should, and the output parses with prometheus_client's own parser."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edgemeta.bus.envelope import decode
 from tests.api.world import moves_world
+from tests.support import servers
 from tests.support.api import Api, make_service
+from tests.support.tcpproxy import TcpProxy
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -99,3 +104,87 @@ async def test_metrics_off_serves_no_route(tmp_path: Any) -> None:
             assert (await client.get("/metrics")).status_code == 404
     finally:
         await service.stop()
+
+
+async def _until(condition: Any, seconds: float = 10.0) -> None:
+    # The bus adapter has no event for "connection lost": look at its state, briefly.
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.mqtt
+async def test_a_broker_outage_shows_in_bus_connected_reconnects_and_backlog(
+    tmp_path: Any,
+) -> None:
+    servers.require(servers.MQTT_URL, "MQTT broker")
+    host, port = servers.MQTT_URL.removeprefix("mqtt://").split(":")
+    proxy = TcpProxy(host, int(port))
+    await proxy.start()
+    service, _ = await make_service(
+        "sqlite",
+        tmp_path,
+        bus_url=f"mqtt://127.0.0.1:{proxy.port}",
+        bus_prefix=servers.unique("metrics"),
+    )
+    await service.start()
+    bus: Any = service.bus
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=service.app), base_url="http://t"
+        ) as client:
+            api = Api(client, service)
+            up = await _scrape(client)
+            assert _get(up, "edgemeta_bus_connected") == 1
+            await proxy.stop()
+            await _until(lambda: not bus.connected)
+            await api.add_service("during-outage")
+            down = await _scrape(client)
+            assert _get(down, "edgemeta_bus_connected") == 0
+            assert _get(down, "edgemeta_outbox_backlog") == 1
+            await proxy.start()
+            await _until(lambda: bus.connected)
+            await service.relay.drain()
+            back = await _scrape(client)
+    finally:
+        await service.stop()
+        await proxy.stop()
+    assert _get(back, "edgemeta_bus_connected") == 1
+    assert _get(back, "edgemeta_bus_reconnects_total") == 1
+    assert _get(back, "edgemeta_outbox_backlog") == 0
+    assert _get(back, "edgemeta_events_published_total") >= 1
+
+
+async def test_telemetry_publishes_edgex_metric_dtos_on_the_bus(tmp_path: Any) -> None:
+    service, _ = await make_service("sqlite", tmp_path, telemetry_interval=0.05)
+    sub = await service.bus.subscribe("edgex/telemetry/core-metadata/#")
+    await service.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=service.app), base_url="http://t"
+        ) as client:
+            await Api(client, service).add_service("s")
+        seen: dict[str, dict[str, Any]] = {}
+        async with asyncio.timeout(5):
+            while "OutboxBacklog" not in seen or "Devices" not in seen:
+                m = await sub.get()
+                env = decode(m.payload)
+                assert m.topic == f"edgex/telemetry/core-metadata/{env['payload']['name']}"
+                seen[env["payload"]["name"]] = env["payload"]
+    finally:
+        await sub.close()
+        await service.stop()
+    backlog = seen["OutboxBacklog"]
+    assert set(backlog) == {"apiVersion", "name", "fields", "tags", "timestamp"}
+    assert backlog["apiVersion"] == "v3"
+    assert backlog["fields"][0]["name"] == "value"
+    assert isinstance(backlog["fields"][0]["value"], int)
+    assert {"name": "service", "value": "core-metadata"} in backlog["tags"]
+    assert backlog["timestamp"] > 10**18  # nanoseconds
+    assert seen["Devices"]["fields"] == [{"name": "value", "value": 0}]
+
+
+async def test_telemetry_off_by_interval_zero(tmp_path: Any) -> None:
+    service, _ = await make_service("sqlite", tmp_path, telemetry_interval=0)
+    assert service.telemetry is None
+    await service.stop()

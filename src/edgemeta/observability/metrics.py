@@ -175,13 +175,17 @@ class Metrics:
 
     async def exposition(self) -> bytes:
         """The text format of everything, store gauges and the bus state refreshed first."""
+        await self.refresh()
+        return generate_latest(self.registry)
+
+    async def refresh(self) -> None:
+        """Read the bus state and the store's gauges now (before a scrape)."""
         if self.bus is not None:
             self.sample_bus(self.bus)
         for c in self._store_collectors:
             # Bounded: a database that hangs must not hang the scrape too.
             async with asyncio.timeout(5.0):
                 await c.refresh()
-        return generate_latest(self.registry)
 
 
 class _StoreCollector(Collector):
