@@ -561,6 +561,13 @@ class Meter(Protocol):
     def move_ack_timeout(self) -> None:
         """An old owner did not confirm a release in time."""
 
+    def registration(self, outcome: str, reason: str) -> None:
+        """A registration ended: ``registered`` (reason: the attestation) or ``refused``
+        (reason: the error kind)."""
+
+    def ingested(self, stored: int, duplicates: int, refused: int) -> None:
+        """A batch of bus events was ingested."""
+
 
 class MoveRepo(Protocol):
     """Device moves (operations and their history) and initial device configurations."""

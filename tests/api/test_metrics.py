@@ -51,6 +51,11 @@ async def test_metrics_follow_adds_a_move_and_a_rollback(tmp_path: Any) -> None:
         await ds1.stop()  # confirms releases, but is gone: the next move rolls back
         result = await w.reassign("b", "ds2")
         assert result["move"]["state"] == "rolledBack"
+        refused = await client.post(
+            "/api/v3/registration",
+            json={"apiVersion": "v3", "registration": {"registrationId": "x", "token": "bad"}},
+        )
+        assert refused.status_code == 401
         await w.api.service.relay.drain()
         after = await _scrape(client)
 
@@ -79,6 +84,9 @@ async def test_metrics_follow_adds_a_move_and_a_rollback(tmp_path: Any) -> None:
     assert _get(after, "edgemeta_relay_lag_seconds_count") == published
     assert _get(after, "edgemeta_outbox_backlog") == 0
     assert _get(after, "edgemeta_outbox_oldest_age_seconds") == 0
+    assert (
+        _get(after, "edgemeta_registrations_total", outcome="refused", reason="Unauthorized") == 1
+    )
 
 
 async def test_backlog_shows_events_the_relay_has_not_published(tmp_path: Any) -> None:

@@ -114,6 +114,22 @@ class Metrics:
         self.bus_reconnects = Counter(
             "edgemeta_bus_reconnects", "Reconnections to the broker after a loss.", registry=r
         )
+        self.registrations = Counter(
+            "edgemeta_registrations",
+            "Registrations by outcome (registered, refused) and reason (the attestation when "
+            "registered; the error kind when refused, e.g. Unauthorized).",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.ingest_events = Counter(
+            "edgemeta_ingest_events", "Events from the bus stored by core-data.", registry=r
+        )
+        self.ingest_refused = Counter(
+            "edgemeta_ingest_refused",
+            "Events from the bus not stored: duplicate (already stored) or invalid.",
+            ["reason"],
+            registry=r,
+        )
         self._bus_reconnects_seen = 0
         self.bus: Any = None  # sampled at every scrape (see sample_bus)
         self._store_collectors: list[_StoreCollector] = []
@@ -146,6 +162,19 @@ class Metrics:
     def move_ack_timeout(self) -> None:
         """No release confirmation in time."""
         self.move_ack_timeouts.inc()
+
+    def registration(self, outcome: str, reason: str) -> None:
+        """A registration ended."""
+        self.registrations.labels(outcome, reason).inc()
+
+    def ingested(self, stored: int, duplicates: int, refused: int) -> None:
+        """A batch of bus events was ingested."""
+        if stored:
+            self.ingest_events.inc(stored)
+        if duplicates:
+            self.ingest_refused.labels("duplicate").inc(duplicates)
+        if refused:
+            self.ingest_refused.labels("invalid").inc(refused)
 
     def add_store(self, store: Store) -> None:
         """Compute the store's gauges at scrape time (any worker can: the data is shared)."""

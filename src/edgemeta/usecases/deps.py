@@ -109,6 +109,12 @@ class NoMeter:
     def move_ack_timeout(self) -> None:
         """Nothing."""
 
+    def registration(self, outcome: str, reason: str) -> None:
+        """Nothing."""
+
+    def ingested(self, stored: int, duplicates: int, refused: int) -> None:
+        """Nothing."""
+
 
 class AcceptAll:
     """A validator for when device validation is off: every device is accepted."""

@@ -116,6 +116,16 @@ async def _enrollment_for(deps: Deps, report: Report) -> Enrollment | None:
 
 async def register(deps: Deps, token: str, report: Report, correlation_id: str) -> Outcome:
     """Attest, allocate and assign one registration."""
+    try:
+        outcome = await _register(deps, token, report, correlation_id)
+    except EdgeMetaError as exc:
+        deps.meter.registration("refused", exc.kind.value)
+        raise
+    deps.meter.registration("registered", AttestationType.SYMMETRIC_KEY.value)
+    return outcome
+
+
+async def _register(deps: Deps, token: str, report: Report, correlation_id: str) -> Outcome:
     rid = report.registration_id
     enrollment = await _enrollment_for(deps, report)
     if enrollment is None:
@@ -266,6 +276,16 @@ async def _x509_enrollment(
 
 async def register_x509(deps: Deps, request: X509Registration, correlation_id: str) -> Outcome:
     """Attest an X.509 registration, then allocate and assign it like any other."""
+    try:
+        outcome = await _register_x509(deps, request, correlation_id)
+    except EdgeMetaError as exc:
+        deps.meter.registration("refused", exc.kind.value)
+        raise
+    deps.meter.registration("registered", "x509")
+    return outcome
+
+
+async def _register_x509(deps: Deps, request: X509Registration, correlation_id: str) -> Outcome:
     report = request.report
     rid = report.registration_id
     now_s = int(time.time())
