@@ -497,6 +497,12 @@ class Store(Protocol):
     async def outbox_stats(self) -> OutboxStats:
         """The outbox backlog and the oldest unpublished event's commit time (for metrics)."""
 
+    def time_transactions(self, listener: Callable[[float], None]) -> None:
+        """Tell ``listener`` the seconds each committed write transaction took (for metrics)."""
+
+    def pool_stats(self) -> dict[str, int]:
+        """Database connections by state (``in_use``, ``idle``), for metrics."""
+
     async def close(self) -> None:
         """Release connections."""
 

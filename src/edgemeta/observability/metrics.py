@@ -130,9 +130,23 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.db_transactions = Histogram(
+            "edgemeta_db_transaction_duration_seconds",
+            "Write transactions, from begin to commit (committed ones).",
+            buckets=_FAST,
+            registry=r,
+        )
+        self.db_connections = Gauge(
+            "edgemeta_db_pool_connections",
+            "Database connections by state (in_use, idle).",
+            ["state"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self._bus_reconnects_seen = 0
         self.bus: Any = None  # sampled at every scrape (see sample_bus)
         self._store_collectors: list[_StoreCollector] = []
+        self._pool: Store | None = None
         if multiprocess_dir:
             self.registry = CollectorRegistry(auto_describe=False)
             self._files = multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
@@ -178,6 +192,8 @@ class Metrics:
 
     def add_store(self, store: Store) -> None:
         """Compute the store's gauges at scrape time (any worker can: the data is shared)."""
+        store.time_transactions(self.db_transactions.observe)
+        self._pool = store
         collector = _StoreCollector(store)
         self._store_collectors.append(collector)
         self.registry.register(collector)
@@ -209,6 +225,9 @@ class Metrics:
 
     async def refresh(self) -> None:
         """Read the bus state and the store's gauges now (before a scrape)."""
+        if self._pool is not None:
+            for state, n in self._pool.pool_stats().items():
+                self.db_connections.labels(state).set(n)
         if self.bus is not None:
             self.sample_bus(self.bus)
         for c in self._store_collectors:

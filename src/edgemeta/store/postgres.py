@@ -225,10 +225,20 @@ class PostgresStore:
         self.description = description
         self._listeners: list[Callable[[], None]] = []
         self._sealer: Sealer | None = None
+        self._timer: Callable[[float], None] | None = None
 
     def use_sealer(self, sealer: Sealer) -> None:
         """Seal secrets with ``sealer`` from now on."""
         self._sealer = sealer
+
+    def time_transactions(self, listener: Callable[[float], None]) -> None:
+        """Tell ``listener`` how long each committed write transaction took."""
+        self._timer = listener
+
+    def pool_stats(self) -> dict[str, int]:
+        """The asyncpg pool's connections in use and idle."""
+        size, idle = self.pool.get_size(), self.pool.get_idle_size()
+        return {"in_use": size - idle, "idle": idle}
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every write transaction this process commits."""
@@ -292,6 +302,7 @@ class PostgresStore:
                 raise failure(exc) from exc
             return
         conn = await self._acquire()
+        began = time.perf_counter()
         try:
             async with conn.transaction():
                 yield SqlTx(PostgresDriver(conn), self._sealer)
@@ -299,6 +310,8 @@ class PostgresStore:
             raise failure(exc) from exc
         finally:
             await _release(self.pool, conn)
+        if self._timer is not None:
+            self._timer(time.perf_counter() - began)
         for listener in self._listeners:
             listener()
 

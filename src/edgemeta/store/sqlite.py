@@ -196,6 +196,7 @@ class SqliteStore:
         self._tx = SqlTx(self.driver)
         self._lost: EdgeMetaError | None = None  # why the running batch's transaction ended
         self._listeners: list[Callable[[], None]] = []
+        self._timer: Callable[[float], None] | None = None
         self._migrate()
         self._checkpointer: _Checkpointer | None = None
         if path != ":memory:":
@@ -249,6 +250,7 @@ class SqliteStore:
                 raise error from exc
             return
         async with self._lock:
+            began = time.perf_counter()
             self._begin()
             try:
                 try:
@@ -260,6 +262,8 @@ class SqliteStore:
             except _DB_ERRORS as exc:
                 _rollback(self.conn)  # a failed COMMIT leaves the transaction open
                 raise failure(exc) from exc
+            if self._timer is not None:
+                self._timer(time.perf_counter() - began)
             if self._checkpointer is not None:
                 self._checkpointer.wake.set()
             for listener in self._listeners:
@@ -274,6 +278,15 @@ class SqliteStore:
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every committed write transaction."""
         self._listeners.append(listener)
+
+    def time_transactions(self, listener: Callable[[float], None]) -> None:
+        """Tell ``listener`` how long each committed write transaction took."""
+        self._timer = listener
+
+    def pool_stats(self) -> dict[str, int]:
+        """The one connection: in use while a transaction or read holds it."""
+        busy = int(self._lock.locked())
+        return {"in_use": busy, "idle": 1 - busy}
 
     def use_sealer(self, sealer: Sealer) -> None:
         """Seal secrets with ``sealer`` from now on."""
