@@ -14,7 +14,12 @@ from urllib.parse import urlsplit
 import yaml
 from starlette.types import ASGIApp
 
-from edgemeta.api.app import create_app, create_data_app, create_keeper_app
+from edgemeta.api.app import (
+    create_app,
+    create_data_app,
+    create_keeper_app,
+    create_metrics_app,
+)
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
@@ -157,6 +162,7 @@ class Service:
     notifier: Notifier | None = None
     metrics: Metrics | None = None
     telemetry: Telemetry | None = None
+    metrics_app: ASGIApp | None = None
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
     _starting: bool = False
@@ -407,7 +413,16 @@ async def build(settings: Settings) -> Service:
             authenticator=auth,
             cors_origins=cors,
         )
-    app = create_app(api, authenticator=auth, cors_origins=cors, metrics=metrics)
+    app = create_app(
+        api,
+        authenticator=auth,
+        cors_origins=cors,
+        metrics=metrics,
+        serve_metrics=settings.metrics_port == 0,
+    )
+    metrics_app = None
+    if metrics is not None and settings.metrics_port:
+        metrics_app = create_metrics_app(metrics, authenticator=auth)
     return Service(
         settings,
         store,
@@ -422,6 +437,7 @@ async def build(settings: Settings) -> Service:
         authenticator=auth,
         notifier=notifier,
         metrics=metrics,
+        metrics_app=metrics_app,
         telemetry=(
             Telemetry(
                 metrics, bus, prefix=settings.bus_prefix, interval=settings.telemetry_interval

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # GET /metrics (Prometheus text format, docs/metrics.md) and the HTTP instrumentation.
     metrics: bool = True
+    # A port of its own for GET /metrics (0: none, it is served on the core-metadata port);
+    # when set, /metrics is served there instead, on metrics_host (loopback by default).
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     # EdgeX service metrics on <prefix>/telemetry/core-metadata/<name> every so many
     # seconds (EdgeX's default 30); 0: off. Needs metrics on.
     telemetry_interval: float = Field(30.0, ge=0, le=86400)

@@ -196,3 +196,24 @@ async def test_telemetry_off_by_interval_zero(tmp_path: Any) -> None:
     service, _ = await make_service("sqlite", tmp_path, telemetry_interval=0)
     assert service.telemetry is None
     await service.stop()
+
+
+async def test_a_metrics_port_of_its_own_serves_metrics_instead(tmp_path: Any) -> None:
+    service, _ = await make_service("sqlite", tmp_path, metrics_port=59999)
+    assert service.metrics_app is not None
+    try:
+        async with (
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=service.app), base_url="http://t"
+            ) as main,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=service.metrics_app), base_url="http://m"
+            ) as own,
+        ):
+            assert (await main.get("/metrics")).status_code == 404
+            await main.get("/api/v3/ping")
+            samples = await _scrape(own)
+    finally:
+        await service.stop()
+    ping = {"route": "/api/v3/ping", "method": "GET", "status": "200"}
+    assert _get(samples, "edgemeta_http_requests_total", **ping) == 1

@@ -188,6 +188,15 @@ def metrics_route(metrics: Metrics, authenticator: Authenticator | None) -> Rout
     return Route("/metrics", scrape, methods=["GET"], name="metrics", middleware=[gate])
 
 
+def create_metrics_app(metrics: Metrics, *, authenticator: Authenticator | None = None) -> ASGIApp:
+    """The application of ``EDGEMETA_METRICS_PORT``: ``GET /metrics`` alone, same gate."""
+    app = Starlette(
+        routes=[metrics_route(metrics, authenticator)],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    return CorrelationMiddleware(app)
+
+
 def create_app(
     api: ApiContext,
     *,
@@ -196,9 +205,11 @@ def create_app(
     authenticator: Authenticator | None = None,
     cors_origins: Sequence[str] = (),
     metrics: Metrics | None = None,
+    serve_metrics: bool = True,
 ) -> ASGIApp:
     """The application, with every core-metadata route (behind the auth gate: without an
-    ``authenticator``, authentication is off and every listed route is open)."""
+    ``authenticator``, authentication is off and every listed route is open). ``metrics``
+    instruments it; ``serve_metrics`` false leaves ``/metrics`` to a port of its own."""
     inner: list[BaseRoute] = []
     modules = (
         common,
@@ -222,7 +233,8 @@ def create_app(
     routes = _guarded(inner, METADATA, authenticator)
     middleware = _middleware(cors_origins)
     if metrics is not None:
-        routes.append(metrics_route(metrics, authenticator))
+        if serve_metrics:
+            routes.append(metrics_route(metrics, authenticator))
         # Innermost of the app's middleware: it reads the route the router put in the scope.
         middleware.append(Middleware(MetricsMiddleware, metrics=metrics))
     app = Starlette(
