@@ -52,7 +52,11 @@ def server(db_url: str, logfile: Path, env: dict[str, str]) -> Server:
         port,
         "/api/v3/ping",
         logfile,
-        env={"EDGEMETA_DATA_PORT": str(free_port()), **env},
+        env={
+            "EDGEMETA_DATA_PORT": str(free_port()),
+            "EDGEMETA_KEEPER_PORT": str(free_port()),
+            **env,
+        },
     )
 
 
