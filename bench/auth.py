@@ -52,7 +52,11 @@ def server(db_url: str, logfile: Path, env: dict[str, str]) -> Server:
         port,
         "/api/v3/ping",
         logfile,
-        env={"EDGEMETA_DATA_PORT": str(free_port()), **env},
+        env={
+            "EDGEMETA_DATA_PORT": str(free_port()),
+            "EDGEMETA_KEEPER_PORT": str(free_port()),
+            **env,
+        },
     )
 
 
@@ -66,6 +70,75 @@ def script(devices: int, credential: str | None, header: str = "Authorization") 
         return base + f'\nwrk.headers["{header}"] = [==[{credential}]==]\n'
 
     return make
+
+
+Variants = dict[str, tuple[Server, Any]]
+
+
+def run_variants(
+    variants: Variants, args: argparse.Namespace, work: Path
+) -> dict[str, list[dict[str, float]]]:
+    """Every variant once per round (order rotating between rounds) with wrk, after a warm-up
+    of each server: requests/s, server CPU microseconds per request, other cores busy.
+    ``args`` has ``rounds``, ``duration``, ``warmup`` and ``connections``."""
+    names = list(variants)
+    results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for srv, make in {id(v[0]): v for v in variants.values()}.values():
+        wrk(srv.port, make(0), seconds=args.warmup, connections=args.connections, workdir=work)
+    for rnd in range(args.rounds):
+        order = names[rnd % len(names) :] + names[: rnd % len(names)]
+        for name in order:
+            srv, make = variants[name]
+            cpu0 = srv.cpu_s()
+            res = wrk(
+                srv.port,
+                make(rnd + 1),
+                seconds=args.duration,
+                connections=args.connections,
+                workdir=work,
+            )
+            cpu = srv.cpu_s() - cpu0
+            if res["errors"] or res["status"]:
+                raise RuntimeError(f"{name}: errors in the run: {res}")
+            results[name].append(
+                {
+                    "rps": res["rps"],
+                    "cpu_us": cpu / max(res["requests"], 1) * 1e6,
+                    "other_cores": max(
+                        0.0,
+                        (res["machine_busy_s"] - res["wrk_cpu_s"] - cpu) / args.duration,
+                    ),
+                }
+            )
+            log(f"round {rnd + 1} {name}: {res['rps']:.0f} req/s")
+    return results
+
+
+def summarize(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> Any:
+    """Medians over rounds per variant, with the date, the machine and its load."""
+    summary: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{psutil.cpu_count()} cores, load {psutil.getloadavg()}",
+        "args": vars(args),
+    }
+    for name, rows in results.items():
+        summary[name] = {
+            "rps_median": round(statistics.median(r["rps"] for r in rows)),
+            "cpu_us_median": round(statistics.median(r["cpu_us"] for r in rows), 1),
+            "other_cores_median": round(statistics.median(r["other_cores"] for r in rows), 2),
+            "rps_rounds": [round(r["rps"]) for r in rows],
+        }
+    return summary
+
+
+def add_costs(summary: dict[str, Any], name: str, baseline: str) -> None:
+    """The throughput and CPU-per-request cost of ``name`` against ``baseline``, in %."""
+    summary[name]["throughput_cost_pct"] = round(
+        100 * (1 - summary[name]["rps_median"] / summary[baseline]["rps_median"]), 1
+    )
+    summary[name]["cpu_cost_pct"] = round(
+        100 * (summary[name]["cpu_us_median"] / summary[baseline]["cpu_us_median"] - 1), 1
+    )
 
 
 def main() -> None:
@@ -127,61 +200,14 @@ def main() -> None:
         "jwt": (on, script(args.devices, f"Bearer {token}")),
         "apikey": (on, script(args.devices, key, "X-API-Key")),
     }
-    names = list(variants)
-    results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     try:
-        for srv, make in {id(v[0]): v for v in variants.values()}.values():
-            wrk(srv.port, make(0), seconds=args.warmup, connections=args.connections, workdir=work)
-        for rnd in range(args.rounds):
-            order = names[rnd % len(names) :] + names[: rnd % len(names)]
-            for name in order:
-                srv, make = variants[name]
-                cpu0 = srv.cpu_s()
-                res = wrk(
-                    srv.port,
-                    make(rnd + 1),
-                    seconds=args.duration,
-                    connections=args.connections,
-                    workdir=work,
-                )
-                cpu = srv.cpu_s() - cpu0
-                if res["errors"] or res["status"]:
-                    raise RuntimeError(f"{name}: errors in the run: {res}")
-                results[name].append(
-                    {
-                        "rps": res["rps"],
-                        "cpu_us": cpu / max(res["requests"], 1) * 1e6,
-                        "other_cores": max(
-                            0.0,
-                            (res["machine_busy_s"] - res["wrk_cpu_s"] - cpu) / args.duration,
-                        ),
-                    }
-                )
-                log(f"round {rnd + 1} {name}: {res['rps']:.0f} req/s")
+        results = run_variants(variants, args, work)
     finally:
         on.stop()
         off.stop()
-
-    summary: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{psutil.cpu_count()} cores, load {psutil.getloadavg()}",
-        "args": vars(args),
-    }
-    for name in names:
-        rows = results[name]
-        summary[name] = {
-            "rps_median": round(statistics.median(r["rps"] for r in rows)),
-            "cpu_us_median": round(statistics.median(r["cpu_us"] for r in rows), 1),
-            "other_cores_median": round(statistics.median(r["other_cores"] for r in rows), 2),
-            "rps_rounds": [round(r["rps"]) for r in rows],
-        }
+    summary = summarize(results, args)
     for name in ("jwt", "apikey"):
-        summary[name]["throughput_cost_pct"] = round(
-            100 * (1 - summary[name]["rps_median"] / summary["off"]["rps_median"]), 1
-        )
-        summary[name]["cpu_cost_pct"] = round(
-            100 * (summary[name]["cpu_us_median"] / summary["off"]["cpu_us_median"] - 1), 1
-        )
+        add_costs(summary, name, "off")
     out = ROOT / "bench" / "results" / f"auth-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))

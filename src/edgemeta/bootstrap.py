@@ -14,7 +14,12 @@ from urllib.parse import urlsplit
 import yaml
 from starlette.types import ASGIApp
 
-from edgemeta.api.app import create_app, create_data_app, create_keeper_app
+from edgemeta.api.app import (
+    create_app,
+    create_data_app,
+    create_keeper_app,
+    create_metrics_app,
+)
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
@@ -24,6 +29,8 @@ from edgemeta.bus.security import BrokerRefused, BusSecurity
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.domain.x509 import Issuer
+from edgemeta.observability.metrics import Metrics, multiprocess_dir
+from edgemeta.observability.telemetry import Telemetry
 from edgemeta.peers.proof_gate import ProofGate
 from edgemeta.peers.releases import BusReleases
 from edgemeta.peers.validation import BusDeviceValidator
@@ -168,6 +175,9 @@ class Service:
     # then ``relay`` and ``ingest`` run on this loop.
     background: BackgroundThread | None = None
     tracing: Tracing = field(default_factory=Tracing.off)
+    metrics: Metrics | None = None
+    telemetry: Telemetry | None = None
+    metrics_app: ASGIApp | None = None
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
     _starting: bool = False
@@ -200,6 +210,8 @@ class Service:
             if self.ingest is not None:
                 self.ingest.start()
         self.resumer.start()
+        if self.telemetry is not None:
+            self.telemetry.start()
         interval = self.settings.keeper_reload_seconds
         if self.keeper is not None and interval > 0:
             self._reloading = asyncio.create_task(
@@ -256,6 +268,8 @@ class Service:
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
         await self.resumer.stop()
+        if self.telemetry is not None:
+            await self.telemetry.stop()
         if self._reloading is not None:
             self._reloading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -378,6 +392,11 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
         if tracing.enabled
         else store
     )
+    metrics = None
+    if settings.metrics:
+        metrics = Metrics(multiprocess_dir())
+        metrics.add_store(store)
+        metrics.bus = bus
     deps = Deps(
         store=traced,
         tracing=tracing,
@@ -392,6 +411,7 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
             challenge_ttl=settings.registration_challenge_ttl,
             issuer=issuer,
         ),
+        **({"meter": metrics} if metrics is not None else {}),
     )
     relay = Relay(
         store,
@@ -401,6 +421,8 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
         retention_s=settings.event_retention_hours * 3600,
         tracing=tracing,
     )
+    if metrics is not None:
+        relay.on_published = metrics.published
     notifier = Notifier()
     background = None
     if settings.background_thread and can_run_apart(settings.database_url, settings.bus_url):
@@ -419,6 +441,8 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
                 retention_s=settings.event_retention_hours * 3600,
                 tracing=tracing,
             )
+            if metrics is not None:  # counters are thread-safe: the thread counts directly
+                own_relay.on_published = metrics.published
             own_ingest = None
             if settings.core_data and settings.data_ingest:
                 own_ingest = _ingest(settings, ingest_deps(deps, own_store), own_bus)
@@ -475,7 +499,12 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
         tracing=tracing,
         access_log=settings.access_log,
         port=settings.port,
+        metrics=metrics,
+        serve_metrics=settings.metrics_port == 0,
     )
+    metrics_app = None
+    if metrics is not None and settings.metrics_port:
+        metrics_app = create_metrics_app(metrics, authenticator=auth)
     return Service(
         settings,
         store,
@@ -491,6 +520,15 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
         notifier=notifier,
         background=background,
         tracing=tracing,
+        metrics=metrics,
+        metrics_app=metrics_app,
+        telemetry=(
+            Telemetry(
+                metrics, bus, prefix=settings.bus_prefix, interval=settings.telemetry_interval
+            )
+            if metrics is not None and settings.telemetry_interval > 0
+            else None
+        ),
     )
 
 

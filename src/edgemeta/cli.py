@@ -57,11 +57,15 @@ class _QuietServer(uvicorn.Server):
 
 
 def _config(
-    app: Any, settings: Settings, port: int, tls: ssl.SSLContext | None = None
+    app: Any,
+    settings: Settings,
+    port: int,
+    tls: ssl.SSLContext | None = None,
+    host: str | None = None,
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
-        host=settings.host,
+        host=settings.host if host is None else host,
         port=port,
         # uvicorn's own start/stop chatter only in DEBUG: edgemeta logs the one line that matters.
         log_level="debug" if settings.log_level == "DEBUG" else "warning",
@@ -173,6 +177,20 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
         keeper_task = asyncio.create_task(
             keeper_server.serve(sockets(settings.keeper_port)), name="edgemeta-core-keeper-http"
         )
+    metrics_server = None
+    metrics_task = None
+    if service.metrics_app is not None:
+        metrics_server = _QuietServer(
+            _config(
+                service.metrics_app, settings, settings.metrics_port, tls, settings.metrics_host
+            )
+        )
+        metrics_task = asyncio.create_task(
+            metrics_server.serve(
+                [_listener(settings.metrics_host, settings.metrics_port)] if reuse_port else None
+            ),
+            name="edgemeta-metrics-http",
+        )
     data = (
         f", core-data on {scheme}://{settings.host}:{settings.data_port}/api/v3"
         if data_server is not None
@@ -186,6 +204,8 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
         transport = f"mutual TLS (client certificates from {tls_setup.client_ca})"
     if keeper_server is not None:
         data += f", core-keeper on {scheme}://{settings.host}:{settings.keeper_port}/api/v3"
+    if metrics_server is not None:
+        data += f", metrics on {scheme}://{settings.metrics_host}:{settings.metrics_port}/metrics"
     auth = (
         f"auth on ({service.authenticator.description})"
         if service.authenticator is not None
@@ -209,7 +229,11 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
             sockets(settings.port)
         )  # returns on SIGINT/SIGTERM, after in-flight requests finish
     finally:
-        for extra, task in ((data_server, data_task), (keeper_server, keeper_task)):
+        for extra, task in (
+            (data_server, data_task),
+            (keeper_server, keeper_task),
+            (metrics_server, metrics_task),
+        ):
             if extra is not None and task is not None:
                 extra.should_exit = True
                 with contextlib.suppress(Exception):

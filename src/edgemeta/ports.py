@@ -15,6 +15,7 @@ errors (``DuplicateName``, ``Conflict``) when the database refuses a write.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -158,6 +159,10 @@ class DeviceRepo(Protocol):
     async def count_by_profiles(self, profiles: Sequence[str]) -> dict[str, int]:
         """For each profile name, the number of devices using it (absent when zero)."""
 
+    async def count_per_service(self, limit: int) -> list[tuple[str, int]]:
+        """Devices per owning service, largest first: ``limit`` services, the rest summed
+        as ``"_other"`` (for metrics: a bounded number of series)."""
+
     async def services_using_profile(self, profile: str) -> list[str]:
         """The distinct services that own a device of ``profile``."""
 
@@ -220,6 +225,21 @@ class OutboxEvent:
     traceparent: str = ""  # of the span that wrote it ("" when tracing was off)
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """How far the relay is behind: events not yet published, and the oldest one's commit."""
+
+    backlog: int
+    oldest_ns: int | None  # commit time of the oldest unpublished event; None when none
+
+    def oldest_age_seconds(self, now_ns: int | None = None) -> float:
+        """Age of the oldest unpublished event (0 when there is none)."""
+        if self.oldest_ns is None:
+            return 0.0
+        now = time.time_ns() if now_ns is None else now_ns
+        return max(0.0, (now - self.oldest_ns) / 1e9)
+
+
 class Outbox(Protocol):
     """The write side of the outbox: events enter in the transaction of their change."""
 
@@ -247,6 +267,9 @@ class OutboxFeed(Protocol):
 
     async def purge_delivered(self, older_than_ns: int) -> int:
         """Drop delivered events older than the retention; returns how many."""
+
+    async def stats(self) -> OutboxStats:
+        """The backlog and the oldest unpublished event (an indexed query)."""
 
 
 class Tx(Protocol):
@@ -479,6 +502,15 @@ class Store(Protocol):
     def use_sealer(self, sealer: Sealer) -> None:
         """Seal secrets with ``sealer`` from now on (before any request is served)."""
 
+    async def outbox_stats(self) -> OutboxStats:
+        """The outbox backlog and the oldest unpublished event's commit time (for metrics)."""
+
+    def time_transactions(self, listener: Callable[[float], None]) -> None:
+        """Tell ``listener`` the seconds each committed write transaction took (for metrics)."""
+
+    def pool_stats(self) -> dict[str, int]:
+        """Database connections by state (``in_use``, ``idle``), for metrics."""
+
     async def close(self) -> None:
         """Release connections."""
 
@@ -526,6 +558,29 @@ class Bus(Protocol):
 
     def has_subscribers(self, topic: str) -> bool | None:
         """Whether anyone listens on ``topic``: True/False if the bus knows, else None."""
+
+
+class Meter(Protocol):
+    """Where the use cases report what operators count (``edgemeta.observability``)."""
+
+    def move_started(self) -> None:
+        """A move began (it is in flight)."""
+
+    def move_ended(self, state: str, reason: str) -> None:
+        """A move reached its final ``state``; ``reason`` is why it was made."""
+
+    def move_step(self, step: str, seconds: float) -> None:
+        """A move's ``step`` (accept, release, assign) took ``seconds``."""
+
+    def move_ack_timeout(self) -> None:
+        """An old owner did not confirm a release in time."""
+
+    def registration(self, outcome: str, reason: str) -> None:
+        """A registration ended: ``registered`` (reason: the attestation) or ``refused``
+        (reason: the error kind)."""
+
+    def ingested(self, stored: int, duplicates: int, refused: int) -> None:
+        """A batch of bus events was ingested."""
 
 
 class MoveRepo(Protocol):

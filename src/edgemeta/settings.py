@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"  # OTLP/HTTP's default
     trace_sample_ratio: float = Field(1.0, ge=0, le=1)
     tracing_service_name: str = Field("core-metadata", min_length=1, max_length=256)
+    # GET /metrics (Prometheus text format, docs/metrics.md) and the HTTP instrumentation.
+    metrics: bool = True
+    # A port of its own for GET /metrics (0: none, it is served on the core-metadata port);
+    # when set, /metrics is served there instead, on metrics_host (loopback by default).
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # EdgeX service metrics on <prefix>/telemetry/core-metadata/<name> every so many
+    # seconds (EdgeX's default 30); 0: off. Needs metrics on.
+    telemetry_interval: float = Field(30.0, ge=0, le=86400)
 
     # Limits of every HTTP server edgemeta starts (edgemeta.api.http_limits, docs/settings.md).
     http_max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)

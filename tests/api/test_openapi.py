@@ -23,10 +23,14 @@ DOC: dict[str, Any] = yaml.safe_load(openapi_document())
 
 
 def documented_operations() -> set[tuple[str, str]]:
-    """(METHOD, full path) for every operation in the document."""
+    """(METHOD, full path) for every operation in the document (a path's own ``servers``,
+    as ``/metrics`` at the root has, replaces the document's base)."""
     base = DOC["servers"][0]["url"]
     return {
-        (method.upper(), base + path)
+        (
+            method.upper(),
+            (item["servers"][0]["url"].rstrip("/") if "servers" in item else base) + path,
+        )
         for path, item in DOC["paths"].items()
         for method in item
         if method in METHODS

@@ -530,8 +530,10 @@ def test_status_reports_health_version_counts(base: ServeProcess) -> None:
     assert status["counts"]["services"] == api(base, "/deviceservice/all", limit=1)["totalCount"]
     assert status["counts"]["devices"] == api(base, "/device/all", limit=1)["totalCount"]
     assert status["movesInFlight"] == []
+    assert status["outbox"]["backlog"] >= 0 and status["outbox"]["oldestAgeSeconds"] >= 0
     table = run(base.url, "status")
     assert "moves in flight" in table.stdout
+    assert "events not yet published" in table.stdout
 
 
 # -- authentication --------------------------------------------------------------------------

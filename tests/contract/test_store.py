@@ -383,3 +383,37 @@ async def test_a_second_active_move_is_a_conflict_naming_the_first(store: Store)
             await tx.moves.add(move("m-second"))
     async with store.read() as tx:
         assert await tx.moves.get("m-second") is None
+
+
+async def test_outbox_stats_count_the_unpublished_and_date_the_oldest(store: Store) -> None:
+    assert (await store.outbox_stats()).backlog == 0
+    assert (await store.outbox_stats()).oldest_age_seconds() == 0.0
+    await seed(store)
+    async with store.write() as tx:
+        await tx.devices.add(dev("a"))
+        await tx.outbox.append(device_added(dev("a")), "cid")
+    async with store.write() as tx:
+        await tx.devices.add(dev("b"))
+        await tx.outbox.append(device_added(dev("b")), "cid")
+    stats = await store.outbox_stats()
+    async with store.read() as tx:
+        pending = await tx.feed.pending(10)
+    assert stats.backlog == len(pending) == 2
+    assert stats.oldest_ns == min(e.timestamp_ns for e in pending)
+    async with store.write() as tx:
+        await tx.feed.mark_delivered([pending[0].seq], 1)
+    stats = await store.outbox_stats()
+    assert stats.backlog == 1 and stats.oldest_ns == pending[1].timestamp_ns
+
+
+async def test_devices_counted_per_service_largest_first_and_capped(store: Store) -> None:
+    await seed(store)
+    async with store.write() as tx:
+        await tx.services.add(svc("ds3"))
+        for i in range(3):
+            await tx.devices.add(dev(f"x{i}", service="ds2"))
+        await tx.devices.add(dev("y", service="ds"))
+        await tx.devices.add(dev("z", service="ds3"))
+    async with store.read() as tx:
+        assert await tx.devices.count_per_service(10) == [("ds2", 3), ("ds", 1), ("ds3", 1)]
+        assert await tx.devices.count_per_service(1) == [("ds2", 3), ("_other", 2)]

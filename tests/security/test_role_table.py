@@ -26,7 +26,16 @@ from edgemeta.api.app import (
 )
 from edgemeta.api.handlers import ApiContext
 from edgemeta.bootstrap import Service
-from edgemeta.security.roles import DATA, KEEPER, METADATA, ROLES, TABLE, markdown, rule_for
+from edgemeta.security.roles import (
+    DATA,
+    KEEPER,
+    METADATA,
+    ROLES,
+    TABLE,
+    full_path,
+    markdown,
+    rule_for,
+)
 from tests.support import servers
 from tests.support.api import make_service
 from tests.support.auth import api_key, auth_app, bearer
@@ -125,7 +134,7 @@ def _url(template: str) -> str:
         head, _, rest = path.partition("{")
         key, _, tail = rest.partition("}")
         path = head + _VALUES.get(key, f"walk-{key}") + tail
-    return API_BASE + path
+    return full_path(path)
 
 
 def _request(method: str, template: str) -> dict[str, Any]:

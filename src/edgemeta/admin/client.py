@@ -175,6 +175,21 @@ class AdminClient:
             raise Refused(response.status_code, envelope_message(response.status_code, body), body)
         return body
 
+    def metrics_text(self) -> str | None:
+        """``GET /metrics`` (at the port's root, not under ``/api/v3``); None when the service
+        serves none (``EDGEMETA_METRICS=false``). Refused on 401/403 like any call."""
+        root = self.base.removesuffix("/api/v3")
+        try:
+            response = self.http.get(root + "/metrics")
+        except httpx.TransportError as exc:
+            raise Unreachable(self.url, str(exc) or type(exc).__name__) from None
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            body = _decode(response)
+            raise Refused(response.status_code, envelope_message(response.status_code, body), body)
+        return response.text
+
     def get(self, path: str, **params: Any) -> Any:
         """GET with query parameters (None values left out)."""
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})

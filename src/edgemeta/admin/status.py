@@ -5,7 +5,9 @@ counts (each list route's ``totalCount``) and the moves in flight. There is no r
 moves, so each device service's history (``/deviceservice/name/{name}/moves``) is read,
 its last ``--recent`` moves per service, and the unfinished ones are listed (a move is
 unfinished only briefly, so a recent window finds it). The system-event backlog (the
-outbox's undelivered events) is not exposed by the API, so it is not shown.
+outbox's undelivered events and the oldest one's age) comes from ``GET /metrics``
+(``edgemeta_outbox_backlog``, ``edgemeta_outbox_oldest_age_seconds``); it is left out when the
+service serves no metrics or the credential lacks the ``metrics`` role.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
+from prometheus_client.parser import text_string_to_metric_families
 
 from edgemeta.admin.client import AdminClient, Refused
 from edgemeta.admin.common import (
@@ -58,6 +61,23 @@ def moves_in_flight(client: AdminClient, recent: int) -> list[dict[str, Any]]:
     return list(found.values())
 
 
+def outbox(client: AdminClient) -> dict[str, float] | None:
+    """The outbox backlog and its oldest event's age, from ``/metrics`` (None: not served)."""
+    text = client.metrics_text()
+    if text is None:
+        return None
+    wanted = {
+        "edgemeta_outbox_backlog": "backlog",
+        "edgemeta_outbox_oldest_age_seconds": "oldestAgeSeconds",
+    }
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                found[wanted[sample.name]] = sample.value
+    return found
+
+
 def status_command(
     recent: Annotated[
         int, typer.Option("--recent", min=1, help="Moves read per service for 'in flight'")
@@ -84,6 +104,12 @@ def status_command(
                 raise
             # Health is open; the rest needs the read role: say so instead of failing all.
             report["refused"] = exc.message
+        try:
+            report["outbox"] = outbox(client)
+        except Refused as exc:
+            if exc.status not in (401, 403):
+                raise
+            report["outbox"] = None  # the credential lacks the metrics role
     if as_json:
         print_json(report)
     else:
@@ -98,6 +124,12 @@ def status_command(
             summary["version"] = f"edgemeta {report['edgemetaVersion']} (EdgeX {report['version']})"
             summary.update(report["counts"])
             summary["moves in flight"] = len(report["movesInFlight"])
+        box = report.get("outbox")
+        if box:
+            summary["events not yet published"] = int(box.get("backlog", 0))
+            summary["oldest unpublished"] = f"{box.get('oldestAgeSeconds', 0.0):.1f}s"
+        else:
+            summary["events not yet published"] = "unknown (no /metrics, or no metrics role)"
         console.print(record(summary, "edgemeta status"))
         if report.get("movesInFlight"):
             console.print(

@@ -45,6 +45,7 @@ from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
 from edgemeta.api.routing import IndexedRouter
 from edgemeta.logs import CORRELATION
+from edgemeta.observability.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from edgemeta.security.authn import Authenticator
 from edgemeta.security.roles import DATA, KEEPER, METADATA, rule_for
 from edgemeta.tracing import Tracing
@@ -181,6 +182,30 @@ def _middleware(cors_origins: Sequence[str]) -> list[Middleware]:
     ]
 
 
+def metrics_route(metrics: Metrics, authenticator: Authenticator | None) -> Route:
+    """``GET /metrics`` (at the root, Prometheus' default path) behind the ``metrics`` role."""
+
+    async def scrape(request: Request) -> Response:
+        return Response(await metrics.exposition(), media_type=CONTENT_TYPE)
+
+    gate = Middleware(
+        AuthGate,
+        rule=rule_for(METADATA, "GET", "/metrics"),
+        authenticator=authenticator,
+        label="GET /metrics",
+    )
+    return Route("/metrics", scrape, methods=["GET"], name="metrics", middleware=[gate])
+
+
+def create_metrics_app(metrics: Metrics, *, authenticator: Authenticator | None = None) -> ASGIApp:
+    """The application of ``EDGEMETA_METRICS_PORT``: ``GET /metrics`` alone, same gate."""
+    app = Starlette(
+        routes=[metrics_route(metrics, authenticator)],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    return CorrelationMiddleware(app)
+
+
 def create_app(
     api: ApiContext,
     *,
@@ -191,9 +216,12 @@ def create_app(
     tracing: Tracing | None = None,
     access_log: bool = False,
     port: int = 0,
+    metrics: Metrics | None = None,
+    serve_metrics: bool = True,
 ) -> ASGIApp:
     """The application, with every core-metadata route (behind the auth gate: without an
-    ``authenticator``, authentication is off and every listed route is open)."""
+    ``authenticator``, authentication is off and every listed route is open). ``metrics``
+    instruments it; ``serve_metrics`` false leaves ``/metrics`` to a port of its own."""
     inner: list[BaseRoute] = []
     modules = (
         common,
@@ -214,16 +242,22 @@ def create_app(
         return Response(spec, media_type="application/yaml")
 
     inner.append(Route("/openapi.yaml", openapi, methods=["GET"]))
-    guarded = _guarded(inner, METADATA, authenticator)
+    routes = _guarded(inner, METADATA, authenticator)
+    middleware = _middleware(cors_origins)
+    if metrics is not None:
+        if serve_metrics:
+            routes.append(metrics_route(metrics, authenticator))
+        # Innermost of the app's middleware: it reads the route the router put in the scope.
+        middleware.append(Middleware(MetricsMiddleware, metrics=metrics))
     app = Starlette(
-        routes=guarded,
-        middleware=_middleware(cors_origins),
+        routes=routes,
+        middleware=middleware,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     # The same table, scanned by first segment (edgemeta.api.routing): same answers, fewer
     # regular expressions tried per request.
-    app.router = IndexedRouter(guarded, prefix=API_BASE + "/", lifespan=lifespan)
+    app.router = IndexedRouter(routes, prefix=API_BASE + "/", lifespan=lifespan)
     return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
 
 

@@ -30,6 +30,7 @@ class Role(StrEnum):
     EVENTS_READ = "events-read"
     ADMIN = "admin"
     SERVICE = "service"
+    METRICS = "metrics"  # read GET /metrics (a Prometheus scraper's credential)
 
 
 ROLES: tuple[str, ...] = tuple(r.value for r in Role)
@@ -89,6 +90,8 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     (_M, "GET", "/uom"): READ,
     (_M, "POST", "/secret"): ADMIN,
     (_M, "GET", "/systemevent/stream"): _r(Role.EVENTS_READ),
+    # Prometheus' conventional path, outside /api/v3 (see ROOT_ROUTES)
+    (_M, "GET", "/metrics"): _r(Role.METRICS, note="served at /metrics, not under /api/v3"),
     # device services: a service registers and updates itself
     (_M, "POST", "/deviceservice"): _r(Role.DEVICE_WRITE, Role.SERVICE, own=Own.SERVICE_BODY),
     (_M, "PATCH", "/deviceservice"): _r(Role.DEVICE_WRITE, Role.SERVICE, own=Own.SERVICE_BODY),
@@ -201,6 +204,15 @@ TABLE: dict[tuple[str, str, str], Rule] = {
 }
 
 
+#: Templates served at the root of the port rather than under ``/api/v3``.
+ROOT_ROUTES = frozenset({"/metrics"})
+
+
+def full_path(template: str) -> str:
+    """The path a template is served at."""
+    return template if template in ROOT_ROUTES else BASE + template
+
+
 def rule_for(api: str, method: str, template: str) -> Rule:
     """The rule of a route (``template`` without the ``/api/v3`` base); DENY if not listed.
 
@@ -230,5 +242,7 @@ def markdown() -> str:
     for (api, method, template), rule in TABLE.items():
         roles = "*open*" if rule.open else ", ".join(sorted(rule.roles))
         own = rule.own.value if rule.own else ""
-        lines.append(f"| {api} | {method} | `{BASE}{template}` | {roles} | {own} | {rule.note} |")
+        lines.append(
+            f"| {api} | {method} | `{full_path(template)}` | {roles} | {own} | {rule.note} |"
+        )
     return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ import orjson
 
 from edgemeta import documents as docs
 from edgemeta.domain.events import Change
-from edgemeta.ports import OutboxEvent
+from edgemeta.ports import OutboxEvent, OutboxStats
 from edgemeta.security.principal import subject_tag
 from edgemeta.store.driver import DocTexts, Driver, Row
 from edgemeta.tracing import current_traceparent
@@ -146,3 +146,13 @@ class SqlOutboxFeed:
         return await self.db.execute(
             "DELETE FROM outbox WHERE pos IS NOT NULL AND delivered_ns < ?", older_than_ns
         )
+
+    async def stats(self) -> OutboxStats:
+        """Count and oldest commit time of the unpublished events (the ``outbox_pending``
+        partial index holds exactly those rows)."""
+        row = await self.db.fetchone(
+            "SELECT count(*), min(timestamp_ns) FROM outbox WHERE pos IS NULL"
+        )
+        if row is None or not row[0]:
+            return OutboxStats(0, None)
+        return OutboxStats(int(row[0]), int(row[1]))

@@ -40,7 +40,7 @@ from edgemeta.domain.errors import (
     ServerError,
     ServiceUnavailable,
 )
-from edgemeta.ports import Sealer
+from edgemeta.ports import OutboxStats, Sealer
 from edgemeta.store.cursors import ListCursors
 from edgemeta.store.driver import IntegrityViolation, Row
 from edgemeta.store.migrations import migrations
@@ -235,10 +235,20 @@ class PostgresStore:
         self._listeners: list[Callable[[], None]] = []
         self._sealer: Sealer | None = None
         self._cursors = ListCursors()  # the lists' keyset cursors, for every transaction
+        self._timer: Callable[[float], None] | None = None
 
     def use_sealer(self, sealer: Sealer) -> None:
         """Seal secrets with ``sealer`` from now on."""
         self._sealer = sealer
+
+    def time_transactions(self, listener: Callable[[float], None]) -> None:
+        """Tell ``listener`` how long each committed write transaction took."""
+        self._timer = listener
+
+    def pool_stats(self) -> dict[str, int]:
+        """The asyncpg pool's connections in use and idle."""
+        size, idle = self.pool.get_size(), self.pool.get_idle_size()
+        return {"in_use": size - idle, "idle": idle}
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every write transaction this process commits."""
@@ -306,6 +316,7 @@ class PostgresStore:
                 raise failure(exc) from exc
             return
         conn = await self._acquire()
+        began = time.perf_counter()
         try:
             async with conn.transaction():
                 yield SqlTx(PostgresDriver(conn), self._sealer, self._cursors)
@@ -313,6 +324,8 @@ class PostgresStore:
             raise failure(exc) from exc
         finally:
             await _release(self.pool, conn)
+        if self._timer is not None:
+            self._timer(time.perf_counter() - began)
         for listener in self._listeners:
             listener()
 
@@ -358,6 +371,11 @@ class PostgresStore:
             await _release(self.pool, conn)
         for listener in self._listeners:
             listener()
+
+    async def outbox_stats(self) -> OutboxStats:
+        """The outbox backlog (see ``SqlOutboxFeed.stats``)."""
+        async with self.read() as tx:
+            return await tx.feed.stats()
 
     def lease(self, name: str) -> PostgresLease:
         """A session advisory lock on its own connection: held while that connection lives.

@@ -540,6 +540,19 @@ class SqlDeviceRepo(_Repo[Device]):
         """Devices owned by ``service`` (the kept count)."""
         return (await self.kept_count("service", service))[0]
 
+    async def count_per_service(self, limit: int) -> list[tuple[str, int]]:
+        """Devices per service, largest first; past ``limit`` services, one ``_other`` sum.
+        One pass over the ``device_by_service`` index."""
+        rows = await self.db.fetchall(
+            "SELECT service_name, count(*) AS n FROM device GROUP BY service_name"
+            " ORDER BY n DESC, service_name"
+        )
+        out = [(str(r[0]), int(r[1])) for r in rows[:limit]]
+        rest = sum(int(r[1]) for r in rows[limit:])
+        if rest:
+            out.append(("_other", rest))
+        return out
+
     async def count_by_profiles(self, profiles: Sequence[str]) -> dict[str, int]:
         """Devices per profile name, for the names given (the kept counts; none for 0)."""
         if not profiles:

@@ -49,7 +49,7 @@ from edgemeta.domain.errors import (
     ServerError,
     ServiceUnavailable,
 )
-from edgemeta.ports import Sealer
+from edgemeta.ports import OutboxStats, Sealer
 from edgemeta.store.cursors import ListCursors
 from edgemeta.store.driver import IntegrityViolation, Row
 from edgemeta.store.migrations import migrations
@@ -226,6 +226,7 @@ class SqliteStore:
         self._tx = SqlTx(self.driver, cursors=ListCursors())
         self._lost: EdgeMetaError | None = None  # why the running batch's transaction ended
         self._listeners: list[Callable[[], None]] = []
+        self._timer: Callable[[float], None] | None = None
         self._migrate()
         self._checkpointer: _Checkpointer | None = None
         if path != ":memory:":
@@ -279,6 +280,7 @@ class SqliteStore:
                 raise error from exc
             return
         async with self._lock:
+            began = time.perf_counter()
             self._begin()
             try:
                 try:
@@ -290,6 +292,8 @@ class SqliteStore:
             except _DB_ERRORS as exc:
                 _rollback(self.conn)  # a failed COMMIT leaves the transaction open
                 raise failure(exc) from exc
+            if self._timer is not None:
+                self._timer(time.perf_counter() - began)
             if self._checkpointer is not None:
                 self._checkpointer.wake.set()
             for listener in self._listeners:
@@ -304,6 +308,15 @@ class SqliteStore:
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every committed write transaction."""
         self._listeners.append(listener)
+
+    def time_transactions(self, listener: Callable[[float], None]) -> None:
+        """Tell ``listener`` how long each committed write transaction took."""
+        self._timer = listener
+
+    def pool_stats(self) -> dict[str, int]:
+        """The one connection: in use while a transaction or read holds it."""
+        busy = int(self._lock.locked())
+        return {"in_use": busy, "idle": 1 - busy}
 
     def use_sealer(self, sealer: Sealer) -> None:
         """Seal secrets with ``sealer`` from now on."""
@@ -352,6 +365,11 @@ class SqliteStore:
                 self._checkpointer.wake.set()
             for listener in self._listeners:
                 listener()
+
+    async def outbox_stats(self) -> OutboxStats:
+        """The outbox backlog (see ``SqlOutboxFeed.stats``)."""
+        async with self.read() as tx:
+            return await tx.feed.stats()
 
     def lease(self, name: str) -> SqliteLease:
         """A lock file ``<database>.<name>.lock`` shared by every process on this file."""

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 
-from edgemeta.ports import Lease, Sealer, Store, Tx
+from edgemeta.ports import Lease, OutboxStats, Sealer, Store, Tx
 from edgemeta.tracing import Tracing
 
 # Inside a batch each write is a savepoint of the batch's one transaction: no span of its own
@@ -70,6 +70,18 @@ class TracedStore:
     def use_sealer(self, sealer: Sealer) -> None:
         """As the store's."""
         self.store.use_sealer(sealer)
+
+    async def outbox_stats(self) -> OutboxStats:
+        """As the store's."""
+        return await self.store.outbox_stats()
+
+    def time_transactions(self, listener: Callable[[float], None]) -> None:
+        """As the store's."""
+        self.store.time_transactions(listener)
+
+    def pool_stats(self) -> dict[str, int]:
+        """As the store's."""
+        return self.store.pool_stats()
 
     async def close(self) -> None:
         """As the store's."""

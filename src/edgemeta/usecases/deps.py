@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.domain.x509 import Issuer
-from edgemeta.ports import AllocationHook, DeviceValidator, Releases, ReleaseWatch, Store
+from edgemeta.ports import (
+    AllocationHook,
+    DeviceValidator,
+    Meter,
+    Releases,
+    ReleaseWatch,
+    Store,
+)
 from edgemeta.security.proofs import Keyring
 from edgemeta.tracing import Tracing
 
@@ -88,6 +95,28 @@ class NoWebhooks:
         raise ServiceUnavailable("allocation webhooks are not available")
 
 
+class NoMeter:
+    """Metrics off: nothing is counted."""
+
+    def move_started(self) -> None:
+        """Nothing."""
+
+    def move_ended(self, state: str, reason: str) -> None:
+        """Nothing."""
+
+    def move_step(self, step: str, seconds: float) -> None:
+        """Nothing."""
+
+    def move_ack_timeout(self) -> None:
+        """Nothing."""
+
+    def registration(self, outcome: str, reason: str) -> None:
+        """Nothing."""
+
+    def ingested(self, stored: int, duplicates: int, refused: int) -> None:
+        """Nothing."""
+
+
 class AcceptAll:
     """A validator for when device validation is off: every device is accepted."""
 
@@ -114,3 +143,4 @@ class Deps:
     x509: X509Settings = field(default_factory=X509Settings)
     # Spans of moves and their steps (edgemeta.tracing; off: no-ops).
     tracing: Tracing = field(default_factory=Tracing.off)
+    meter: Meter = field(default_factory=NoMeter)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -182,17 +183,29 @@ async def move_device(deps: Deps, req: MoveRequest, correlation_id: str) -> Move
         "edgemeta.move.to": req.to_service,
         "edgemeta.move.reason": req.reason.value,
     }
-    with deps.tracing.span("move", attributes=attributes) as span:
-        move = await _move_device(deps, req, correlation_id, span)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "move %s: device '%s' moved from '%s' to '%s'",
-                move.id,
-                move.device_name,
-                move.from_service,
-                move.to_service,
-            )
+    meter = deps.meter
+    meter.move_started()
+    state = ""
+    try:
+        with deps.tracing.span("move", attributes=attributes) as span:
+            move = await _move_device(deps, req, correlation_id, span)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "move %s: device '%s' moved from '%s' to '%s'",
+                    move.id,
+                    move.device_name,
+                    move.from_service,
+                    move.to_service,
+                )
+        state = move.state.value
         return move
+    except MoveError as exc:
+        state = exc.move.state.value
+        raise
+    finally:
+        # A move refused before it was recorded (pre-flight) or taken over by another
+        # instance has no final state here: it is in flight no longer, but not counted.
+        meter.move_ended(state, req.reason.value)
 
 
 async def _move_device(deps: Deps, req: MoveRequest, correlation_id: str, span: Any) -> Move:
@@ -225,11 +238,13 @@ async def _move_device(deps: Deps, req: MoveRequest, correlation_id: str, span: 
     async with deps.store.write() as tx:
         move = await _save(tx, move)
     if not req.bypass_validation:
+        began = time.perf_counter()
         try:
             with deps.tracing.span("move.accept", attributes={"edgemeta.service": req.to_service}):
                 await deps.validator.validate(req.to_service, target, correlation_id)
         except EdgeMetaError as exc:
             raise await _fail(deps, move, exc) from None
+        deps.meter.move_step("accept", time.perf_counter() - began)
     move = move.step("accept", now_ms(), "bypassed" if req.bypass_validation else "accepted")
     try:
         watch = (
@@ -305,7 +320,10 @@ async def _release_and_assign(
             span.set_attribute("edgemeta.move.release", outcome)
     if rollback:
         return await _rollback(deps, move, cid)
-    return await _commit_b(deps, move, cid)
+    began = time.perf_counter()
+    move = await _commit_b(deps, move, cid)
+    deps.meter.move_step("assign", time.perf_counter() - began)
+    return move
 
 
 async def _released(
@@ -313,12 +331,15 @@ async def _released(
 ) -> tuple[Move, bool]:
     """The move with its release step, and whether it must be rolled back instead."""
     settings = deps.move_settings
+    began = time.perf_counter()
     if watch is not None:
         if await _confirmed(watch, settings.ack_timeout):
             move = move.step("release", now_ms(), "confirmed")
         elif settings.release_policy == ReleasePolicy.ROLLBACK:
+            deps.meter.move_ack_timeout()
             return move, True
         else:
+            deps.meter.move_ack_timeout()
             move = move.step("release", now_ms(), "forced", "no confirmation in time")
     elif acks:
         move = move.step("release", now_ms(), "forced", "could not listen for a confirmation")
@@ -334,6 +355,7 @@ async def _released(
             # An EdgeX device service cannot confirm: give it the deadline to act on the event.
             await asyncio.sleep(settings.release_deadline)
             move = move.step("release", now_ms(), "deadline", f"{settings.release_deadline:g}s")
+    deps.meter.move_step("release", time.perf_counter() - began)
     return move, False
 
 

@@ -130,6 +130,18 @@ async def register(
     device is proven and admitted, before allocation and assignment (which may wait on a
     move): a caller may answer "still assigning" only after that point, never before a
     refusal is known."""
+    try:
+        outcome = await _register(deps, token, report, correlation_id, attested)
+    except EdgeMetaError as exc:
+        deps.meter.registration("refused", exc.kind.value)
+        raise
+    deps.meter.registration("registered", AttestationType.SYMMETRIC_KEY.value)
+    return outcome
+
+
+async def _register(
+    deps: Deps, token: str, report: Report, correlation_id: str, attested: Callable[[], None]
+) -> Outcome:
     rid = report.registration_id
     enrollment = await _enrollment_for(deps, report)
     if enrollment is None:
@@ -287,6 +299,18 @@ async def register_x509(
 ) -> Outcome:
     """Attest an X.509 registration, then allocate and assign it like any other
     (``attested`` as for :func:`register`)."""
+    try:
+        outcome = await _register_x509(deps, request, correlation_id, attested)
+    except EdgeMetaError as exc:
+        deps.meter.registration("refused", exc.kind.value)
+        raise
+    deps.meter.registration("registered", "x509")
+    return outcome
+
+
+async def _register_x509(
+    deps: Deps, request: X509Registration, correlation_id: str, attested: Callable[[], None]
+) -> Outcome:
     report = request.report
     rid = report.registration_id
     now_s = int(time.time())

@@ -126,6 +126,7 @@ class EventIngest:
         self.stored += result.stored
         self.duplicates += result.duplicates
         self.refused += result.refused
+        self.deps.meter.ingested(result.stored, result.duplicates, result.refused)
 
     async def _run_bus(self) -> None:
         """Through the bus's own subscription (no redelivery after a crash)."""

@@ -68,6 +68,8 @@ class Relay:
         self.backoff_max = backoff_max
         self.wakeup = asyncio.Event()
         self.listeners: list[Listener] = []
+        # Told the commit times of the events the broker confirmed (the relay-lag metric).
+        self.on_published: Callable[[list[int]], None] | None = None
         self.delivered_total = 0
         self.set_aside = 0
         self.failures = 0
@@ -136,6 +138,8 @@ class Relay:
             async with self.store.write() as tx:
                 last = await tx.feed.mark_delivered(seqs, time.time_ns())
             self.delivered_total += confirmed
+            if self.on_published is not None:
+                self.on_published([ev.timestamp_ns for ev in batch[:confirmed]])
             for listener in self.listeners:
                 listener(last[-1])
         if confirmed == 0:
