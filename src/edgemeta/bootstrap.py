@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 
 from edgemeta.api.app import create_app, create_data_app, create_keeper_app
 from edgemeta.api.handlers import ApiContext
+from edgemeta.api.health import Readiness
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
 from edgemeta.api.stream import Notifier
@@ -349,6 +350,7 @@ async def build(settings: Settings) -> Service:
     store.on_commit(relay.nudge)
     notifier = Notifier()
     relay.listeners.append(notifier.notify)
+    readiness = Readiness(store, bus)  # /health/ready on every port
     api = ApiContext(
         deps=deps,
         max_body_bytes=settings.max_request_bytes,
@@ -360,6 +362,7 @@ async def build(settings: Settings) -> Service:
         bus_prefix=settings.bus_prefix,
         name_escape=settings.name_escape,
         registration_wait=settings.registration_wait,
+        readiness=readiness,
     )
     data_app = ingest = None
     if settings.core_data:
@@ -369,6 +372,7 @@ async def build(settings: Settings) -> Service:
                 max_result_count=settings.max_result_count,
                 max_event_bytes=settings.max_event_bytes,
                 config=data_config_document(settings),
+                readiness=readiness,
             ),
             authenticator=auth,
             cors_origins=cors,
@@ -387,7 +391,9 @@ async def build(settings: Settings) -> Service:
     keeper_app = None
     if settings.core_keeper:
         keeper_app = create_keeper_app(
-            KeeperContext(keeper=keeper, max_body_bytes=settings.max_request_bytes),
+            KeeperContext(
+                keeper=keeper, max_body_bytes=settings.max_request_bytes, readiness=readiness
+            ),
             authenticator=auth,
             cors_origins=cors,
         )

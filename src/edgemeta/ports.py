@@ -471,6 +471,11 @@ class Store(Protocol):
     def use_sealer(self, sealer: Sealer) -> None:
         """Seal secrets with ``sealer`` from now on (before any request is served)."""
 
+    async def schema_version(self) -> tuple[int, int]:
+        """(the newest migration applied in the database, the newest this code has): the
+        readiness probe's "migrations applied" check. Raises like any query when the
+        database does not answer."""
+
     async def close(self) -> None:
         """Release connections."""
 

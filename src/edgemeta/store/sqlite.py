@@ -323,6 +323,12 @@ class SqliteStore:
             for listener in self._listeners:
                 listener()
 
+    async def schema_version(self) -> tuple[int, int]:
+        """The newest migration applied in the file, and the newest this code has."""
+        async with self.read():
+            applied = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(applied[0] or 0), len(migrations("sqlite"))
+
     def lease(self, name: str) -> SqliteLease:
         """Always held: one process serves an SQLite file (a second one is not supported)."""
         return SqliteLease()
