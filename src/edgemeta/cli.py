@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import ssl
@@ -121,6 +122,78 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class PortInUse(ValueError):
+    """A port edgemeta should listen on is taken (or not ours to take)."""
+
+
+def _bind(host: str, port: int, what: str, hint: str) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, or PortInUse saying which port and how
+    to choose another (``hint``). Bound before anything else starts, so that the "listening"
+    line is true when it is logged and a taken port refuses to start at once."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise PortInUse(
+            f"cannot listen on {host!r} ({what}): {exc.strerror} (EDGEMETA_HOST)"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    # As uvicorn does: a restart must not wait for the old connections' TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            reason = "is already in use (another edgemeta, or another program)"
+        elif exc.errno == errno.EACCES:
+            reason = "may not be used by this user (below 1024?)"
+        else:
+            reason = f"cannot be listened on: {exc.strerror}"
+        raise PortInUse(f"{what} port {port} on {host} {reason}; {hint}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _port_of(sock: socket.socket) -> int:
+    """The port a socket is bound to (the one the system chose, for port 0)."""
+    return int(sock.getsockname()[1])
+
+
+def _bind_all(settings: Settings) -> dict[str, socket.socket]:
+    """Every port this process serves, bound, or PortInUse (closing what was bound)."""
+    wanted = [("core-metadata", settings.port, "choose another with --port or EDGEMETA_PORT")]
+    if settings.core_data:
+        wanted.append(
+            (
+                "core-data",
+                settings.data_port,
+                "choose another with --data-port or EDGEMETA_DATA_PORT "
+                "(or --no-core-data / EDGEMETA_CORE_DATA=false)",
+            )
+        )
+    if settings.core_keeper:
+        wanted.append(
+            (
+                "core-keeper",
+                settings.keeper_port,
+                "choose another with --keeper-port or EDGEMETA_KEEPER_PORT "
+                "(or --no-core-keeper / EDGEMETA_CORE_KEEPER=false)",
+            )
+        )
+    bound: dict[str, socket.socket] = {}
+    try:
+        for what, port, hint in wanted:
+            bound[what] = _bind(settings.host, port, what, hint)
+    except PortInUse:
+        for sock in bound.values():
+            sock.close()
+        raise
+    return bound
+
+
 async def _serve(settings: Settings) -> None:
     # TLS first: a bad certificate setting refuses to start before anything is opened.
     tls_setup = tls_files(
@@ -128,6 +201,22 @@ async def _serve(settings: Settings) -> None:
     )
     tls = server_context(tls_setup) if tls_setup is not None else None
     scheme = "https" if tls is not None else "http"
+    # Then the ports: a taken one refuses to start before the database is opened.
+    sockets = _bind_all(settings)
+    try:
+        await _run(settings, sockets, tls, tls_setup, scheme)
+    finally:
+        for sock in sockets.values():
+            sock.close()
+
+
+async def _run(
+    settings: Settings,
+    sockets: dict[str, socket.socket],
+    tls: ssl.SSLContext | None,
+    tls_setup: Any,
+    scheme: str,
+) -> None:
     service = await build(settings)
     try:
         await service.start()
@@ -142,16 +231,20 @@ async def _serve(settings: Settings) -> None:
     data_task = None
     if service.data_app is not None:
         data_server = _QuietServer(_config(service.data_app, settings, settings.data_port, tls))
-        data_task = asyncio.create_task(data_server.serve(), name="edgemeta-core-data-http")
+        data_task = asyncio.create_task(
+            data_server.serve(sockets=[sockets["core-data"]]), name="edgemeta-core-data-http"
+        )
     keeper_server = None
     keeper_task = None
     if service.keeper_app is not None:
         keeper_server = _QuietServer(
             _config(service.keeper_app, settings, settings.keeper_port, tls)
         )
-        keeper_task = asyncio.create_task(keeper_server.serve(), name="edgemeta-core-keeper-http")
+        keeper_task = asyncio.create_task(
+            keeper_server.serve(sockets=[sockets["core-keeper"]]), name="edgemeta-core-keeper-http"
+        )
     data = (
-        f", core-data on {scheme}://{settings.host}:{settings.data_port}/api/v3"
+        f", core-data on {scheme}://{settings.host}:{_port_of(sockets['core-data'])}/api/v3"
         if data_server is not None
         else ""
     )
@@ -162,7 +255,8 @@ async def _serve(settings: Settings) -> None:
     else:
         transport = f"mutual TLS (client certificates from {tls_setup.client_ca})"
     if keeper_server is not None:
-        data += f", core-keeper on {scheme}://{settings.host}:{settings.keeper_port}/api/v3"
+        port = _port_of(sockets["core-keeper"])
+        data += f", core-keeper on {scheme}://{settings.host}:{port}/api/v3"
     auth = (
         f"auth on ({service.authenticator.description})"
         if service.authenticator is not None
@@ -173,7 +267,7 @@ async def _serve(settings: Settings) -> None:
         __version__,
         scheme,
         settings.host,
-        settings.port,
+        _port_of(sockets["core-metadata"]),
         data,
         service.store.description,
         service.bus.description,
@@ -182,7 +276,8 @@ async def _serve(settings: Settings) -> None:
     )
     _freeze_startup_objects()
     try:
-        await server.serve()  # returns on SIGINT/SIGTERM, after in-flight requests finish
+        # Returns on SIGINT/SIGTERM, after in-flight requests finish.
+        await server.serve(sockets=[sockets["core-metadata"]])
     finally:
         for extra, task in ((data_server, data_task), (keeper_server, keeper_task)):
             if extra is not None and task is not None:
