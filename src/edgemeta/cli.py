@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 import uvicorn
@@ -31,7 +32,8 @@ from edgemeta.security.sealing import generate_key, load_keyring
 from edgemeta.security.tls import files as tls_files
 from edgemeta.security.tls import server_context
 from edgemeta.settings import Settings
-from edgemeta.store import open_store
+from edgemeta.store import open_store, sqlite_path
+from edgemeta.store.backup import BackupError, backup_sqlite
 from edgemeta.usecases.apikeys import create_key, list_keys, revoke_key
 from edgemeta.usecases.deps import Deps
 from edgemeta.usecases.enrollments import revoke_certificates
@@ -547,6 +549,33 @@ def releasekey(
     typer.echo(key.hex())
     if not known:
         typer.echo(f"note: no device service '{service}' is registered (yet)", err=True)
+
+
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="The new file to write the copy to")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Copy the SQLite database to FILE, consistent, while edgemeta runs (SQLite's online
+    backup). PostgreSQL: use pg_dump (docs/operations.md#backups)."""
+    try:
+        url = _settings(database_url=database_url).database_url
+    except ValueError as exc:
+        typer.echo(f"invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if urlsplit(url).scheme.lower() != "sqlite":
+        typer.echo(
+            "edgemeta: backup copies SQLite databases; for PostgreSQL use "
+            "pg_dump --format=custom (docs/operations.md#backups)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        done = backup_sqlite(sqlite_path(url), file)
+    except BackupError as exc:
+        typer.echo(f"edgemeta: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{done.path}: {done.bytes} bytes, schema at migration {done.schema_version}")
 
 
 @app.command()
