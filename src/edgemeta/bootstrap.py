@@ -21,6 +21,7 @@ from edgemeta.api.app import (
     create_metrics_app,
 )
 from edgemeta.api.handlers import ApiContext
+from edgemeta.api.health import Readiness
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
 from edgemeta.api.stream import Notifier
@@ -453,6 +454,7 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
     else:
         store.on_commit(relay.nudge)
         relay.listeners.append(notifier.notify)
+    readiness = Readiness(store, bus)  # /health/ready on every port
     api = ApiContext(
         deps=deps,
         max_body_bytes=settings.max_request_bytes,
@@ -464,6 +466,7 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
         bus_prefix=settings.bus_prefix,
         name_escape=settings.name_escape,
         registration_wait=settings.registration_wait,
+        readiness=readiness,
     )
     data_app = ingest = None
     if settings.core_data:
@@ -473,6 +476,7 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
                 max_result_count=settings.max_result_count,
                 max_event_bytes=settings.max_event_bytes,
                 config=data_config_document(settings),
+                readiness=readiness,
             ),
             authenticator=auth,
             cors_origins=cors,
@@ -485,7 +489,9 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
     keeper_app = None
     if settings.core_keeper:
         keeper_app = create_keeper_app(
-            KeeperContext(keeper=keeper, max_body_bytes=settings.max_request_bytes),
+            KeeperContext(
+                keeper=keeper, max_body_bytes=settings.max_request_bytes, readiness=readiness
+            ),
             authenticator=auth,
             cors_origins=cors,
             tracing=tracing,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import ssl
@@ -11,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 import uvicorn
@@ -31,7 +33,8 @@ from edgemeta.security.sealing import generate_key, load_keyring
 from edgemeta.security.tls import files as tls_files
 from edgemeta.security.tls import server_context
 from edgemeta.settings import Settings
-from edgemeta.store import open_store
+from edgemeta.store import open_store, sqlite_path
+from edgemeta.store.backup import BackupError, backup_sqlite
 from edgemeta.usecases.apikeys import create_key, list_keys, revoke_key
 from edgemeta.usecases.deps import Deps
 from edgemeta.usecases.enrollments import revoke_certificates
@@ -126,17 +129,93 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _listener(host: str, port: int) -> socket.socket:
-    """A listening socket with SO_REUSEPORT: each worker of ``--workers N`` binds its own on
-    the same port and the kernel spreads new connections over them."""
-    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(info[0], socket.SOCK_STREAM)
+class PortInUse(ValueError):
+    """A port edgemeta should listen on is taken (or not ours to take)."""
+
+
+def _bind(host: str, port: int, what: str, hint: str, reuse_port: bool = False) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, or PortInUse saying which port and how
+    to choose another (``hint``). Bound before anything else starts, so that the "listening"
+    line is true when it is logged and a taken port refuses to start at once. ``reuse_port``
+    (each worker of ``--workers N``): SO_REUSEPORT, the kernel spreads new connections over
+    the workers' sockets."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise PortInUse(
+            f"cannot listen on {host!r} ({what}): {exc.strerror} (EDGEMETA_HOST)"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    # As uvicorn does: a restart must not wait for the old connections' TIME_WAIT.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(info[4])
-    sock.listen(2048)
-    sock.setblocking(False)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            reason = "is already in use (another edgemeta, or another program)"
+        elif exc.errno == errno.EACCES:
+            reason = "may not be used by this user (below 1024?)"
+        else:
+            reason = f"cannot be listened on: {exc.strerror}"
+        raise PortInUse(f"{what} port {port} on {host} {reason}; {hint}") from None
+    sock.set_inheritable(True)
     return sock
+
+
+def _port_of(sock: socket.socket) -> int:
+    """The port a socket is bound to (the one the system chose, for port 0)."""
+    return int(sock.getsockname()[1])
+
+
+def _bind_all(settings: Settings, reuse_port: bool = False) -> dict[str, socket.socket]:
+    """Every port this process serves, bound, or PortInUse (closing what was bound)."""
+    host = settings.host
+    wanted = [("core-metadata", host, settings.port, "choose another with --port or EDGEMETA_PORT")]
+    if settings.core_data:
+        wanted.append(
+            (
+                "core-data",
+                host,
+                settings.data_port,
+                "choose another with --data-port or EDGEMETA_DATA_PORT "
+                "(or --no-core-data / EDGEMETA_CORE_DATA=false)",
+            )
+        )
+    if settings.core_keeper:
+        wanted.append(
+            (
+                "core-keeper",
+                host,
+                settings.keeper_port,
+                "choose another with --keeper-port or EDGEMETA_KEEPER_PORT "
+                "(or --no-core-keeper / EDGEMETA_CORE_KEEPER=false)",
+            )
+        )
+    if settings.metrics and settings.metrics_port:
+        wanted.append(
+            (
+                "metrics",
+                settings.metrics_host,
+                settings.metrics_port,
+                "choose another with EDGEMETA_METRICS_PORT (or 0: /metrics on the core-metadata"
+                " port)",
+            )
+        )
+    bound: dict[str, socket.socket] = {}
+    try:
+        for what, where, port, hint in wanted:
+            bound[what] = _bind(where, port, what, hint, reuse_port)
+    except PortInUse:
+        for sock in bound.values():
+            sock.close()
+        raise
+    return bound
 
 
 async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
@@ -146,6 +225,22 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
     )
     tls = server_context(tls_setup) if tls_setup is not None else None
     scheme = "https" if tls is not None else "http"
+    # Then the ports: a taken one refuses to start before the database is opened.
+    sockets = _bind_all(settings, reuse_port)
+    try:
+        await _run(settings, sockets, tls, tls_setup, scheme)
+    finally:
+        for sock in sockets.values():
+            sock.close()
+
+
+async def _run(
+    settings: Settings,
+    sockets: dict[str, socket.socket],
+    tls: ssl.SSLContext | None,
+    tls_setup: Any,
+    scheme: str,
+) -> None:
     service = await build(settings)
     try:
         await service.start()
@@ -155,10 +250,6 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
             await service.stop()
         raise
 
-    def sockets(port: int) -> list[socket.socket] | None:
-        # One worker of several: our own SO_REUSEPORT socket; alone: uvicorn binds.
-        return [_listener(settings.host, port)] if reuse_port else None
-
     server = _Server(_config(service.app, settings, settings.port, tls))
     server.before_shutdown = service.end_streams
     data_server = None
@@ -166,7 +257,7 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
     if service.data_app is not None:
         data_server = _QuietServer(_config(service.data_app, settings, settings.data_port, tls))
         data_task = asyncio.create_task(
-            data_server.serve(sockets(settings.data_port)), name="edgemeta-core-data-http"
+            data_server.serve(sockets=[sockets["core-data"]]), name="edgemeta-core-data-http"
         )
     keeper_server = None
     keeper_task = None
@@ -175,7 +266,7 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
             _config(service.keeper_app, settings, settings.keeper_port, tls)
         )
         keeper_task = asyncio.create_task(
-            keeper_server.serve(sockets(settings.keeper_port)), name="edgemeta-core-keeper-http"
+            keeper_server.serve(sockets=[sockets["core-keeper"]]), name="edgemeta-core-keeper-http"
         )
     metrics_server = None
     metrics_task = None
@@ -186,13 +277,11 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
             )
         )
         metrics_task = asyncio.create_task(
-            metrics_server.serve(
-                [_listener(settings.metrics_host, settings.metrics_port)] if reuse_port else None
-            ),
+            metrics_server.serve(sockets=[sockets["metrics"]]),
             name="edgemeta-metrics-http",
         )
     data = (
-        f", core-data on {scheme}://{settings.host}:{settings.data_port}/api/v3"
+        f", core-data on {scheme}://{settings.host}:{_port_of(sockets['core-data'])}/api/v3"
         if data_server is not None
         else ""
     )
@@ -203,9 +292,11 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
     else:
         transport = f"mutual TLS (client certificates from {tls_setup.client_ca})"
     if keeper_server is not None:
-        data += f", core-keeper on {scheme}://{settings.host}:{settings.keeper_port}/api/v3"
+        port = _port_of(sockets["core-keeper"])
+        data += f", core-keeper on {scheme}://{settings.host}:{port}/api/v3"
     if metrics_server is not None:
-        data += f", metrics on {scheme}://{settings.metrics_host}:{settings.metrics_port}/metrics"
+        port = _port_of(sockets["metrics"])
+        data += f", metrics on {scheme}://{settings.metrics_host}:{port}/metrics"
     auth = (
         f"auth on ({service.authenticator.description})"
         if service.authenticator is not None
@@ -216,7 +307,7 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
         __version__,
         scheme,
         settings.host,
-        settings.port,
+        _port_of(sockets["core-metadata"]),
         data,
         service.store.description,
         service.bus.description,
@@ -225,9 +316,8 @@ async def _serve(settings: Settings, *, reuse_port: bool = False) -> None:
     )
     _freeze_startup_objects()
     try:
-        await server.serve(
-            sockets(settings.port)
-        )  # returns on SIGINT/SIGTERM, after in-flight requests finish
+        # Returns on SIGINT/SIGTERM, after in-flight requests finish.
+        await server.serve(sockets=[sockets["core-metadata"]])
     finally:
         for extra, task in (
             (data_server, data_task),
@@ -517,6 +607,33 @@ def releasekey(
     typer.echo(key.hex())
     if not known:
         typer.echo(f"note: no device service '{service}' is registered (yet)", err=True)
+
+
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="The new file to write the copy to")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Copy the SQLite database to FILE, consistent, while edgemeta runs (SQLite's online
+    backup). PostgreSQL: use pg_dump (docs/operations.md#backups)."""
+    try:
+        url = _settings(database_url=database_url).database_url
+    except ValueError as exc:
+        typer.echo(f"invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if urlsplit(url).scheme.lower() != "sqlite":
+        typer.echo(
+            "edgemeta: backup copies SQLite databases; for PostgreSQL use "
+            "pg_dump --format=custom (docs/operations.md#backups)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        done = backup_sqlite(sqlite_path(url), file)
+    except BackupError as exc:
+        typer.echo(f"edgemeta: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{done.path}: {done.bytes} bytes, schema at migration {done.schema_version}")
 
 
 @app.command()

@@ -511,6 +511,11 @@ class Store(Protocol):
     def pool_stats(self) -> dict[str, int]:
         """Database connections by state (``in_use``, ``idle``), for metrics."""
 
+    async def schema_version(self) -> tuple[int, int]:
+        """(the newest migration applied in the database, the newest this code has): the
+        readiness probe's "migrations applied" check. Raises like any query when the
+        database does not answer."""
+
     async def close(self) -> None:
         """Release connections."""
 

@@ -611,7 +611,8 @@ def test_the_readme_cli_examples_work(tmp_path: Path) -> None:
                     cwd=tmp_path,
                     capture_output=True,
                     text=True,
-                    env=cli_env(proc.url),
+                    # the service's own data directory: `edgemeta backup` copies its database
+                    env=cli_env(proc.url, EDGEMETA_DATA_DIR=str(tmp_path / "data")),
                     timeout=120,
                 )
                 assert done.returncode == 0, (script, done.stdout, done.stderr)

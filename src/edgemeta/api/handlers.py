@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from edgemeta.api.body import CHUNK, decode_batch, read_body
 from edgemeta.api.errors import status_of
+from edgemeta.api.health import Readiness
 from edgemeta.api.responses import base, error, respond
 from edgemeta.api.stream import Notifier
 from edgemeta.documents import Envelope
@@ -43,6 +44,7 @@ class ApiContext:
     bus_prefix: str = "edgex"
     name_escape: bool = False
     registration_wait: float = 10.0
+    readiness: Readiness | None = None  # the readiness checks, with the bus (bootstrap)
 
     @property
     def max_result_count(self) -> int:

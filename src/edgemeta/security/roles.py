@@ -69,6 +69,9 @@ def _r(*roles: Role, own: Own = Own.NONE, note: str = "") -> Rule:
 
 
 OPEN = Rule(frozenset(), open=True)
+# Health probes come from orchestrators and load balancers that hold no credential (as /ping
+# does); they say up/down and migration numbers, nothing about the data.
+PROBE = Rule(frozenset(), open=True, note="health probe (docs/operations.md#health)")
 DENY = Rule(frozenset(), deny=True, note="not in the role table: refused for everyone")
 READ = _r(Role.READ, Role.SERVICE)
 DEVICE_WRITE = _r(Role.DEVICE_WRITE)
@@ -84,6 +87,8 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     # common
     (_M, "GET", "/ping"): OPEN,
     (_M, "GET", "/health"): OPEN,
+    (_M, "GET", "/health/live"): PROBE,
+    (_M, "GET", "/health/ready"): PROBE,
     (_M, "GET", "/openapi.yaml"): Rule(frozenset(), open=True, note="the public contract"),
     (_M, "GET", "/version"): READ,
     (_M, "GET", "/config"): READ,
@@ -166,6 +171,8 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     # core-data
     (_D, "GET", "/ping"): OPEN,
     (_D, "GET", "/health"): OPEN,
+    (_D, "GET", "/health/live"): PROBE,
+    (_D, "GET", "/health/ready"): PROBE,
     (_D, "GET", "/version"): READ,
     (_D, "GET", "/config"): READ,
     (_D, "GET", "/event/all"): READ,
@@ -196,6 +203,9 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     (_D, "GET", "/reading/device/name/{deviceName}/start/{start}/end/{end}"): READ,
     # core-keeper (the key/value store): writing a key changes how the service runs
     (_K, "GET", "/ping"): OPEN,
+    (_K, "GET", "/health"): OPEN,
+    (_K, "GET", "/health/live"): PROBE,
+    (_K, "GET", "/health/ready"): PROBE,
     (_K, "GET", "/version"): READ,
     (_K, "GET", "/openapi.yaml"): Rule(frozenset(), open=True, note="the public contract"),
     (_K, "GET", "/kvs/key/{key}"): READ,

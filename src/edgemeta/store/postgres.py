@@ -298,6 +298,17 @@ class PostgresStore:
                     time.time_ns(),
                 )
 
+    async def schema_version(self) -> tuple[int, int]:
+        """The newest migration applied in the schema, and the newest this code has."""
+        conn = await self._acquire()
+        try:
+            applied = await conn.fetchval("SELECT max(version) FROM schema_migrations")
+        except _DB_ERRORS as exc:
+            raise failure(exc) from exc
+        finally:
+            await _release(self.pool, conn)
+        return int(applied or 0), len(migrations("postgres"))
+
     async def _acquire(self) -> Any:
         try:
             return await self.pool.acquire()

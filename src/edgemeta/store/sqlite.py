@@ -371,6 +371,12 @@ class SqliteStore:
         async with self.read() as tx:
             return await tx.feed.stats()
 
+    async def schema_version(self) -> tuple[int, int]:
+        """The newest migration applied in the file, and the newest this code has."""
+        async with self.read():
+            applied = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(applied[0] or 0), len(migrations("sqlite"))
+
     def lease(self, name: str) -> SqliteLease:
         """A lock file ``<database>.<name>.lock`` shared by every process on this file."""
         if self.path == ":memory:":

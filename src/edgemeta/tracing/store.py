@@ -83,6 +83,10 @@ class TracedStore:
         """As the store's."""
         return self.store.pool_stats()
 
+    async def schema_version(self) -> tuple[int, int]:
+        """As the store's."""
+        return await self.store.schema_version()
+
     async def close(self) -> None:
         """As the store's."""
         await self.store.close()

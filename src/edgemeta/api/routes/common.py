@@ -1,5 +1,6 @@
-"""ping, version, health and config, which every service edgemeta serves answers alike
-(:func:`service_routes`), and core-metadata's units of measure and secret."""
+"""ping, version, health (liveness and readiness, see :mod:`edgemeta.api.health`) and config,
+which every service edgemeta serves answers alike (:func:`service_routes`), and core-metadata's
+units of measure and secret."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.routing import Route
 from edgemeta import version_body
 from edgemeta.api.body import decode_one, parse_json, read_body
 from edgemeta.api.handlers import ApiContext, endpoint
+from edgemeta.api.health import Readiness, liveness
 from edgemeta.api.responses import base, respond
 from edgemeta.documents import API_VERSION, TEXT_MAX, Envelope, Name, Wire
 from edgemeta.domain.errors import Unsupported
@@ -64,9 +66,11 @@ def service_routes(
     *,
     store: Store | None = None,
     config: Callable[[], dict[str, Any]] | None = None,
+    readiness: Readiness | None = None,
 ) -> list[Route]:
-    """``/ping`` and ``/version`` of ``service_name``, ``/health`` when it has a store and
-    ``/config`` when it has a configuration, in EdgeX's shapes (one place for every port)."""
+    """``/ping``, ``/version`` and ``/health/live`` of ``service_name``; ``/health`` and
+    ``/health/ready`` when it has a store (or ``readiness``: its checks, with the bus);
+    ``/config`` when it has a configuration; in EdgeX's shapes (one place for every port)."""
     version_answer = version_body(service_name)
 
     async def ping(request: Request) -> Response:
@@ -77,14 +81,25 @@ def service_routes(
     async def version(request: Request) -> Response:
         return respond(200, version_answer)
 
-    found = [Route("/ping", ping, methods=["GET"])]
-    if store is not None:
-        checked = store
+    async def live(request: Request) -> Response:
+        return respond(200, {**liveness(), "serviceName": service_name})
+
+    found = [Route("/ping", ping, methods=["GET"]), Route("/health/live", live, methods=["GET"])]
+    if readiness is None and store is not None:
+        readiness = Readiness(store)
+    if readiness is not None:
+        checks = readiness
+        checked = checks.store
 
         async def health(request: Request) -> Response:
             return await store_health(checked, service_name)
 
+        async def ready(request: Request) -> Response:
+            status, body = await checks.check()
+            return respond(status, {**body, "serviceName": service_name})
+
         found.append(Route("/health", health, methods=["GET"]))
+        found.append(Route("/health/ready", ready, methods=["GET"]))
     found.append(Route("/version", version, methods=["GET"]))
     if config is not None:
         current = config
@@ -125,7 +140,7 @@ def routes(api: ApiContext) -> list[Route]:
         )
 
     return [
-        *service_routes(SERVICE_NAME, store=api.deps.store, config=config),
+        *service_routes(SERVICE_NAME, store=api.deps.store, config=config, readiness=api.readiness),
         Route("/uom", uom, methods=["GET"]),
         Route("/secret", secret, methods=["POST"]),
     ]

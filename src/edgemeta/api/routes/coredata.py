@@ -23,6 +23,7 @@ from starlette.routing import Route
 from edgemeta.api.authz import own_service_name
 from edgemeta.api.body import parse_json, read_body
 from edgemeta.api.handlers import bind, path
+from edgemeta.api.health import Readiness
 from edgemeta.api.query import DEFAULT_LIMIT, MAX_OFFSET, int_param
 from edgemeta.api.responses import JSON_TYPE, base, respond
 from edgemeta.api.routes.common import service_routes
@@ -47,6 +48,7 @@ class DataContext:
     max_result_count: int = 1024
     max_event_bytes: int = 25_000 * 1024
     config: dict[str, Any] = field(default_factory=dict)
+    readiness: Readiness | None = None  # the readiness checks, with the bus (bootstrap)
     writer: uc.GroupWriter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -287,7 +289,12 @@ def routes(ctx: DataContext) -> list[Route]:
     r = "/reading"
     dev_r = f"{r}/device/name/{{deviceName}}/resourceName/{{resourceName}}"
     return [
-        *service_routes(SERVICE_NAME, store=ctx.deps.store, config=lambda: ctx.config),
+        *service_routes(
+            SERVICE_NAME,
+            store=ctx.deps.store,
+            config=lambda: ctx.config,
+            readiness=ctx.readiness,
+        ),
         get("/event/all", events_all),
         get("/event/count", count_events),
         get("/event/count/device/name/{name}", count_events_of_device),

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from edgemeta.api.body import parse_json, read_body
 from edgemeta.api.handlers import endpoint
+from edgemeta.api.health import Readiness
 from edgemeta.api.responses import ok
 from edgemeta.api.routes.common import service_routes
 from edgemeta.domain.errors import ContractInvalid
@@ -39,6 +40,7 @@ class KeeperContext:
 
     keeper: Keeper
     max_body_bytes: int = 16 * 1024 * 1024
+    readiness: Readiness | None = None  # the readiness checks, with the bus (bootstrap)
 
 
 def _flag(params: Mapping[str, str], name: str) -> bool:
@@ -108,7 +110,7 @@ def routes(ctx: KeeperContext) -> list[Route]:
         return ok(response=await keeper.delete(_key(request), prefix_match=prefix_match))
 
     return [
-        *service_routes(SERVICE_NAME),
+        *service_routes(SERVICE_NAME, store=ctx.keeper.store, readiness=ctx.readiness),
         Route("/kvs/key/{key:path}", get_keys, methods=["GET"]),
         Route("/kvs/key/{key:path}", put_keys, methods=["PUT"]),
         Route("/kvs/key/{key:path}", delete_keys, methods=["DELETE"]),
