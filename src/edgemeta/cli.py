@@ -161,6 +161,16 @@ async def _serve(settings: Settings) -> None:
         transport = "TLS on"
     else:
         transport = f"mutual TLS (client certificates from {tls_setup.client_ca})"
+    command_server = None
+    command_task = None
+    if service.command_app is not None:
+        command_server = _QuietServer(
+            _config(service.command_app, settings, settings.command_port, tls)
+        )
+        command_task = asyncio.create_task(
+            command_server.serve(), name="edgemeta-core-command-http"
+        )
+        data += f", core-command on {scheme}://{settings.host}:{settings.command_port}/api/v3"
     if keeper_server is not None:
         data += f", core-keeper on {scheme}://{settings.host}:{settings.keeper_port}/api/v3"
     auth = (
@@ -184,7 +194,11 @@ async def _serve(settings: Settings) -> None:
     try:
         await server.serve()  # returns on SIGINT/SIGTERM, after in-flight requests finish
     finally:
-        for extra, task in ((data_server, data_task), (keeper_server, keeper_task)):
+        for extra, task in (
+            (data_server, data_task),
+            (keeper_server, keeper_task),
+            (command_server, command_task),
+        ):
             if extra is not None and task is not None:
                 extra.should_exit = True
                 with contextlib.suppress(Exception):
@@ -238,6 +252,16 @@ def serve(
             help="Serve core-keeper's key/value API (writable settings) [EDGEMETA_CORE_KEEPER]",
         ),
     ] = None,
+    command_port: Annotated[
+        int | None, typer.Option(help="core-command's port [EDGEMETA_COMMAND_PORT, 59882]")
+    ] = None,
+    core_command: Annotated[
+        bool | None,
+        typer.Option(
+            "--core-command/--no-core-command",
+            help="Serve core-command (devices' commands) in this process [EDGEMETA_CORE_COMMAND]",
+        ),
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR [EDGEMETA_LOG_LEVEL]")
     ] = None,
@@ -256,6 +280,8 @@ def serve(
             core_data=core_data,
             keeper_port=keeper_port,
             core_keeper=core_keeper,
+            command_port=command_port,
+            core_command=core_command,
             log_level=log_level.upper() if log_level else None,
         )
     except ValueError as exc:

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edgemeta.api.auth import AuthGate
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.responses import error
+from edgemeta.api.routes import command as command_routes
 from edgemeta.api.routes import (
     common,
     device_services,
@@ -40,10 +41,11 @@ from edgemeta.api.routes import (
 )
 from edgemeta.api.routes import coredata as coredata_routes
 from edgemeta.api.routes import keeper as keeper_routes
+from edgemeta.api.routes.command import CommandContext
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
 from edgemeta.security.authn import Authenticator
-from edgemeta.security.roles import DATA, KEEPER, METADATA, rule_for
+from edgemeta.security.roles import COMMAND, DATA, KEEPER, METADATA, rule_for
 
 API_BASE = "/api/v3"
 _CID_HEADER = b"x-correlation-id"
@@ -123,6 +125,11 @@ def openapi_document() -> bytes:
 def keeper_openapi_document() -> bytes:
     """The OpenAPI document of the core-keeper-compatible port (the key/value store)."""
     return resources.files("edgemeta.api").joinpath("keeper-openapi.yaml").read_bytes()
+
+
+def command_openapi_document() -> bytes:
+    """The OpenAPI document of the core-command-compatible port."""
+    return resources.files("edgemeta.api").joinpath("command-openapi.yaml").read_bytes()
 
 
 _CONVERTER = re.compile(r"\{(\w+):\w+\}")
@@ -243,6 +250,28 @@ def create_keeper_app(
     routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
     app = Starlette(
         routes=_guarded(routes, KEEPER, authenticator),
+        middleware=_middleware(cors_origins),
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    return CorrelationMiddleware(app)
+
+
+def create_command_app(
+    ctx: CommandContext,
+    *,
+    authenticator: Authenticator | None = None,
+    cors_origins: Sequence[str] = (),
+) -> ASGIApp:
+    """The core-command-compatible application (its own port): devices' commands."""
+    routes: list[BaseRoute] = list(command_routes.routes(ctx))
+    spec = command_openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return Response(spec, media_type="application/yaml")
+
+    routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    app = Starlette(
+        routes=_guarded(routes, COMMAND, authenticator),
         middleware=_middleware(cors_origins),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
