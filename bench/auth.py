@@ -55,6 +55,7 @@ def server(db_url: str, logfile: Path, env: dict[str, str]) -> Server:
         env={
             "EDGEMETA_DATA_PORT": str(free_port()),
             "EDGEMETA_KEEPER_PORT": str(free_port()),
+            "EDGEMETA_COMMAND_PORT": str(free_port()),
             **env,
         },
     )

@@ -186,7 +186,11 @@ def edgemeta_server(
         port,
         "/api/v3/ping",
         log,
-        env={"EDGEMETA_DATA_PORT": str(free_port()), "EDGEMETA_KEEPER_PORT": str(free_port())},
+        env={
+            "EDGEMETA_DATA_PORT": str(free_port()),
+            "EDGEMETA_KEEPER_PORT": str(free_port()),
+            "EDGEMETA_COMMAND_PORT": str(free_port()),
+        },
     )
 
 

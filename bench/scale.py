@@ -185,6 +185,7 @@ def measure(server: Server, size: int, rng: random.Random, tag: str, n: int) -> 
 def server_for(url: str, logfile: Path) -> Server:
     server = edgemeta_server(url, logfile)
     server.env["EDGEMETA_KEEPER_PORT"] = str(free_port())  # other runs may hold 59890
+    server.env["EDGEMETA_COMMAND_PORT"] = str(free_port())
     return server
 
 

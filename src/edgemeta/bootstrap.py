@@ -16,12 +16,14 @@ from starlette.types import ASGIApp
 
 from edgemeta.api.app import (
     create_app,
+    create_command_app,
     create_data_app,
     create_keeper_app,
     create_metrics_app,
 )
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.health import Readiness
+from edgemeta.api.routes.command import CommandContext
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
 from edgemeta.api.stream import Notifier
@@ -32,11 +34,12 @@ from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.domain.x509 import Issuer
 from edgemeta.observability.metrics import Metrics, multiprocess_dir
 from edgemeta.observability.telemetry import Telemetry
+from edgemeta.peers.commands import BusCommander, RestCommander
 from edgemeta.peers.proof_gate import ProofGate
 from edgemeta.peers.releases import BusReleases
 from edgemeta.peers.validation import BusDeviceValidator
 from edgemeta.peers.webhooks import HttpAllocationHook
-from edgemeta.ports import Bus, Store
+from edgemeta.ports import Bus, Commander, Store
 from edgemeta.security.authn import Authenticator
 from edgemeta.security.config import authenticator, check_exposure
 from edgemeta.security.proofs import Keyring, effective_mode
@@ -45,6 +48,7 @@ from edgemeta.settings import Settings
 from edgemeta.store import open_store
 from edgemeta.tracing import Tracing, build_tracing
 from edgemeta.tracing.store import TracedStore
+from edgemeta.usecases.commands import CommandDeps, CommandSettings
 from edgemeta.usecases.deps import Deps, MoveSettings, Policy, X509Settings
 from edgemeta.usecases.keeper import Keeper, writable_document
 from edgemeta.usecases.release_keys import server_secret
@@ -170,6 +174,7 @@ class Service:
     keeper_app: ASGIApp | None = None
     keeper: Keeper | None = None
     ingest: EventIngest | None = None
+    command_app: ASGIApp | None = None
     authenticator: Authenticator | None = None
     notifier: Notifier | None = None
     # The relay and ingest on their own thread and loop (workers/background.py), or None:
@@ -498,6 +503,31 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
             access_log=settings.access_log,
             port=settings.keeper_port,
         )
+    command_app = None
+    if settings.core_command:
+        commander: Commander = (
+            RestCommander()
+            if settings.command_transport == "rest"
+            else BusCommander(bus, prefix=settings.bus_prefix, name_escape=settings.name_escape)
+        )
+        command_app = create_command_app(
+            CommandContext(
+                cd=CommandDeps(
+                    deps,
+                    commander,
+                    CommandSettings(
+                        timeout=settings.command_timeout, move_wait=settings.command_move_wait
+                    ),
+                ),
+                max_body_bytes=settings.max_request_bytes,
+                config=command_config_document(settings),
+            ),
+            authenticator=auth,
+            cors_origins=cors,
+            tracing=tracing,
+            access_log=settings.access_log,
+            port=settings.command_port,
+        )
     app = create_app(
         api,
         authenticator=auth,
@@ -535,6 +565,7 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
             if metrics is not None and settings.telemetry_interval > 0
             else None
         ),
+        command_app=command_app,
     )
 
 
@@ -550,6 +581,20 @@ def _ingest(settings: Settings, deps: Deps, bus: Bus) -> EventIngest:
         qos=max(settings.bus_qos, 1),
         batch_max=settings.data_batch,
     )
+
+
+def command_config_document(s: Settings) -> dict[str, Any]:
+    """What core-command's GET /config shows."""
+    return {
+        "Writable": {"LogLevel": s.log_level},
+        "Service": {"Host": s.host, "Port": s.command_port},
+        "Command": {
+            "Transport": s.command_transport,
+            "Timeout": s.command_timeout,
+            "MoveWait": s.command_move_wait,
+        },
+        "MessageBus": {"Url": s.redacted_bus_url(), "BaseTopicPrefix": s.bus_prefix},
+    }
 
 
 def data_config_document(s: Settings) -> dict[str, Any]:

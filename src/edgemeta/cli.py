@@ -197,6 +197,16 @@ def _bind_all(settings: Settings, reuse_port: bool = False) -> dict[str, socket.
                 "(or --no-core-keeper / EDGEMETA_CORE_KEEPER=false)",
             )
         )
+    if settings.core_command:
+        wanted.append(
+            (
+                "core-command",
+                host,
+                settings.command_port,
+                "choose another with --command-port or EDGEMETA_COMMAND_PORT "
+                "(or --no-core-command / EDGEMETA_CORE_COMMAND=false)",
+            )
+        )
     if settings.metrics and settings.metrics_port:
         wanted.append(
             (
@@ -291,6 +301,18 @@ async def _run(
         transport = "TLS on"
     else:
         transport = f"mutual TLS (client certificates from {tls_setup.client_ca})"
+    command_server = None
+    command_task = None
+    if service.command_app is not None:
+        command_server = _QuietServer(
+            _config(service.command_app, settings, settings.command_port, tls)
+        )
+        command_task = asyncio.create_task(
+            command_server.serve(sockets=[sockets["core-command"]]),
+            name="edgemeta-core-command-http",
+        )
+        port = _port_of(sockets["core-command"])
+        data += f", core-command on {scheme}://{settings.host}:{port}/api/v3"
     if keeper_server is not None:
         port = _port_of(sockets["core-keeper"])
         data += f", core-keeper on {scheme}://{settings.host}:{port}/api/v3"
@@ -323,6 +345,7 @@ async def _run(
             (data_server, data_task),
             (keeper_server, keeper_task),
             (metrics_server, metrics_task),
+            (command_server, command_task),
         ):
             if extra is not None and task is not None:
                 extra.should_exit = True
@@ -377,6 +400,16 @@ def serve(
             help="Serve core-keeper's key/value API (writable settings) [EDGEMETA_CORE_KEEPER]",
         ),
     ] = None,
+    command_port: Annotated[
+        int | None, typer.Option(help="core-command's port [EDGEMETA_COMMAND_PORT, 59882]")
+    ] = None,
+    core_command: Annotated[
+        bool | None,
+        typer.Option(
+            "--core-command/--no-core-command",
+            help="Serve core-command (devices' commands) in this process [EDGEMETA_CORE_COMMAND]",
+        ),
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR [EDGEMETA_LOG_LEVEL]")
     ] = None,
@@ -399,6 +432,8 @@ def serve(
             core_data=core_data,
             keeper_port=keeper_port,
             core_keeper=core_keeper,
+            command_port=command_port,
+            core_command=core_command,
             log_level=log_level.upper() if log_level else None,
             workers=workers,
         )

@@ -16,10 +16,10 @@ errors (``DuplicateName``, ``Conflict``) when the database refuses a write.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from edgemeta.domain.enrollment import Enrollment, Registration
 from edgemeta.domain.events import Change
@@ -718,3 +718,34 @@ class DeviceValidator(Protocol):
 
     async def validate(self, service_name: str, device: Device, correlation_id: str) -> None:
         """Return if accepted; raise ServiceUnavailable (no answer) or ServerError (rejected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandCall:
+    """One command to deliver to a device service (core-command's request)."""
+
+    service: str
+    base_address: str
+    device: str
+    command: str
+    method: Literal["get", "set"]
+    settings: Mapping[str, Any] | None  # a set's values, checked; None for a get
+    query: Mapping[str, str]  # ds-pushevent, ds-returnevent
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAnswer:
+    """The device service's answer: an HTTP status and a JSON body (EdgeX's response)."""
+
+    status: int
+    body: bytes
+
+
+class Commander(Protocol):
+    """Delivers a command to its device service and waits for the answer."""
+
+    async def call(self, call: CommandCall, wait_s: float) -> CommandAnswer:
+        """The answer; ServiceUnavailable when nobody can take it, PeerTimeout when asked and
+        not answered within ``wait_s`` seconds."""
+        ...

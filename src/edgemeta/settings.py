@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     keeper_port: int = Field(59890, ge=0, le=65535)
     keeper_reload_seconds: float = Field(5.0, ge=0, le=86400)  # 0: only at start
 
+    # core-command (devices' commands, checked and routed to the owner) in the same process
+    core_command: bool = True
+    command_port: int = Field(59882, ge=0, le=65535)
+    command_transport: Literal["bus", "rest"] = "bus"  # to the device service
+    command_timeout: float = Field(5.0, gt=0, le=3600)  # for its answer (then 504)
+    command_move_wait: float = Field(10.0, ge=0, le=3600)  # a move under way (then 409)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Observability (docs/observability.md): log lines as text or JSON, one access-log line
     # per HTTP request, OpenTelemetry traces (off unless configured; the SDK loads only then).

@@ -93,6 +93,7 @@ def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Serv
     # core-data listens too: on a port of its own, so that processes can run side by side.
     full_env.setdefault("EDGEMETA_DATA_PORT", str(free_port()))
     full_env.setdefault("EDGEMETA_KEEPER_PORT", str(free_port()))
+    full_env.setdefault("EDGEMETA_COMMAND_PORT", str(free_port()))
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "edgemeta", "serve", "--port", str(port), *args],

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from edgemeta.api.app import (
     API_BASE,
+    command_openapi_document,
     create_app,
     keeper_openapi_document,
     openapi_document,
@@ -27,6 +28,7 @@ from edgemeta.api.app import (
 from edgemeta.api.handlers import ApiContext
 from edgemeta.bootstrap import Service
 from edgemeta.security.roles import (
+    COMMAND,
     DATA,
     KEEPER,
     METADATA,
@@ -43,6 +45,7 @@ from tests.support.auth import api_key, auth_app, bearer
 ROOT = Path(__file__).resolve().parents[2]
 DOC = yaml.safe_load(openapi_document())
 KEEPER_DOC = yaml.safe_load(keeper_openapi_document())
+COMMAND_DOC = yaml.safe_load(command_openapi_document())
 METHODS = {"get", "put", "post", "patch", "delete"}
 
 
@@ -68,15 +71,19 @@ async def test_every_route_is_in_the_table_and_the_table_has_nothing_else(
         meta = _served(service.app)
         data = _served(service.data_app)
         keeper = _served(service.keeper_app)
+        command = _served(service.command_app)
     listed_meta = {(m, t) for (api, m, t) in TABLE if api == METADATA}
     listed_data = {(m, t) for (api, m, t) in TABLE if api == DATA}
     listed_keeper = {(m, t) for (api, m, t) in TABLE if api == KEEPER}
+    listed_command = {(m, t) for (api, m, t) in TABLE if api == COMMAND}
     assert meta == listed_meta
     assert data == listed_data
     assert keeper == listed_keeper
+    assert command == listed_command
     assert _documented() == listed_meta
     assert _documented(KEEPER_DOC) == listed_keeper
-    assert len(TABLE) == len(meta) + len(data) + len(keeper)
+    assert _documented(COMMAND_DOC) == listed_command
+    assert len(TABLE) == len(meta) + len(data) + len(keeper) + len(command)
 
 
 def test_the_generated_doc_is_up_to_date() -> None:
@@ -198,7 +205,16 @@ async def test_every_operation_times_every_role(backend: str, tmp_path: Any) -> 
         keeper = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=service.keeper_app), base_url="http://k"
         )
-        clients: dict[str, httpx.AsyncClient] = {METADATA: meta, DATA: data, KEEPER: keeper}
+        assert service.command_app is not None
+        command = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=service.command_app), base_url="http://c"
+        )
+        clients: dict[str, httpx.AsyncClient] = {
+            METADATA: meta,
+            DATA: data,
+            KEEPER: keeper,
+            COMMAND: command,
+        }
         allowed_count = refused_count = 0
         for (api, method, template), rule in TABLE.items():
             client = clients[api]
@@ -221,4 +237,5 @@ async def test_every_operation_times_every_role(backend: str, tmp_path: Any) -> 
                 assert r.status_code < 500, (method, template, role, r.text)
                 allowed_count += 1
         await keeper.aclose()
+        await command.aclose()
         assert allowed_count > 0 and refused_count > 0

@@ -29,6 +29,7 @@ from edgemeta.api.auth import AuthGate
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.observe import observed
 from edgemeta.api.responses import error
+from edgemeta.api.routes import command as command_routes
 from edgemeta.api.routes import (
     common,
     device_services,
@@ -41,13 +42,14 @@ from edgemeta.api.routes import (
 )
 from edgemeta.api.routes import coredata as coredata_routes
 from edgemeta.api.routes import keeper as keeper_routes
+from edgemeta.api.routes.command import CommandContext
 from edgemeta.api.routes.coredata import DataContext
 from edgemeta.api.routes.keeper import KeeperContext
 from edgemeta.api.routing import IndexedRouter
 from edgemeta.logs import CORRELATION
 from edgemeta.observability.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from edgemeta.security.authn import Authenticator
-from edgemeta.security.roles import DATA, KEEPER, METADATA, rule_for
+from edgemeta.security.roles import COMMAND, DATA, KEEPER, METADATA, rule_for
 from edgemeta.tracing import Tracing
 
 API_BASE = "/api/v3"
@@ -133,6 +135,11 @@ def openapi_document() -> bytes:
 def keeper_openapi_document() -> bytes:
     """The OpenAPI document of the core-keeper-compatible port (the key/value store)."""
     return resources.files("edgemeta.api").joinpath("keeper-openapi.yaml").read_bytes()
+
+
+def command_openapi_document() -> bytes:
+    """The OpenAPI document of the core-command-compatible port."""
+    return resources.files("edgemeta.api").joinpath("command-openapi.yaml").read_bytes()
 
 
 _CONVERTER = re.compile(r"\{(\w+):\w+\}")
@@ -299,6 +306,31 @@ def create_keeper_app(
     routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
     app = Starlette(
         routes=_guarded(routes, KEEPER, authenticator),
+        middleware=_middleware(cors_origins),
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
+
+
+def create_command_app(
+    ctx: CommandContext,
+    *,
+    authenticator: Authenticator | None = None,
+    cors_origins: Sequence[str] = (),
+    tracing: Tracing | None = None,
+    access_log: bool = False,
+    port: int = 0,
+) -> ASGIApp:
+    """The core-command-compatible application (its own port): devices' commands."""
+    routes: list[BaseRoute] = list(command_routes.routes(ctx))
+    spec = command_openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return Response(spec, media_type="application/yaml")
+
+    routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    app = Starlette(
+        routes=_guarded(routes, COMMAND, authenticator),
         middleware=_middleware(cors_origins),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )

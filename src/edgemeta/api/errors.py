@@ -17,6 +17,7 @@ STATUS: dict[Kind, int] = {
     Kind.SERVER_ERROR: 500,
     Kind.NOT_IMPLEMENTED: 501,
     Kind.SERVICE_UNAVAILABLE: 503,
+    Kind.TIMEOUT: 504,
     Kind.INSUFFICIENT_STORAGE: 507,
 }
 

@@ -78,3 +78,15 @@ def matches(topic_filter: str, topic: str) -> bool:
         if lv != "+" and lv != t[i]:
             return False
     return len(f) == len(t)
+
+
+COMMAND_REQUEST = "device/command/request"  # EdgeX's CoreCommandDeviceRequestPublishTopic
+
+
+def command_topic(
+    prefix: str, service: str, device: str, command: str, method: str, *, name_escape: bool = False
+) -> str:
+    """Where a device service takes commands:
+    ``<prefix>/device/command/request/<svc>/<device>/<command>/<get|set>``."""
+    names = "/".join(level(n, name_escape=name_escape) for n in (service, device, command))
+    return f"{prefix}/{COMMAND_REQUEST}/{names}/{method}"

@@ -44,6 +44,8 @@ class Kind(StrEnum):
     SERVICE_LOCKED = "ServiceLocked"
     NOT_IMPLEMENTED = "NotImplemented"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
+    # EdgeX's KindTimeout: a peer was asked and did not answer in time (core-command's 504).
+    TIMEOUT = "Timeout"
     # Not an EdgeX kind: EdgeX answers a full disk with a 500. 507 says what happened.
     INSUFFICIENT_STORAGE = "InsufficientStorage"
     SERVER_ERROR = "UnexpectedServerError"
@@ -123,6 +125,12 @@ class ServiceUnavailable(EdgeMetaError):
     """A peer the operation needs did not answer in time."""
 
     kind = Kind.SERVICE_UNAVAILABLE
+
+
+class PeerTimeout(EdgeMetaError):
+    """A peer was asked and did not answer in time (a command's device service)."""
+
+    kind = Kind.TIMEOUT
 
 
 class InsufficientStorage(EdgeMetaError):

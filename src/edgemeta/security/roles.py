@@ -16,6 +16,7 @@ from enum import StrEnum
 METADATA = "core-metadata"
 DATA = "core-data"
 KEEPER = "core-keeper"
+COMMAND = "core-command"
 BASE = "/api/v3"
 
 
@@ -28,6 +29,7 @@ class Role(StrEnum):
     MOVE = "move"
     PROVISIONING_ADMIN = "provisioning-admin"
     EVENTS_READ = "events-read"
+    COMMAND = "command"
     ADMIN = "admin"
     SERVICE = "service"
     METRICS = "metrics"  # read GET /metrics (a Prometheus scraper's credential)
@@ -82,6 +84,7 @@ ADMIN = _r(Role.ADMIN)
 _M = METADATA
 _D = DATA
 _K = KEEPER
+_C = COMMAND
 
 TABLE: dict[tuple[str, str, str], Rule] = {
     # common
@@ -211,6 +214,23 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     (_K, "GET", "/kvs/key/{key}"): READ,
     (_K, "PUT", "/kvs/key/{key}"): ADMIN,
     (_K, "DELETE", "/kvs/key/{key}"): ADMIN,
+    # core-command: listing commands is a read; issuing one (even a read: it makes the device
+    # do I/O and can push an event) needs the command role
+    (_C, "GET", "/ping"): OPEN,
+    (_C, "GET", "/health"): OPEN,
+    (_C, "GET", "/health/live"): PROBE,
+    (_C, "GET", "/health/ready"): PROBE,
+    (_C, "GET", "/version"): READ,
+    (_C, "GET", "/config"): READ,
+    (_C, "GET", "/openapi.yaml"): Rule(frozenset(), open=True, note="the public contract"),
+    (_C, "GET", "/device/all"): _r(Role.READ, Role.COMMAND),
+    (_C, "GET", "/device/name/{name}"): _r(Role.READ, Role.COMMAND),
+    (_C, "GET", "/device/name/{name}/{command}"): _r(
+        Role.COMMAND, note="reads the device's values (device I/O)"
+    ),
+    (_C, "PUT", "/device/name/{name}/{command}"): _r(
+        Role.COMMAND, note="values checked against the profile before anything is sent"
+    ),
 }
 
 
