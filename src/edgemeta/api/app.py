@@ -4,7 +4,8 @@ errors for unknown routes and methods.
 Built on Starlette rather than FastAPI: on this project's 2-core reference machine a FastAPI
 "hello" answers ~10k req/s against Starlette's ~25k and a bare ASGI app's ~37k, and the EdgeX
 contract (case-insensitive keys, one 400 for a bad batch, 207 bodies) means the request bodies
-are decoded by our own DTO layer anyway. The OpenAPI document is ours, in ``openapi.yaml``.
+are decoded by our own DTO layer anyway. The OpenAPI document is ours, in ``openapi.yaml``;
+each port that serves one shows it as a browsable page at ``/api/v3/docs`` (``edgemeta.api.docs``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgemeta.api import docs as api_docs
 from edgemeta.api.auth import AuthGate
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.observe import observed
@@ -249,6 +251,7 @@ def create_app(
         return Response(spec, media_type="application/yaml")
 
     inner.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    inner.extend(api_docs.routes())
     routes = _guarded(inner, METADATA, authenticator)
     middleware = _middleware(cors_origins)
     if metrics is not None:
@@ -304,6 +307,7 @@ def create_keeper_app(
         return Response(spec, media_type="application/yaml")
 
     routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    routes.extend(api_docs.routes())
     app = Starlette(
         routes=_guarded(routes, KEEPER, authenticator),
         middleware=_middleware(cors_origins),
@@ -329,6 +333,7 @@ def create_command_app(
         return Response(spec, media_type="application/yaml")
 
     routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    routes.extend(api_docs.routes())
     app = Starlette(
         routes=_guarded(routes, COMMAND, authenticator),
         middleware=_middleware(cors_origins),
