@@ -15,6 +15,7 @@ import pytest
 from edgemeta.api.app import (
     API_BASE,
     command_openapi_document,
+    coredata_openapi_document,
     keeper_openapi_document,
     openapi_document,
 )
@@ -63,17 +64,17 @@ async def _check_port(client: httpx.AsyncClient, document: bytes) -> None:
         assert missing.json()["statusCode"] == 404
 
 
-@pytest.mark.parametrize("port", ["core-metadata", "core-keeper", "core-command"])
+@pytest.mark.parametrize("port", ["core-metadata", "core-data", "core-keeper", "core-command"])
 async def test_the_docs_page_and_its_files_are_served_locally(port: str, tmp_path: Any) -> None:
     async with auth_app("sqlite", tmp_path) as (service, meta, _data):
         if port == "core-metadata":
             await _check_port(meta, openapi_document())
             return
-        app, document = (
-            (service.keeper_app, keeper_openapi_document())
-            if port == "core-keeper"
-            else (service.command_app, command_openapi_document())
-        )
+        app, document = {
+            "core-data": (service.data_app, coredata_openapi_document()),
+            "core-keeper": (service.keeper_app, keeper_openapi_document()),
+            "core-command": (service.command_app, command_openapi_document()),
+        }[port]
         assert app is not None
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://p"

@@ -139,6 +139,11 @@ def keeper_openapi_document() -> bytes:
     return resources.files("edgemeta.api").joinpath("keeper-openapi.yaml").read_bytes()
 
 
+def coredata_openapi_document() -> bytes:
+    """The OpenAPI document of the core-data port (EdgeX core-data's, narrowed to our routes)."""
+    return resources.files("edgemeta.api").joinpath("coredata-openapi.yaml").read_bytes()
+
+
 def command_openapi_document() -> bytes:
     """The OpenAPI document of the core-command-compatible port."""
     return resources.files("edgemeta.api").joinpath("command-openapi.yaml").read_bytes()
@@ -282,6 +287,13 @@ def create_data_app(
 ) -> ASGIApp:
     """The core-data application (its own port), with the same envelope and middleware."""
     routes: list[BaseRoute] = list(coredata_routes.routes(ctx))
+    spec = coredata_openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return Response(spec, media_type="application/yaml")
+
+    routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    routes.extend(api_docs.routes())
     app = Starlette(
         routes=_guarded(routes, DATA, authenticator),
         middleware=_middleware(cors_origins),
