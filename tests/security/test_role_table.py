@@ -20,6 +20,7 @@ from starlette.routing import Route
 from edgemeta.api.app import (
     API_BASE,
     command_openapi_document,
+    coredata_openapi_document,
     create_app,
     keeper_openapi_document,
     openapi_document,
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = yaml.safe_load(openapi_document())
 KEEPER_DOC = yaml.safe_load(keeper_openapi_document())
 COMMAND_DOC = yaml.safe_load(command_openapi_document())
+DATA_DOC = yaml.safe_load(coredata_openapi_document())
 METHODS = {"get", "put", "post", "patch", "delete"}
 
 
@@ -83,6 +85,7 @@ async def test_every_route_is_in_the_table_and_the_table_has_nothing_else(
     assert _documented() == listed_meta
     assert _documented(KEEPER_DOC) == listed_keeper
     assert _documented(COMMAND_DOC) == listed_command
+    assert _documented(DATA_DOC) == listed_data
     assert len(TABLE) == len(meta) + len(data) + len(keeper) + len(command)
 
 

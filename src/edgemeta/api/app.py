@@ -4,7 +4,8 @@ errors for unknown routes and methods.
 Built on Starlette rather than FastAPI: on this project's 2-core reference machine a FastAPI
 "hello" answers ~10k req/s against Starlette's ~25k and a bare ASGI app's ~37k, and the EdgeX
 contract (case-insensitive keys, one 400 for a bad batch, 207 bodies) means the request bodies
-are decoded by our own DTO layer anyway. The OpenAPI document is ours, in ``openapi.yaml``.
+are decoded by our own DTO layer anyway. The OpenAPI document is ours, in ``openapi.yaml``;
+each port that serves one shows it as a browsable page at ``/api/v3/docs`` (``edgemeta.api.docs``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgemeta.api import docs as api_docs
 from edgemeta.api.auth import AuthGate
 from edgemeta.api.handlers import ApiContext
 from edgemeta.api.observe import observed
@@ -135,6 +137,11 @@ def openapi_document() -> bytes:
 def keeper_openapi_document() -> bytes:
     """The OpenAPI document of the core-keeper-compatible port (the key/value store)."""
     return resources.files("edgemeta.api").joinpath("keeper-openapi.yaml").read_bytes()
+
+
+def coredata_openapi_document() -> bytes:
+    """The OpenAPI document of the core-data port (EdgeX core-data's, narrowed to our routes)."""
+    return resources.files("edgemeta.api").joinpath("coredata-openapi.yaml").read_bytes()
 
 
 def command_openapi_document() -> bytes:
@@ -249,6 +256,7 @@ def create_app(
         return Response(spec, media_type="application/yaml")
 
     inner.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    inner.extend(api_docs.routes())
     routes = _guarded(inner, METADATA, authenticator)
     middleware = _middleware(cors_origins)
     if metrics is not None:
@@ -279,6 +287,13 @@ def create_data_app(
 ) -> ASGIApp:
     """The core-data application (its own port), with the same envelope and middleware."""
     routes: list[BaseRoute] = list(coredata_routes.routes(ctx))
+    spec = coredata_openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return Response(spec, media_type="application/yaml")
+
+    routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    routes.extend(api_docs.routes())
     app = Starlette(
         routes=_guarded(routes, DATA, authenticator),
         middleware=_middleware(cors_origins),
@@ -304,6 +319,7 @@ def create_keeper_app(
         return Response(spec, media_type="application/yaml")
 
     routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    routes.extend(api_docs.routes())
     app = Starlette(
         routes=_guarded(routes, KEEPER, authenticator),
         middleware=_middleware(cors_origins),
@@ -329,6 +345,7 @@ def create_command_app(
         return Response(spec, media_type="application/yaml")
 
     routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    routes.extend(api_docs.routes())
     app = Starlette(
         routes=_guarded(routes, COMMAND, authenticator),
         middleware=_middleware(cors_origins),

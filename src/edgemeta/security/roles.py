@@ -74,6 +74,9 @@ OPEN = Rule(frozenset(), open=True)
 # Health probes come from orchestrators and load balancers that hold no credential (as /ping
 # does); they say up/down and migration numbers, nothing about the data.
 PROBE = Rule(frozenset(), open=True, note="health probe (docs/operations.md#health)")
+# The browsable page of the public contract and its static files (Swagger UI): as open as
+# /openapi.yaml itself, which is all the page shows.
+DOCS = Rule(frozenset(), open=True, note="API page of the public contract (Swagger UI)")
 DENY = Rule(frozenset(), deny=True, note="not in the role table: refused for everyone")
 READ = _r(Role.READ, Role.SERVICE)
 DEVICE_WRITE = _r(Role.DEVICE_WRITE)
@@ -93,6 +96,8 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     (_M, "GET", "/health/live"): PROBE,
     (_M, "GET", "/health/ready"): PROBE,
     (_M, "GET", "/openapi.yaml"): Rule(frozenset(), open=True, note="the public contract"),
+    (_M, "GET", "/docs"): DOCS,
+    (_M, "GET", "/docs/{asset}"): DOCS,
     (_M, "GET", "/version"): READ,
     (_M, "GET", "/config"): READ,
     (_M, "GET", "/uom"): READ,
@@ -192,6 +197,9 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     ),
     (_D, "GET", "/reading/all"): READ,
     (_D, "GET", "/reading/count"): READ,
+    (_D, "GET", "/openapi.yaml"): Rule(frozenset(), open=True, note="the public contract"),
+    (_D, "GET", "/docs"): DOCS,
+    (_D, "GET", "/docs/{asset}"): DOCS,
     (_D, "GET", "/reading/count/device/name/{name}"): READ,
     (_D, "GET", "/reading/device/name/{name}"): READ,
     (_D, "GET", "/reading/resourceName/{resourceName}"): READ,
@@ -211,6 +219,8 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     (_K, "GET", "/health/ready"): PROBE,
     (_K, "GET", "/version"): READ,
     (_K, "GET", "/openapi.yaml"): Rule(frozenset(), open=True, note="the public contract"),
+    (_K, "GET", "/docs"): DOCS,
+    (_K, "GET", "/docs/{asset}"): DOCS,
     (_K, "GET", "/kvs/key/{key}"): READ,
     (_K, "PUT", "/kvs/key/{key}"): ADMIN,
     (_K, "DELETE", "/kvs/key/{key}"): ADMIN,
@@ -223,6 +233,8 @@ TABLE: dict[tuple[str, str, str], Rule] = {
     (_C, "GET", "/version"): READ,
     (_C, "GET", "/config"): READ,
     (_C, "GET", "/openapi.yaml"): Rule(frozenset(), open=True, note="the public contract"),
+    (_C, "GET", "/docs"): DOCS,
+    (_C, "GET", "/docs/{asset}"): DOCS,
     (_C, "GET", "/device/all"): _r(Role.READ, Role.COMMAND),
     (_C, "GET", "/device/name/{name}"): _r(Role.READ, Role.COMMAND),
     (_C, "GET", "/device/name/{name}/{command}"): _r(
