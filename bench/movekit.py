@@ -21,6 +21,16 @@ PROFILE = {
     "deviceResources": [
         {"name": "heartRate", "properties": {"valueType": "Int32", "readWrite": "R"}},
         {"name": "battery", "properties": {"valueType": "Float32", "readWrite": "R"}},
+        # writable and bounded: the command soak sets it through core-command's checks
+        {
+            "name": "setpoint",
+            "properties": {
+                "valueType": "Float32",
+                "readWrite": "RW",
+                "minimum": 0,
+                "maximum": 100,
+            },
+        },
     ],
 }
 

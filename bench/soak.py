@@ -42,6 +42,18 @@ soak which replies it believed, so the run prints ``forgeries sent N, accepted M
 0; the run fails otherwise). ``--release-proof`` (default ``strict``: every participant here
 signs) sets ``EDGEMETA_RELEASE_PROOF``; ``--release-proof off`` is the control, in which the
 forgeries are believed.
+
+``--commands`` makes every device service an SDK :class:`edgemeta.sdk.DeviceService` (a
+recording driver) and adds ``--commanders`` tasks that send commands through core-command
+(its ASGI app, in process) as fast as it answers, while the devices move and the services are
+killed: a read of ``heartRate`` or a set of ``setpoint`` (checked against the profile's 0..100)
+on a random device. Each service records every command request it receives, at the instant
+its command runner takes it: whether the device was in its served set then, and if not,
+whether it had released it (moved away). Its driver records each call the same way. The run
+prints the commands by final HTTP status, the requests that got none (lost), the requests the
+services received for a device they did not serve (and of those, for one they had released),
+and driver calls on a device not served; it fails unless the deliveries to a service that had
+released the device, the driver calls on a device not served, and the lost requests are 0.
 """
 
 from __future__ import annotations
@@ -54,7 +66,9 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -63,8 +77,37 @@ from bench.hostile import MARK, Hostile
 from bench.movekit import add_devices, edgemeta, reassign
 from edgemeta.peers.releases import BusReleases
 from edgemeta.ports import Bus
-from edgemeta.sdk import DeviceServiceParticipant
+from edgemeta.sdk import Device, DeviceService, DeviceServiceParticipant, Resource
 from edgemeta.security.proofs import Kind
+
+Served = DeviceServiceParticipant | DeviceService
+
+
+class RecordingDriver:
+    """A driver that answers at once and records whether its service served the device at
+    the instant of each call (the SDK's promise: a driver never touches a released device)."""
+
+    def __init__(self, soak: Soak, service: str) -> None:
+        self.soak = soak
+        self.service = service
+        self.setpoints: dict[str, float] = {}
+
+    def _note(self, device: Device) -> None:
+        live = self.soak.live.get(self.service)
+        if live is None or device.name not in live.serving:
+            self.soak.driver_not_served.append(f"{self.service}:{device.name}")
+
+    async def read(self, device: Device, resources: Sequence[Resource]) -> dict[str, Any]:
+        """Constant values (the soak is about routing, not readings)."""
+        self._note(device)
+        values = {"heartRate": 70, "battery": 0.5, "setpoint": self.setpoints.get(device.name, 0)}
+        return {r.name: values.get(r.name, 0) for r in resources}
+
+    async def write(self, device: Device, values: Sequence[tuple[Resource, Any]]) -> None:
+        """Keep the setpoint."""
+        self._note(device)
+        for _resource, value in values:
+            self.setpoints[device.name] = float(value)
 
 
 @dataclass
@@ -77,7 +120,8 @@ class Soak:
     names: list[str]
     services: list[str]
     rng: random.Random
-    live: dict[str, DeviceServiceParticipant] = field(default_factory=dict)
+    commands: httpx.AsyncClient | None = None  # core-command's client, with --commands
+    live: dict[str, Served] = field(default_factory=dict)
     up_since: dict[str, float] = field(default_factory=dict)
     in_flight: set[str] = field(default_factory=set)
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -94,6 +138,21 @@ class Soak:
     running: bool = True
     explain: list[asyncio.Task[str]] = field(default_factory=list)
     restarts: list[asyncio.Task[None]] = field(default_factory=list)
+    # --commands: what core-command answered, and what the services received
+    cmd_status: Counter[int] = field(default_factory=Counter)
+    cmd_lost: Counter[str] = field(default_factory=Counter)
+    cmd_latencies: list[float] = field(default_factory=list)
+    received: Counter[str] = field(default_factory=Counter)
+    arriving: list[str] = field(default_factory=list)  # service:device, not served yet
+    to_releaser: list[str] = field(default_factory=list)  # ... released and not served since
+    # per service instance (reset at each start): device -> times it began serving it
+    serves: dict[str, Counter[str]] = field(default_factory=dict)
+    driver_not_served: list[str] = field(default_factory=list)
+    answers: Counter[str] = field(default_factory=Counter)  # non-200 bodies, abridged
+    cmd_explain: list[str] = field(default_factory=list)  # a few non-owner deliveries
+    unserved: list[tuple[str, str, float]] = field(default_factory=list)  # svc, device, ms
+    by_store: Counter[str] = field(default_factory=Counter)  # those, by the store's history
+    by_store_bad: list[str] = field(default_factory=list)
 
     # -- services --------------------------------------------------------------------------
 
@@ -110,18 +169,129 @@ class Soak:
             if delay:
                 await asyncio.sleep(delay)  # stopping a driver takes a moment
 
-        p = DeviceServiceParticipant(
-            name,
-            api_url="http://edgemeta",
-            bus=bus,
-            prefix=self.prefix,
-            http=self.client,
-            on_release=letting_go,
-        )
+        p: Served
+        if self.commands is not None:
+            serves = self.serves[name] = Counter()  # a new process remembers nothing
+
+            async def serving(device: dict[str, object]) -> None:
+                serves[str(device["name"])] += 1
+
+            p = DeviceService(
+                name,
+                RecordingDriver(self, name),
+                api_url="http://edgemeta",
+                bus=bus,
+                prefix=self.prefix,
+                http=self.client,
+                on_serve=serving,
+                on_release=letting_go,
+            )
+            self.record_receipts(name, p)
+        else:
+            p = DeviceServiceParticipant(
+                name,
+                api_url="http://edgemeta",
+                bus=bus,
+                prefix=self.prefix,
+                http=self.client,
+                on_release=letting_go,
+            )
         await p.start()
         self.live[name] = p
         self.up_since[name] = time.monotonic()
         self.chaos["started"] += 1
+
+    def record_receipts(self, name: str, svc: DeviceService) -> None:
+        """Wrap the service's command runner so each request is recorded as it is taken:
+        the device served here at that instant; or not, and then either released by this
+        service and not served again since (a delivery to a non-owner), or not served yet
+        (the store names this service but the event saying so has not arrived: refused
+        404 by the SDK, the driver untouched)."""
+        runner = svc.runner
+        serves = self.serves[name]
+
+        def recording(run: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def taken(device: str, command: str, *rest: Any) -> Any:
+                self.received["total"] += 1
+                if device not in svc.serving:
+                    self.unserved.append((name, device, time.time() * 1000))
+                if device in svc.serving:
+                    self.received["served"] += 1
+                elif svc.participant.released.count(device) >= serves[device] > 0:
+                    self.to_releaser.append(f"{name}:{device}")  # its last word: released
+                    # a move of it in flight now: it started after core-command routed
+                    self.received["to releaser, move in flight"] += device in self.in_flight
+                else:
+                    self.arriving.append(f"{name}:{device}")
+                return await run(device, command, *rest)
+
+            return taken
+
+        # BusCommands calls runner.get / runner.set: instance attributes shadow the methods.
+        runner.get = recording(runner.get)  # type: ignore[method-assign]
+        runner.set = recording(runner.set)  # type: ignore[method-assign]
+
+    async def judge_unserved(self) -> None:
+        """Who the store named as each unserved receipt's owner at its instant: the device's
+        first owner, then the ``toService`` of each move whose commit (new owner stored) came
+        before it. A commit in the same millisecond is counted apart (order unknown)."""
+        history: dict[str, list[tuple[int, str]]] = {}
+        for svc, device, ms in self.unserved:
+            if device not in history:
+                r = await self.client.get(
+                    f"/api/v3/device/name/{device}/moves", params={"limit": -1}
+                )
+                commits = [
+                    (step["at"], m["toService"])
+                    for m in r.json().get("moves", [])
+                    for step in m["steps"]
+                    if step["step"] == "commit" and step["outcome"] == "new owner stored"
+                ]
+                history[device] = sorted(commits)
+            owner = self.services[int(device.rsplit("-", 1)[1]) % len(self.services)]
+            tie = False
+            for at, to in history[device]:
+                if at < int(ms):
+                    owner = to
+                elif at == int(ms):
+                    tie = True
+            if tie:
+                self.by_store["commit in the same ms"] += 1
+            elif owner == svc:
+                self.by_store["owner"] += 1
+            else:
+                self.by_store["non-owner"] += 1
+                self.by_store_bad.append(f"{svc}:{device}")
+                if len(self.cmd_explain) < 3:
+                    before = [f"{to} at {at}" for at, to in history[device] if at < ms][-2:]
+                    after = [f"{to} at {at}" for at, to in history[device] if at > ms][:1]
+                    self.cmd_explain.append(
+                        f"command for {device} received by {svc} at {ms:.0f} ms; the store's "
+                        f"owners around it (commit times, ms): {before} | {after}"
+                    )
+
+    async def commander(self) -> None:
+        """Commands through core-command, one after another, each to a random device."""
+        assert self.commands is not None
+        while self.running:
+            device = self.rng.choice(self.names)
+            t0 = time.perf_counter()
+            try:
+                if self.rng.random() < 0.5:
+                    r = await self.commands.get(f"/api/v3/device/name/{device}/heartRate")
+                else:
+                    value = f"{self.rng.uniform(0, 100):.1f}"
+                    r = await self.commands.put(
+                        f"/api/v3/device/name/{device}/setpoint", json={"setpoint": value}
+                    )
+            except httpx.HTTPError as exc:
+                self.cmd_lost[type(exc).__name__] += 1  # no final status: lost
+                continue
+            self.cmd_latencies.append(time.perf_counter() - t0)
+            self.cmd_status[r.status_code] += 1
+            if r.status_code != 200:
+                message = str(r.json().get("message", ""))
+                self.answers[f"{r.status_code} {message[:70]}"] += 1
 
     async def kill_service(self, name: str) -> None:
         p = self.live.pop(name)
@@ -285,12 +455,24 @@ async def run(args: argparse.Namespace) -> int:
         "bus_prefix": prefix,
         "release_proof": args.release_proof,
     }
+    if args.commands:
+        settings["command_timeout"] = args.command_timeout
+        settings["command_move_wait"] = args.command_timeout * 3
     t_start = time.monotonic()
     async with edgemeta(args.database, bus_url, **settings) as (service, client):
         shared = service.bus if args.bus_url.startswith("memory") else None
         services = [f"ds-{i}" for i in range(args.services)]
         names = [f"walker-{i:05d}" for i in range(args.devices)]
         soak = Soak(args, client, shared, bus_url, prefix, names, services, rng)
+        commands: httpx.AsyncClient | None = None
+        if args.commands:
+            assert service.command_app is not None, "core-command is off"
+            commands = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=service.command_app),
+                base_url="http://core-command",
+                timeout=60,
+            )
+            soak.commands = commands
         believed: Counter[str] = Counter()  # the hostile's replies the engine believed
         hostile = None
         if args.hostile:
@@ -322,10 +504,13 @@ async def run(args: argparse.Namespace) -> int:
         print(
             f"soak: {args.devices} devices, {args.services} services, {args.movers} movers, "
             f"{args.seconds:g} s, {args.database}, bus {args.bus_url}"
-            + (" (through a TCP proxy)" if proxy else ""),
+            + (" (through a TCP proxy)" if proxy else "")
+            + (f", {args.commanders} commanders" if args.commands else ""),
             flush=True,
         )
         tasks = [asyncio.create_task(soak.mover()) for _ in range(args.movers)]
+        if args.commands:
+            tasks += [asyncio.create_task(soak.commander()) for _ in range(args.commanders)]
         background = [
             asyncio.create_task(soak.chaos_monkey(proxy)),
             asyncio.create_task(soak.sampler()),
@@ -362,7 +547,10 @@ async def run(args: argparse.Namespace) -> int:
                 break
             await asyncio.sleep(0.2)
         await soak.sample(final=True)
+        if args.commands:
+            await soak.judge_unserved()
         explained = [await t for t in soak.explain[:5]]
+        explained += soak.cmd_explain
         for t in soak.explain[5:]:
             t.cancel()
         for name in list(soak.live):  # the end of the run, not chaos: not counted
@@ -374,6 +562,8 @@ async def run(args: argparse.Namespace) -> int:
             await hostile.stop()
             if shared is None:
                 await hostile.bus.close()
+        if commands is not None:
+            await commands.aclose()
         gate = service.deps.releases.gate  # type: ignore[attr-defined]
         refused = {str(k): v for k, v in gate.refused.items()}
     if proxy is not None:
@@ -419,8 +609,46 @@ async def run(args: argparse.Namespace) -> int:
             f"{believed['while served']}"
         )
         forged_ok = accepted == 0
+    commands_ok = True
+    if args.commands:
+        sent = sum(soak.cmd_status.values()) + sum(soak.cmd_lost.values())
+        clat = sorted(soak.cmd_latencies)
+        cp99 = clat[int(len(clat) * 0.99)] * 1000 if clat else 0.0
+        statuses = dict(sorted(soak.cmd_status.items()))
+        print(
+            f"  commands sent {sent} ({sent / elapsed:.0f}/s, p99 {cp99:.0f} ms); by final "
+            f"status {statuses}; lost (no final status) {sum(soak.cmd_lost.values())} "
+            f"{dict(soak.cmd_lost)}"
+        )
+        for message, n in soak.answers.most_common(6):
+            print(f"    {n} x {message}")
+        print(
+            f"  commands received by the services {soak.received['total']}: for a device "
+            f"served {soak.received['served']}, not served and never released by that service "
+            f"{len(soak.arriving)} {soak.arriving[:3]}"
+        )
+        print(
+            f"    of those not served, released by that service and not served again since: "
+            f"{len(soak.to_releaser)} {soak.to_releaser[:3]}"
+        )
+        print(
+            f"  commands delivered to a non-owner (by the store's owner history at receipt) "
+            f"{soak.by_store['non-owner']} {soak.by_store_bad[:3]}; unserved receipts whose "
+            f"service the store named owner {soak.by_store['owner']}, with a commit in the "
+            f"same ms {soak.by_store['commit in the same ms']}; driver calls on a device not "
+            f"served {len(soak.driver_not_served)} {soak.driver_not_served[:5]}"
+        )
+        commands_ok = (
+            not soak.by_store_bad
+            and not soak.driver_not_served
+            and not soak.cmd_lost
+            and soak.cmd_status[200] > 0
+        )
     for text in explained:
         print("  " + text)
+    if not commands_ok:
+        print("  FAILED: a command reached a non-owner, was lost, or none was answered")
+        return 1
     if not forged_ok:
         print("  FAILED: the engine believed forged replies")
         return 1
@@ -460,6 +688,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=["off", "on", "strict"],
         help="EDGEMETA_RELEASE_PROOF (off: the control, forgeries believed)",
     )
+    ap.add_argument("--commands", action="store_true", help="commands through core-command too")
+    ap.add_argument("--commanders", type=int, default=8, help="concurrent command senders")
+    ap.add_argument("--command-timeout", type=float, default=1.0, help="EDGEMETA_COMMAND_TIMEOUT")
     args = ap.parse_args(argv)
     return asyncio.run(run(args))
 
