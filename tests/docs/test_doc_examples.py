@@ -133,12 +133,20 @@ def _runnable() -> list[Path]:
 
 @pytest.mark.parametrize("doc", _runnable(), ids=lambda d: d.name)
 def test_the_curl_examples_of_a_doc_work(doc: Path, tmp_path: Path) -> None:
-    data_port = free_port()
-    p = start(tmp_path, env={"EDGEMETA_DATA_PORT": str(data_port)})
+    data_port, command_port = free_port(), free_port()
+    p = start(
+        tmp_path,
+        env={"EDGEMETA_DATA_PORT": str(data_port), "EDGEMETA_COMMAND_PORT": str(command_port)},
+    )
     try:
         p.wait_ready()
         p.wait_keeper_ready()
-        ports = {"59881": str(p.port), "59880": str(data_port), "59890": str(p.keeper_port)}
+        ports = {
+            "59881": str(p.port),
+            "59880": str(data_port),
+            "59890": str(p.keeper_port),
+            "59882": str(command_port),
+        }
         chain = [d for d in DOCS if AFTER.get(doc.name) == d.name] + [doc]
         for part in chain:
             for block in blocks(part):

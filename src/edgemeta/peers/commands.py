@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -52,6 +53,10 @@ def request_envelope(call: CommandCall, request_id: str, topic: str) -> bytes:
     return orjson.dumps(env)
 
 
+# A refusal text that leads with an HTTP status of the 4xx/5xx families, then its message.
+_LEADING_STATUS = re.compile(r"([45][0-9]{2}) (.+)", re.DOTALL)
+
+
 def answer_of(envelope: dict[str, Any], service: str) -> CommandAnswer:
     """core-command's answer from a device service's reply envelope (already decoded)."""
     payload = envelope.get("payload")
@@ -62,6 +67,10 @@ def answer_of(envelope: dict[str, Any], service: str) -> CommandAnswer:
             # A device service that answers with an EdgeX BaseResponse keeps its status.
             status = int(payload.get("statusCode") or 500)
             message = str(payload.get("message") or message)
+        elif isinstance(payload, str) and (found := _LEADING_STATUS.match(payload)):
+            # edgemeta.sdk's refusals lead with their status ("423 device 'x' was released"):
+            # the caller gets that 404/405/400/423, not a bare 500 (docs/commands.md).
+            status, message = int(found.group(1)), found.group(2)
         body = {
             "apiVersion": API_VERSION,
             "statusCode": status,
