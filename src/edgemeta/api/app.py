@@ -276,6 +276,34 @@ def create_app(
     return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
 
 
+def _port_app(
+    routes: list[BaseRoute],
+    spec: bytes,
+    table: str,
+    *,
+    authenticator: Authenticator | None,
+    cors_origins: Sequence[str],
+    tracing: Tracing | None,
+    access_log: bool,
+    port: int,
+) -> ASGIApp:
+    """One of the other ports' applications (core-data, core-keeper, core-command): its
+    routes plus its OpenAPI document and API page, guarded by its part of the role table,
+    with the same envelope and middleware as core-metadata."""
+
+    async def openapi(request: Request) -> Response:
+        return Response(spec, media_type="application/yaml")
+
+    routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
+    routes.extend(api_docs.routes())
+    app = Starlette(
+        routes=_guarded(routes, table, authenticator),
+        middleware=_middleware(cors_origins),
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
+
+
 def create_data_app(
     ctx: DataContext,
     *,
@@ -286,20 +314,16 @@ def create_data_app(
     port: int = 0,
 ) -> ASGIApp:
     """The core-data application (its own port), with the same envelope and middleware."""
-    routes: list[BaseRoute] = list(coredata_routes.routes(ctx))
-    spec = coredata_openapi_document()
-
-    async def openapi(request: Request) -> Response:
-        return Response(spec, media_type="application/yaml")
-
-    routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
-    routes.extend(api_docs.routes())
-    app = Starlette(
-        routes=_guarded(routes, DATA, authenticator),
-        middleware=_middleware(cors_origins),
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    return _port_app(
+        list(coredata_routes.routes(ctx)),
+        coredata_openapi_document(),
+        DATA,
+        authenticator=authenticator,
+        cors_origins=cors_origins,
+        tracing=tracing,
+        access_log=access_log,
+        port=port,
     )
-    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
 
 
 def create_keeper_app(
@@ -312,20 +336,16 @@ def create_keeper_app(
     port: int = 0,
 ) -> ASGIApp:
     """The core-keeper-compatible application (its own port): the key/value store."""
-    routes: list[BaseRoute] = list(keeper_routes.routes(ctx))
-    spec = keeper_openapi_document()
-
-    async def openapi(request: Request) -> Response:
-        return Response(spec, media_type="application/yaml")
-
-    routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
-    routes.extend(api_docs.routes())
-    app = Starlette(
-        routes=_guarded(routes, KEEPER, authenticator),
-        middleware=_middleware(cors_origins),
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    return _port_app(
+        list(keeper_routes.routes(ctx)),
+        keeper_openapi_document(),
+        KEEPER,
+        authenticator=authenticator,
+        cors_origins=cors_origins,
+        tracing=tracing,
+        access_log=access_log,
+        port=port,
     )
-    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
 
 
 def create_command_app(
@@ -338,17 +358,13 @@ def create_command_app(
     port: int = 0,
 ) -> ASGIApp:
     """The core-command-compatible application (its own port): devices' commands."""
-    routes: list[BaseRoute] = list(command_routes.routes(ctx))
-    spec = command_openapi_document()
-
-    async def openapi(request: Request) -> Response:
-        return Response(spec, media_type="application/yaml")
-
-    routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
-    routes.extend(api_docs.routes())
-    app = Starlette(
-        routes=_guarded(routes, COMMAND, authenticator),
-        middleware=_middleware(cors_origins),
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    return _port_app(
+        list(command_routes.routes(ctx)),
+        command_openapi_document(),
+        COMMAND,
+        authenticator=authenticator,
+        cors_origins=cors_origins,
+        tracing=tracing,
+        access_log=access_log,
+        port=port,
     )
-    return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
