@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edgemeta.domain.errors import DuplicateName, InsufficientStorage
+from edgemeta.domain.errors import DuplicateName, InsufficientStorage, ServiceUnavailable
 from edgemeta.ports import ListQuery, Store
 from edgemeta.store import sqlite as sqlite_store
 from edgemeta.store.sqlite import SqliteStore
@@ -99,6 +99,55 @@ async def test_a_read_commits_the_open_group_first(tmp_path: Any) -> None:
         await asyncio.gather(_add(store, "a"), reader())
         assert seen == [True]
     finally:
+        await store.close()
+
+
+async def test_two_stores_on_one_file_in_one_loop_both_write(tmp_path: Any) -> None:
+    # While one store's group waits for its loop callback to COMMIT, the other's BEGIN
+    # IMMEDIATE must wait without blocking that loop (a blocking busy handler deadlocked
+    # here until its timeout, and the write failed with 503).
+    a = _sqlite(tmp_path)
+    b = _sqlite(tmp_path)
+    try:
+        async with a.write() as tx:
+            await tx.services.add(svc("ds"))
+        names = [f"d{i}" for i in range(40)]
+        results = await asyncio.gather(*(_add(a if i % 2 else b, n) for i, n in enumerate(names)))
+        assert results == names
+        assert await _names(a) == sorted(names)
+        assert await _names(b) == sorted(names)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_write_gives_up_on_a_lock_held_past_the_busy_timeout(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _sqlite(tmp_path)
+    monkeypatch.setattr(SqliteStore, "BUSY_TIMEOUT", 0.2)
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process, stuck inside a transaction
+        ticks = 0
+
+        async def ticker() -> None:  # the loop keeps running while the write waits
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        running = asyncio.create_task(ticker())
+        with pytest.raises(ServiceUnavailable, match="database busy"):
+            async with store.write() as tx:
+                await tx.services.add(svc("ds"))
+        running.cancel()
+        assert ticks >= 5
+        holder.execute("ROLLBACK")
+        async with store.write() as tx:  # once the lock is free, writes go through again
+            await tx.services.add(svc("ds"))
+    finally:
+        holder.close()
         await store.close()
 
 

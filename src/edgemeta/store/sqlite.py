@@ -209,6 +209,8 @@ class SqliteLease:
 class SqliteStore:
     """Store on one SQLite file (or ``:memory:``)."""
 
+    BUSY_TIMEOUT = 5.0  # seconds a write waits for another connection's write lock
+
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self.path = path
         self.description = f"SQLite {path}"
@@ -219,7 +221,7 @@ class SqliteStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn.execute(f"PRAGMA busy_timeout={int(self.BUSY_TIMEOUT * 1000)}")
         self.conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
         # The WAL file is cut back to this size whenever the log starts over (_Checkpointer).
         self.conn.execute(f"PRAGMA journal_size_limit={_Checkpointer.RESTART_BYTES}")
@@ -286,7 +288,7 @@ class SqliteStore:
                 raise error from exc
             return
         async with self._lock:
-            group = self._join()
+            group = await self._join()
             with self._member(group):
                 yield self._tx
             self._close_member(group)
@@ -299,7 +301,7 @@ class SqliteStore:
             yield
             return
         async with self._lock:
-            group = self._join()
+            group = await self._join()
             token = _BATCH.set(self)
             self._batch_group = group
             try:
@@ -315,11 +317,11 @@ class SqliteStore:
 
     # -- group commit ---------------------------------------------------------------------
 
-    def _join(self) -> _Group:
+    async def _join(self) -> _Group:
         """The open commit group, or a new one (BEGIN IMMEDIATE) committed soon after."""
         group = self._group
         if group is None:
-            self._begin()
+            await self._begin()
             group = self._group = _Group()
             asyncio.get_running_loop().call_soon(self._flush)
         group.began.append(time.perf_counter())
@@ -419,11 +421,34 @@ class SqliteStore:
         else:
             checkpointer.restarts += 1
 
-    def _begin(self) -> None:
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:  # another process holds the lock too long
-            raise failure(exc) from exc
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting (without blocking the loop) while another connection
+        holds the write lock, for up to ``BUSY_TIMEOUT`` seconds.
+
+        SQLite's own busy handler would sleep inside the call, holding the event loop: and
+        when the lock's holder is another store on this same loop (two stores on one file in
+        one process) its group can only commit from a loop callback, so the handler would wait
+        out its whole timeout and fail. So the handler is off for this one statement, and the
+        wait is an ``asyncio.sleep`` back-off; the loop keeps serving everything else.
+        """
+        conn = self.conn
+        deadline = time.monotonic() + self.BUSY_TIMEOUT
+        pause = 0.0005
+        while True:
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+                if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise failure(exc) from exc
+                if time.monotonic() >= deadline:  # another process holds the lock too long
+                    raise failure(exc) from exc
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={int(self.BUSY_TIMEOUT * 1000)}")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.02)
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every committed write transaction."""
