@@ -234,18 +234,21 @@ class Soak:
     async def judge_unserved(self) -> None:
         """Who the store named as each unserved receipt's owner at its instant: the device's
         first owner, then the ``toService`` of each move whose commit (new owner stored) came
-        before it. A commit in the same millisecond is counted apart (order unknown)."""
+        before it, or its ``fromService`` again from its rollback (old owner restored) on. A
+        commit in the same millisecond is counted apart (order unknown)."""
         history: dict[str, list[tuple[int, str]]] = {}
         for svc, device, ms in self.unserved:
             if device not in history:
                 r = await self.client.get(
                     f"/api/v3/device/name/{device}/moves", params={"limit": -1}
                 )
+                # commit A names the new owner; a rollback names the old one again
                 commits = [
-                    (step["at"], m["toService"])
+                    (step["at"], m["toService"] if step["step"] == "commit" else m["fromService"])
                     for m in r.json().get("moves", [])
                     for step in m["steps"]
-                    if step["step"] == "commit" and step["outcome"] == "new owner stored"
+                    if (step["step"], step["outcome"])
+                    in {("commit", "new owner stored"), ("rollback", "old owner restored")}
                 ]
                 history[device] = sorted(commits)
             owner = self.services[int(device.rsplit("-", 1)[1]) % len(self.services)]

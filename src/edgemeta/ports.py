@@ -611,6 +611,19 @@ class MoveRepo(Protocol):
     ) -> Page[Move]:
         """Moves of one device, or from or to one service, oldest first."""
 
+    async def hold_commands(self, hold_id: str, device_name: str, expires: int) -> None:
+        """Note a command on its way to the device's owner, live until ``expires`` (Unix ms).
+
+        Call it in the transaction that found no move of the device under way, with the
+        device row locked, so a move's commit A sees the hold or the command sees the move.
+        """
+
+    async def drop_command_hold(self, hold_id: str) -> None:
+        """The command is answered or given up: its hold no longer fences moves."""
+
+    async def commands_in_flight(self, device_name: str, now: int) -> int | None:
+        """When the device's last live command hold expires (ms); None when none is live."""
+
     async def save_initial(self, device: Device) -> None:
         """Keep a device's configuration as first provisioned."""
 

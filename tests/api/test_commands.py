@@ -270,6 +270,11 @@ async def test_no_answer_is_504_and_nobody_listening_is_503(backend: str, tmp_pa
         r.ds1.silent = True
         a = await r.command.get("/api/v3/device/name/dev/temp")
         assert a.status_code == 504 and "did not answer" in a.json()["message"], a.text
+        # unanswered, the request may still be queued at ds1: its hold fences moves until it
+        # expires (the timeout plus a margin), not just until the 504
+        async with r.service.store.write() as tx:
+            until = await tx.moves.commands_in_flight("dev", int(time.time() * 1000))
+        assert until is not None and until > int(time.time() * 1000) + 1000, until
         await r.ds1.stop()
         await r.stop_watching()
         a = await r.command.get("/api/v3/device/name/dev/temp")
@@ -299,6 +304,35 @@ async def test_a_command_during_a_move_goes_to_the_new_owner(backend: str, tmp_p
         assert a.status_code == 200, a.text
         assert [x.settings for x in r.ds2.received] == [{"setpoint": "25"}]
         assert r.ds1.received == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_move_waits_for_a_command_on_its_way_to_the_old_owner(
+    backend: str, tmp_path: Any
+) -> None:
+    # The race of issue 11: core-command found ds1 the owner and sent the command; a move
+    # starting now must not tell ds1 to release the device before ds1 has answered.
+    async with rig(backend, "memory", tmp_path, move_release_deadline=0.1) as r:
+        r.ds1.answer_delay = 0.4
+        command = asyncio.create_task(r.command.get("/api/v3/device/name/dev/temp"))
+        async with asyncio.timeout(5):
+            while not r.ds1.received:
+                await asyncio.sleep(0.005)
+        async with r.service.store.write() as tx:
+            assert await tx.moves.commands_in_flight("dev", 0) is not None  # the hold
+        body = {"deviceName": "dev", "serviceName": "ds2"}
+        moved = await r.meta.post("/device/reassign", [{"apiVersion": "v3", "reassign": body}])
+        answer = await command
+        assert answer.status_code == 200, answer.text
+        move_doc = moved.json()[0]["move"]
+        assert move_doc["state"] == "assigned", moved.text
+        commit = next(s for s in move_doc["steps"] if s["step"] == "commit")
+        assert commit["at"] >= r.ds1.answered_at[0], (commit, r.ds1.answered_at)
+        async with r.service.store.write() as tx:
+            assert await tx.moves.commands_in_flight("dev", 0) is None  # dropped on the answer
+        # the next command goes to the new owner
+        again = await r.command.get("/api/v3/device/name/dev/temp")
+        assert again.status_code == 200 and len(r.ds2.received) == 1, again.text
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

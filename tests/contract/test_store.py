@@ -385,6 +385,27 @@ async def test_a_second_active_move_is_a_conflict_naming_the_first(store: Store)
         assert await tx.moves.get("m-second") is None
 
 
+async def test_command_holds_fence_a_device_until_dropped_or_expired(store: Store) -> None:
+    async with store.write() as tx:
+        assert await tx.moves.commands_in_flight("dev-1", 1_000) is None
+        await tx.moves.hold_commands("h-1", "dev-1", 5_000)
+        await tx.moves.hold_commands("h-2", "dev-1", 9_000)
+        await tx.moves.hold_commands("h-3", "dev-2", 9_000)
+    async with store.write() as tx:
+        assert await tx.moves.commands_in_flight("dev-1", 1_000) == 9_000  # the last to expire
+        await tx.moves.drop_command_hold("h-2")
+    async with store.write() as tx:
+        assert await tx.moves.commands_in_flight("dev-1", 1_000) == 5_000
+        # past its expiry a hold (of a process that died) fences nothing, and is cleared
+        assert await tx.moves.commands_in_flight("dev-1", 5_000) is None
+    async with store.write() as tx:
+        assert await tx.moves.commands_in_flight("dev-1", 0) is None  # gone, not just ignored
+        assert await tx.moves.commands_in_flight("dev-2", 1_000) == 9_000  # another device's
+    with pytest.raises(Exception):  # noqa: B017 - each driver names its own violation
+        async with store.write() as tx:
+            await tx.moves.hold_commands("h-3", "dev-2", 9_000)  # ids are unique
+
+
 async def test_outbox_stats_count_the_unpublished_and_date_the_oldest(store: Store) -> None:
     assert (await store.outbox_stats()).backlog == 0
     assert (await store.outbox_stats()).oldest_age_seconds() == 0.0

@@ -63,10 +63,7 @@ def test_short_command_soak_loses_no_command_and_no_driver_touches_a_non_owner()
         r"delivered to a non-owner \(by the store's owner history at receipt\) (\d+)", out
     )
     assert non_owner is not None, out
-    if int(non_owner.group(1)):
-        # Known (issue 11): core-command reads the owner, then publishes; a move that commits
-        # in between makes the request reach the old owner, which refuses it (the driver is
-        # untouched, asserted above). Passes once core-command fences commands against moves.
-        assert done.returncode == 1, out
-        pytest.xfail(f"{non_owner.group(1)} commands reached the old owner after a commit")
+    # core-command fences commands against a move's commit A (command holds), so no request
+    # reaches a service after it was told to release the device
+    assert int(non_owner.group(1)) == 0, out
     assert done.returncode == 0, out + done.stderr[-3000:]

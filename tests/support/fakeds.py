@@ -37,6 +37,8 @@ class FakeDeviceService:
 
     ``value_types``: resource -> valueType; ``values``: resource -> current text value (the
     same for every device). ``silent``: take requests but never answer (for timeouts).
+    ``answer_delay``: seconds between a request and its answer; ``answered_at``: the wall
+    clock (Unix ms) of each answer sent.
     """
 
     bus: Bus
@@ -46,7 +48,9 @@ class FakeDeviceService:
     prefix: str = "edgex"
     values: dict[str, str] = field(default_factory=dict)
     silent: bool = False
+    answer_delay: float = 0.0
     received: list[Received] = field(default_factory=list)
+    answered_at: list[int] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -106,7 +110,10 @@ class FakeDeviceService:
                 )
             if query.get("ds-returnevent", "true") == "true":
                 body["event"] = event
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         await self.bus.publish(f"{self.prefix}/response/{self.name}/{rid}", _envelope(body, rid))
+        self.answered_at.append(int(time.time() * 1000))
 
     def _event(self, device: str, command: str) -> dict[str, Any]:
         now = time.time_ns()

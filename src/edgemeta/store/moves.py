@@ -124,6 +124,33 @@ class SqlMoveRepo:
         )
         return Page(total, [docs.move_from_content(r[0]) for r in rows])
 
+    async def hold_commands(self, hold_id: str, device_name: str, expires: int) -> None:
+        """Note a command on its way to the device's owner, live until ``expires`` (ms)."""
+        await self.db.execute(
+            "INSERT INTO command_hold (id, device_name, expires) VALUES (?, ?, ?)",
+            hold_id,
+            device_name,
+            expires,
+        )
+
+    async def drop_command_hold(self, hold_id: str) -> None:
+        """The command is answered (or given up): its hold no longer fences moves."""
+        await self.db.execute("DELETE FROM command_hold WHERE id = ?", hold_id)
+
+    async def commands_in_flight(self, device_name: str, now: int) -> int | None:
+        """When the device's last live command hold expires (ms), or None when none is live.
+
+        Holds that expired (their process died before dropping them) are deleted here, in the
+        move's own write transaction, so they are not looked at again.
+        """
+        await self.db.execute(
+            "DELETE FROM command_hold WHERE device_name = ? AND expires <= ?", device_name, now
+        )
+        until = await self.db.fetchval(
+            "SELECT max(expires) FROM command_hold WHERE device_name = ?", device_name
+        )
+        return None if until is None else int(until)
+
     async def save_initial(self, device: Device) -> None:
         """Keep the device's configuration as first provisioned (replacing a previous device's
         of the same name, which was deleted)."""

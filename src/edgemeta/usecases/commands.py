@@ -6,27 +6,42 @@ locked (423), a set's values checked against the profile (400, :mod:`edgemeta.do
 then the owner: when a move of the device is under way, the command is held until the move
 ends (at most ``move_wait`` seconds, else 409 naming the move) and goes to the owner the move
 left (the new service after commit B, the old one after a rollback). Only then is anything
-sent. The owner is read in the same transaction as the active-move check, and a command is
-sent only when no move is under way, so it never reaches a service that has released (or is
-releasing) the device. An accepted command ends in the device service's answer or an error
-(503 nobody listens, 504 no answer in time): none is dropped silently.
+sent.
+
+The fence against moves: before sending, a command writes a *hold* (``command_hold``) in a
+transaction that locks the device row, finds no move of it under way and the owner it was
+checked against unchanged. A move's commit A (the step that tells the old owner to release)
+locks the same row and waits while a live hold of the device exists. So either the command
+saw the move and waits for it, or the move waits until the command is answered: a command is
+never delivered to a service that has released, or is being told to release, the device. A
+hold lives until the answer (dropped then) or, when none came in time (504: the request may
+still sit in the service's queue), until the answer's timeout plus a margin; a crashed
+process's hold fences nothing after that either. An accepted command ends in the device service's
+answer or an error (503 nobody listens, 504 no answer in time): none is dropped silently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgemeta.domain import commands as rules
-from edgemeta.domain.errors import Conflict, ContractInvalid, Locked, NotFound
+from edgemeta.domain.errors import Conflict, ContractInvalid, Locked, NotFound, PeerTimeout
 from edgemeta.domain.records import AdminState, Device, DeviceProfile, DeviceService
 from edgemeta.ports import CommandAnswer, CommandCall, Commander, ListQuery, Page
+from edgemeta.usecases.common import new_id, now_ms
 from edgemeta.usecases.deps import Deps
 
+log = logging.getLogger("edgemeta.commands")
+
 _POLL = 0.02  # seconds between looks at a move that holds a command
+# A hold outlives the answer's timeout by this much, so that it is dropped by the command
+# itself, not by expiry, unless the process died.
+_HOLD_MARGIN = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +127,64 @@ async def _resolve(deps: Deps, name: str, command: str) -> tuple[_Target | None,
     return _Target(device, service, rules.find(profile, command)), ""
 
 
+async def _hold(deps: Deps, target: _Target, hold_id: str, expires: int) -> str | None:
+    """Write the command's hold if the device is still as checked and not moving.
+
+    None: held, send it. Otherwise the reason to wait and look again: the id of the move under
+    way, or "" when the device changed since it was checked.
+    """
+    name = target.device.name
+    async with deps.store.write() as tx:
+        # The row lock orders this against a move's commit A (which takes the same lock): on
+        # PostgreSQL, a move that commits first is then visible to the look below.
+        device = await tx.devices.get(name, for_update=True)
+        if device is None:
+            raise NotFound(f"device '{name}' does not exist")
+        move = await tx.moves.active(name)
+        if move is not None:
+            return move.id
+        if device.revision != target.device.revision:
+            return ""
+        await tx.moves.hold_commands(hold_id, name, expires)
+    return None
+
+
+async def _drop(deps: Deps, hold_id: str) -> None:
+    try:
+        async with deps.store.write() as tx:
+            await tx.moves.drop_command_hold(hold_id)
+    except Exception:  # the database is away: the hold expires on its own
+        log.warning("could not drop command hold %s; it expires on its own", hold_id)
+
+
+def _call(
+    target: _Target,
+    method: Literal["get", "set"],
+    values: Mapping[str, Any] | None,
+    query: Mapping[str, str],
+    correlation_id: str,
+) -> CommandCall:
+    """The checked call, or the refusal (400 write-only/values, 423 locked)."""
+    c, name = target.command, target.device.name
+    if method == "get" and not c.get:
+        raise ContractInvalid(f"command '{c.name}' is write-only: it cannot be read")
+    if target.device.admin_state == AdminState.LOCKED:
+        raise Locked(f"device '{name}' is locked (adminState LOCKED)")
+    if target.service.admin_state == AdminState.LOCKED:
+        raise Locked(f"device service '{target.service.name}' of device '{name}' is locked")
+    settings = rules.check_set(c, values or {}) if method == "set" else None
+    return CommandCall(
+        service=target.service.name,
+        base_address=target.service.base_address,
+        device=name,
+        command=c.name,
+        method=method,
+        settings=settings,
+        query=query,
+        correlation_id=correlation_id,
+    )
+
+
 async def issue(
     cd: CommandDeps,
     name: str,
@@ -123,32 +196,31 @@ async def issue(
 ) -> CommandAnswer:
     """Check, route and deliver one command; the device service's answer."""
     deadline = time.monotonic() + cd.settings.move_wait
+    hold_id = new_id()
     while True:
         target, move_id = await _resolve(cd.deps, name, command)
         if target is not None:
-            break
+            call = _call(target, method, values, query, correlation_id)
+            expires = now_ms() + int((cd.settings.timeout + _HOLD_MARGIN) * 1000)
+            waiting = await _hold(cd.deps, target, hold_id, expires)
+            if waiting is None:
+                break
+            move_id = waiting or move_id
         if time.monotonic() >= deadline:
             raise Conflict(
-                f"device '{name}' is being moved (move {move_id}) and the move did not end "
-                f"within {cd.settings.move_wait:g}s; the command was not sent"
+                f"device '{name}' is being moved (move {move_id or 'just ended'}) and the move "
+                f"did not end within {cd.settings.move_wait:g}s; the command was not sent"
             )
         await asyncio.sleep(_POLL)
-    c = target.command
-    if method == "get" and not c.get:
-        raise ContractInvalid(f"command '{command}' is write-only: it cannot be read")
-    if target.device.admin_state == AdminState.LOCKED:
-        raise Locked(f"device '{name}' is locked (adminState LOCKED)")
-    if target.service.admin_state == AdminState.LOCKED:
-        raise Locked(f"device service '{target.service.name}' of device '{name}' is locked")
-    settings = rules.check_set(c, values or {}) if method == "set" else None
-    call = CommandCall(
-        service=target.service.name,
-        base_address=target.service.base_address,
-        device=name,
-        command=command,
-        method=method,
-        settings=settings,
-        query=query,
-        correlation_id=correlation_id,
-    )
-    return await cd.commander.call(call, cd.settings.timeout)
+    try:
+        answer = await cd.commander.call(call, cd.settings.timeout)
+    except PeerTimeout:
+        # Sent but not answered: the request may still wait in the device service's queue,
+        # so the hold stays until it expires (the timeout plus the margin) and a move waits
+        # that long before it tells this owner to release.
+        raise
+    except BaseException:
+        await _drop(cd.deps, hold_id)
+        raise
+    await _drop(cd.deps, hold_id)
+    return answer

@@ -265,10 +265,37 @@ async def _move_device(deps: Deps, req: MoveRequest, correlation_id: str, span: 
             await watch.close()
 
 
+class _CommandsInFlight(Exception):
+    """Commit A found a command on its way to the old owner (a live hold); wait, try again."""
+
+    def __init__(self, until: int) -> None:
+        super().__init__(until)
+        self.until = until
+
+
+_HOLD_POLL = (0.002, 0.05)  # first and longest wait between looks at a device's command holds
+
+
 async def _commit_a(deps: Deps, move: Move, cid: str) -> Move:
-    """The store names the new owner; the old owner is told (releasing)."""
+    """The store names the new owner; the old owner is told (releasing).
+
+    Not while a command is on its way to the old owner: core-command writes a hold before it
+    sends one (see :mod:`edgemeta.usecases.commands`), and no new hold is taken once the move
+    is recorded, so this waits at most for the commands already sent, each bounded by its
+    hold's expiry.
+    """
     with deps.tracing.span("move.commit"):
-        return await _commit_a_tx(deps, move, cid)
+        pause, waited = _HOLD_POLL[0], False
+        while True:
+            try:
+                return await _commit_a_tx(deps, move, cid)
+            except _CommandsInFlight as busy:
+                if not waited:
+                    log.debug("move %s waits for commands to %s", move.id, move.device_name)
+                    waited = True
+                left = max(0.0, (busy.until - now_ms()) / 1000)
+                await asyncio.sleep(min(pause, left) or pause)
+                pause = min(pause * 2, _HOLD_POLL[1])
 
 
 async def _commit_a_tx(deps: Deps, move: Move, cid: str) -> Move:
@@ -277,6 +304,11 @@ async def _commit_a_tx(deps: Deps, move: Move, cid: str) -> Move:
         current = await tx.devices.get(move.device_name, for_update=True)
         if current is None:
             raise NotFound(f"device '{move.device_name}' was deleted during the move")
+        # With the row locked, a command either took its hold before (seen here) or will
+        # find this move when it looks (and wait for it).
+        until = await tx.moves.commands_in_flight(move.device_name, now_ms())
+        if until is not None:
+            raise _CommandsInFlight(until)
         if current.revision != move.device_revision:
             raise Conflict(
                 f"device '{move.device_name}' changed during the move (revision "
