@@ -177,7 +177,12 @@ async def test_telemetry_publishes_edgex_metric_dtos_on_the_bus(tmp_path: Any) -
             await Api(client, service).add_service("s")
         seen: dict[str, dict[str, Any]] = {}
         async with asyncio.timeout(5):
-            while "OutboxBacklog" not in seen or "Devices" not in seen:
+            while not {
+                "OutboxBacklog",
+                "Devices",
+                "OutboxOldestAgeSeconds",
+                "EventsPublished",
+            } <= set(seen):
                 m = await sub.get()
                 env = decode(m.payload)
                 assert m.topic == f"edgex/telemetry/core-metadata/{env['payload']['name']}"
@@ -188,11 +193,16 @@ async def test_telemetry_publishes_edgex_metric_dtos_on_the_bus(tmp_path: Any) -
     backlog = seen["OutboxBacklog"]
     assert set(backlog) == {"apiVersion", "name", "fields", "tags", "timestamp"}
     assert backlog["apiVersion"] == "v3"
-    assert backlog["fields"][0]["name"] == "value"
+    # go-mod-bootstrap's reporter names: an integer gauge, a float gauge, a counter
+    assert backlog["fields"][0]["name"] == "gauge-value"
     assert isinstance(backlog["fields"][0]["value"], int)
     assert {"name": "service", "value": "core-metadata"} in backlog["tags"]
     assert backlog["timestamp"] > 10**18  # nanoseconds
-    assert seen["Devices"]["fields"] == [{"name": "value", "value": 0}]
+    assert seen["Devices"]["fields"] == [{"name": "gauge-value", "value": 0}]
+    assert seen["OutboxOldestAgeSeconds"]["fields"][0]["name"] == "gaugeFloat64-value"
+    assert isinstance(seen["OutboxOldestAgeSeconds"]["fields"][0]["value"], float)
+    assert seen["EventsPublished"]["fields"][0]["name"] == "counter-count"
+    assert isinstance(seen["EventsPublished"]["fields"][0]["value"], int)
 
 
 async def test_telemetry_off_by_interval_zero(tmp_path: Any) -> None:

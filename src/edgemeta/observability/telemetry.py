@@ -26,29 +26,38 @@ log = logging.getLogger("edgemeta.telemetry")
 
 SERVICE = "core-metadata"
 
-#: EdgeX metric name -> (Prometheus sample name, EdgeX field name). Counters are "count"
-#: fields, gauges "value" ones, as EdgeX's own counters and gauges are reported.
+# The field names EdgeX's own services report (go-mod-bootstrap's message-bus reporter):
+# a counter is one "counter-count" field, an integer gauge "gauge-value", a float gauge
+# "gaugeFloat64-value". A consumer written for EdgeX's metrics reads these names.
+COUNTER = "counter-count"
+GAUGE = "gauge-value"
+GAUGE_FLOAT = "gaugeFloat64-value"
+
+#: EdgeX metric name -> (Prometheus sample name, EdgeX field name).
 FIGURES: dict[str, tuple[str, str]] = {
-    "OutboxBacklog": ("edgemeta_outbox_backlog", "value"),
-    "OutboxOldestAgeSeconds": ("edgemeta_outbox_oldest_age_seconds", "value"),
-    "EventsPublished": ("edgemeta_events_published_total", "count"),
-    "BusConnected": ("edgemeta_bus_connected", "value"),
-    "BusReconnects": ("edgemeta_bus_reconnects_total", "count"),
-    "MovesInFlight": ("edgemeta_moves_in_flight", "value"),
-    "Moves": ("edgemeta_moves_total", "count"),
-    "MoveRollbacks": ("edgemeta_move_rollbacks_total", "count"),
-    "MoveAckTimeouts": ("edgemeta_move_ack_timeouts_total", "count"),
-    "Devices": ("edgemeta_devices", "value"),
-    "HttpRequests": ("edgemeta_http_requests_total", "count"),
+    "OutboxBacklog": ("edgemeta_outbox_backlog", GAUGE),
+    "OutboxOldestAgeSeconds": ("edgemeta_outbox_oldest_age_seconds", GAUGE_FLOAT),
+    "EventsPublished": ("edgemeta_events_published_total", COUNTER),
+    "BusConnected": ("edgemeta_bus_connected", GAUGE),
+    "BusReconnects": ("edgemeta_bus_reconnects_total", COUNTER),
+    "MovesInFlight": ("edgemeta_moves_in_flight", GAUGE),
+    "Moves": ("edgemeta_moves_total", COUNTER),
+    "MoveRollbacks": ("edgemeta_move_rollbacks_total", COUNTER),
+    "MoveAckTimeouts": ("edgemeta_move_ack_timeouts_total", COUNTER),
+    "Devices": ("edgemeta_devices", GAUGE),
+    "HttpRequests": ("edgemeta_http_requests_total", COUNTER),
 }
 
 
 def metric_dto(name: str, field: str, value: float, now_ns: int) -> dict[str, Any]:
     """EdgeX's Metric DTO for one figure."""
+    # Counters and integer gauges are integers on EdgeX's side (Go int64); only a float gauge
+    # carries a fraction, and it stays a float even when whole so its JSON type is stable.
+    number: float = float(value) if field == GAUGE_FLOAT else int(value)
     return {
         "apiVersion": "v3",
         "name": name,
-        "fields": [{"name": field, "value": int(value) if value == int(value) else value}],
+        "fields": [{"name": field, "value": number}],
         "tags": [{"name": "service", "value": SERVICE}],
         "timestamp": now_ns,
     }
