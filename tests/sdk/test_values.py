@@ -166,3 +166,53 @@ def test_transforms_apply_on_read_and_invert_on_write() -> None:
     with pytest.raises(CommandError) as over:
         reading("d", "t", level, 4000, 0)  # 40000 does not fit an Int16
     assert over.value.status == 500
+
+
+SWITCH = Profile(
+    {
+        "name": "switch",
+        "deviceResources": [
+            {"name": "power", "properties": {"valueType": "Uint8", "readWrite": "RW", "maximum": 1}}
+        ],
+        # EdgeX applies one table both ways, key -> value: a table for reads ("1" read is
+        # "on") and one for writes ("on" written is "1") are different commands.
+        "deviceCommands": [
+            {
+                "name": "state",
+                "readWrite": "R",
+                "resourceOperations": [
+                    {"deviceResource": "power", "mappings": {"0": "off", "1": "on"}}
+                ],
+            },
+            {
+                "name": "switch",
+                "readWrite": "W",
+                "resourceOperations": [
+                    {"deviceResource": "power", "mappings": {"on": "1", "off": "0"}}
+                ],
+            },
+        ],
+    }
+)
+
+
+def test_mappings_translate_a_read_into_a_string_reading() -> None:
+    """EdgeX's Go SDK: a read value that is a key of the operation's table becomes the mapped
+    text, a String reading; one the table does not name stays as it was."""
+    mappings = SWITCH.command("state").mappings["power"]
+    on = reading("d", "switch", SWITCH.resources["power"], 1, 0, mappings)
+    assert (on["value"], on["valueType"]) == ("on", "String")
+    plain = reading("d", "switch", SWITCH.resources["power"], 1, 0)  # the resource itself
+    assert (plain["value"], plain["valueType"]) == ("1", "Uint8")
+
+
+def test_mappings_translate_a_write_before_it_is_checked() -> None:
+    switch = SWITCH.command("switch")
+    assert [v for _, v in write_values(switch, {"power": "on"})] == [1]
+    assert [v for _, v in write_values(switch, {"power": 0})] == [0]  # not a key: as given
+    with pytest.raises(CommandError) as e:
+        write_values(switch, {"power": "dim"})  # not a key, and not an Uint8
+    assert e.value.status == 400
+    # the lone resource has no table: "on" is no Uint8
+    with pytest.raises(CommandError):
+        write_values(SWITCH.command("power"), {"power": "on"})

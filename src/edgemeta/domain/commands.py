@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -47,6 +47,9 @@ class Command:
     get: bool
     set: bool
     resources: tuple[DeviceResource, ...]
+    # A device command's resourceOperations ``mappings``, by resource name: the device service
+    # translates a set's value through them, so the value checked is the translated one.
+    mappings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def commands(profile: DeviceProfile) -> list[Command]:
@@ -60,7 +63,10 @@ def commands(profile: DeviceProfile) -> list[Command]:
             continue
         names = [op.device_resource for op in c.resource_operations]
         resources = tuple(by_name[n] for n in names if n in by_name)
-        out.append(Command(c.name, readable(c.read_write), writable(c.read_write), resources))
+        tables = {op.device_resource: op.mappings for op in c.resource_operations if op.mappings}
+        out.append(
+            Command(c.name, readable(c.read_write), writable(c.read_write), resources, tables)
+        )
         taken.add(c.name)
     for r in profile.device_resources:
         if r.is_hidden or r.name in taken:
@@ -162,7 +168,18 @@ def check_set(command: Command, values: Mapping[str, Any]) -> dict[str, Any]:
         resource = by_name.get(key)
         if resource is None:
             raise _refuse(key, _text(value), f"not a resource of command '{command.name}'")
-        text = check_value(resource, value)
+        table = command.mappings.get(key)
+        mapped = table.get(_text(value)) if table else None
+        try:
+            text = check_value(resource, value if mapped is None else mapped)
+        except ContractInvalid as exc:
+            if mapped is None:
+                raise
+            raise ContractInvalid(f"{exc.message} ({_text(value)!r} maps to it)") from None
+        if mapped is not None:
+            # Sent as given: the device service applies the mapping itself (EdgeX's SDKs do),
+            # and a value mapped twice would be a different value.
+            text = _text(value)
         # Objects travel as themselves, everything else as text (what EdgeX's SDKs parse).
         out[key] = value if resource.properties.value_type.startswith("Object") else text
     return out

@@ -123,7 +123,7 @@ class AutoEvents:
                 profile = await self.runner.inventory.profile(str(doc.get("profileName", "")))
                 cmd = profile.command(source)
                 resources = list(values.read_resources(cmd))
-                ev = await self.runner.read(name, resources, profile, cmd.name)
+                ev = await self.runner.read(name, resources, profile, cmd.name, cmd.mappings)
             except CommandError as exc:
                 log.debug("%s: autoEvent %s not read: %s", name, source, exc.message)
                 continue

@@ -134,9 +134,15 @@ class CommandRunner:
         return True
 
     async def read(
-        self, name: str, resources: list[Resource], profile: values.Profile, source: str
+        self,
+        name: str,
+        resources: list[Resource],
+        profile: values.Profile,
+        source: str,
+        mappings: Mapping[str, Mapping[str, str]] | None = None,
     ) -> dict[str, Any]:
-        """Read ``resources`` through the driver: the Event DTO of their readings."""
+        """Read ``resources`` through the driver: the Event DTO of their readings (each value
+        through its resource's ``mappings``, when the command has them)."""
         async with self._driving(name) as device:
             try:
                 got = await self.driver.read(device, resources)
@@ -156,7 +162,7 @@ class CommandRunner:
                 raise CommandError(500, f"driver returned {len(ordered)} values for {source}")
         origin = now_ns()
         readings = [
-            values.reading(name, profile.name, r, v, origin)
+            values.reading(name, profile.name, r, v, origin, (mappings or {}).get(r.name))
             for r, v in zip(resources, ordered, strict=True)
         ]
         return event(name, profile.name, source, readings, origin)
@@ -167,7 +173,7 @@ class CommandRunner:
         """Run a get command: the event read (pushed to core-data with ``push_event``)."""
         profile, cmd = await self._resolve(name, command)
         resources = list(values.read_resources(cmd))
-        ev = await self.read(name, resources, profile, cmd.name)
+        ev = await self.read(name, resources, profile, cmd.name, cmd.mappings)
         if options.push_event:
             await self.publish(ev, correlation_id)
         return ev

@@ -26,7 +26,7 @@ import math
 import struct
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -44,10 +44,12 @@ _INTEGERS = NUMERIC - {"Float32", "Float64"}
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """One resource a command touches, and the value written when a set leaves it out."""
+    """One resource a command touches, the value written when a set leaves it out, and its
+    ``mappings`` (EdgeX's value translation table, e.g. ``{"0": "off", "1": "on"}``)."""
 
     resource: Resource
     default_value: str = ""
+    mappings: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,11 @@ class Command:
     def resources(self) -> list[Resource]:
         """The resources it touches, in order."""
         return [op.resource for op in self.operations]
+
+    @property
+    def mappings(self) -> dict[str, Mapping[str, str]]:
+        """The mapping table of each resource that has one, by resource name."""
+        return {op.resource.name: op.mappings for op in self.operations if op.mappings}
 
 
 def _number(value: Any) -> float | None:
@@ -101,7 +108,11 @@ class Profile:
         self.commands: dict[str, Command] = {}
         for c in doc.get("deviceCommands") or []:
             ops = tuple(
-                Operation(self.resources[o["deviceResource"]], str(o.get("defaultValue") or ""))
+                Operation(
+                    self.resources[o["deviceResource"]],
+                    str(o.get("defaultValue") or ""),
+                    {str(k): str(v) for k, v in (o.get("mappings") or {}).items()},
+                )
                 for o in c.get("resourceOperations") or []
                 if o.get("deviceResource") in self.resources
             )
@@ -148,10 +159,19 @@ def scalar_text(value_type: str, value: Any) -> str:
 
 
 def reading(
-    device: str, profile: str, resource: Resource, value: Any, origin: int
+    device: str,
+    profile: str,
+    resource: Resource,
+    value: Any,
+    origin: int,
+    mappings: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The EdgeX reading (BaseReading DTO) of ``value`` read from ``resource``; 500 if the
-    driver's value is not of the resource's type (the device service's own fault)."""
+    driver's value is not of the resource's type (the device service's own fault).
+
+    With ``mappings`` (the command's resource operation), a value whose text is a key of the
+    table is read as the mapped text, a ``String`` reading, as EdgeX's Go SDK does; a value
+    the table does not name stays as it is."""
     doc: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "origin": origin,
@@ -184,6 +204,9 @@ def reading(
                 value = transforms.on_read(resource, value)
             raw = {"value": scalar_text(vt, value)}
         doc.update(check_value(vt, raw, f"reading '{resource.name}'"))
+        mapped = mappings.get(doc.get("value", "")) if mappings else None
+        if mapped is not None:
+            doc["value"], doc["valueType"] = mapped, "String"
     except (ContractInvalid, ValueError, TypeError) as exc:
         raise CommandError(
             500, f"driver returned a bad value for '{resource.name}': {exc}"
@@ -290,8 +313,18 @@ def write_values(command: Command, given: Mapping[str, Any]) -> list[tuple[Resou
             value = op.default_value or r.default_value or None
         if value is None:
             raise CommandError(400, f"set command '{command.name}' needs a value for '{r.name}'")
-        out.append((r, parse_write(r, value)))
+        out.append((r, parse_write(r, mapped_write(op, value))))
     return out
+
+
+def mapped_write(op: Operation, given: Any) -> Any:
+    """A set's value through the operation's ``mappings``: the table's value when the given
+    text is one of its keys (``"on"`` -> ``"1"``), else the value unchanged, as EdgeX's Go
+    SDK maps a write before parsing it."""
+    if not op.mappings:
+        return given
+    text = given if isinstance(given, str) else scalar_text(op.resource.value_type, given)
+    return op.mappings.get(text, given)
 
 
 def read_resources(command: Command) -> Sequence[Resource]:
