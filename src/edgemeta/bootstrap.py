@@ -39,7 +39,7 @@ from edgemeta.peers.proof_gate import ProofGate
 from edgemeta.peers.releases import BusReleases
 from edgemeta.peers.validation import BusDeviceValidator
 from edgemeta.peers.webhooks import HttpAllocationHook
-from edgemeta.ports import Bus, Commander, Store
+from edgemeta.ports import Bus, Store
 from edgemeta.security.authn import Authenticator
 from edgemeta.security.config import authenticator, check_exposure
 from edgemeta.security.proofs import Keyring, effective_mode
@@ -175,6 +175,8 @@ class Service:
     keeper: Keeper | None = None
     ingest: EventIngest | None = None
     command_app: ASGIApp | None = None
+    # core-command's delivery (its standing answer subscription or HTTP client, closed on stop)
+    commander: BusCommander | RestCommander | None = None
     authenticator: Authenticator | None = None
     notifier: Notifier | None = None
     # The relay and ingest on their own thread and loop (workers/background.py), or None:
@@ -294,6 +296,8 @@ class Service:
         hook = self.deps.allocation_hook
         if isinstance(hook, HttpAllocationHook):
             await hook.close()
+        if self.commander is not None:
+            await self.commander.close()
         await self.bus.close()
         if self.authenticator is not None:
             await self.authenticator.close()
@@ -504,8 +508,9 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
             port=settings.keeper_port,
         )
     command_app = None
+    commander: BusCommander | RestCommander | None = None
     if settings.core_command:
-        commander: Commander = (
+        commander = (
             RestCommander()
             if settings.command_transport == "rest"
             else BusCommander(bus, prefix=settings.bus_prefix, name_escape=settings.name_escape)
@@ -566,6 +571,7 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
             else None
         ),
         command_app=command_app,
+        commander=commander,
     )
 
 

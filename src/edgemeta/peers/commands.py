@@ -4,7 +4,8 @@ to the service's REST ``baseAddress``.
 Bus: the request goes to ``<prefix>/device/command/request/<svc>/<device>/<command>/<get|set>``
 in a MessageEnvelope (``requestID``, ``correlationID``, ``queryParams`` with ``ds-pushevent``
 and ``ds-returnevent``, ``payload`` the base64 JSON of a set's ``{resource: value}`` map, null
-for a get); the answer comes on ``<prefix>/response/<svc>/<requestID>``: ``errorCode`` 0 and an
+for a get); the answer comes on ``<prefix>/response/<svc>/<requestID>`` (taken from one
+standing subscription on ``<prefix>/response/#``): ``errorCode`` 0 and an
 EventResponse (or a BaseResponse) as payload, or ``errorCode`` 1 and the error text.
 
 REST: ``GET``/``PUT {baseAddress}/api/v3/device/name/{device}/{command}`` with the same query
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 import uuid
 from typing import Any
@@ -27,10 +29,10 @@ import httpx
 import orjson
 
 from edgemeta.bus.envelope import JSON_CONTENT, decode
-from edgemeta.bus.topics import command_topic, response_topic
+from edgemeta.bus.topics import command_topic
 from edgemeta.documents import API_VERSION
 from edgemeta.domain.errors import PeerTimeout, ServiceUnavailable
-from edgemeta.ports import Bus, CommandAnswer, CommandCall
+from edgemeta.ports import Bus, CommandAnswer, CommandCall, Subscription
 
 _OK = orjson.dumps({"apiVersion": API_VERSION, "statusCode": 200})
 
@@ -86,12 +88,55 @@ def answer_of(envelope: dict[str, Any], service: str) -> CommandAnswer:
 
 
 class BusCommander:
-    """Commands over the message bus, EdgeX's default for core-command."""
+    """Commands over the message bus, EdgeX's default for core-command.
+
+    Answers are taken from one standing subscription on ``<prefix>/response/#``, made before
+    the first request is published and kept for the commander's life, and handed to the
+    waiting request by its ``requestID`` (the topic's last level). A subscription per request
+    cost a SUBSCRIBE/UNSUBSCRIBE round trip to the broker on every command; answers to other
+    requests (other services', or ones that timed out) are dropped unread.
+    """
 
     def __init__(self, bus: Bus, *, prefix: str = "edgex", name_escape: bool = False) -> None:
         self.bus = bus
         self.prefix = prefix
         self.name_escape = name_escape
+        self._pending: dict[str, asyncio.Future[CommandAnswer]] = {}
+        self._services: dict[str, str] = {}  # request id -> service, for the answer's text
+        self._sub: Subscription | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._listening = asyncio.Lock()
+
+    async def _listen(self) -> None:
+        """Make the standing subscription once (again, if the last one ended)."""
+        if self._reader is not None and not self._reader.done():
+            return
+        async with self._listening:
+            if self._reader is not None and not self._reader.done():
+                return
+            self._sub = await self.bus.subscribe(f"{self.prefix}/response/#")
+            self._reader = asyncio.create_task(self._read(self._sub), name="command-answers")
+
+    async def _read(self, sub: Subscription) -> None:
+        try:
+            while True:
+                message = await sub.get()
+                request_id = message.topic.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+                waiting = self._pending.get(request_id)
+                if waiting is None or waiting.done():
+                    continue  # not ours, or already given up on
+                try:
+                    envelope = decode(message.payload)
+                except ValueError:
+                    continue  # not an envelope: keep waiting for the real answer
+                waiting.set_result(answer_of(envelope, self._services.get(request_id, "")))
+        finally:
+            # The subscription ended (bus closed): nobody waits for an answer that cannot come.
+            for waiting in self._pending.values():
+                if not waiting.done():
+                    waiting.set_exception(
+                        ServiceUnavailable("the bus subscription for command answers ended")
+                    )
 
     async def call(self, call: CommandCall, wait_s: float) -> CommandAnswer:
         """Publish the request and wait for its answer."""
@@ -107,26 +152,36 @@ class BusCommander:
             raise ServiceUnavailable(
                 f"device service '{call.service}' does not listen for commands (topic {topic})"
             )
+        await self._listen()  # before publishing, so no answer is missed
         request_id = str(uuid.uuid4())
-        reply = response_topic(self.prefix, call.service, request_id, name_escape=self.name_escape)
-        sub = await self.bus.subscribe(reply)  # before publishing, so no answer is missed
+        answer: asyncio.Future[CommandAnswer] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = answer
+        self._services[request_id] = call.service
         try:
             await self.bus.publish(topic, request_envelope(call, request_id, topic))
             try:
                 async with asyncio.timeout(wait_s):
-                    while True:
-                        message = await sub.get()
-                        try:
-                            return answer_of(decode(message.payload), call.service)
-                        except ValueError:
-                            continue  # not an envelope: keep waiting for the real answer
+                    return await answer
             except TimeoutError:
                 raise PeerTimeout(
                     f"device service '{call.service}' did not answer command '{call.command}' "
                     f"({call.method}) of device '{call.device}' within {wait_s:g}s"
                 ) from None
         finally:
-            await sub.close()
+            self._pending.pop(request_id, None)
+            self._services.pop(request_id, None)
+
+    async def close(self) -> None:
+        """Drop the standing subscription."""
+        reader, sub = self._reader, self._sub
+        self._reader = self._sub = None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        if sub is not None:
+            with contextlib.suppress(Exception):  # the bus may be closed already
+                await sub.close()
 
 
 class RestCommander:
