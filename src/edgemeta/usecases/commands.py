@@ -8,16 +8,17 @@ ends (at most ``move_wait`` seconds, else 409 naming the move) and goes to the o
 left (the new service after commit B, the old one after a rollback). Only then is anything
 sent.
 
-The fence against moves: before sending, a command writes a *hold* (``command_hold``) in a
-transaction that locks the device row, finds no move of it under way and the owner it was
-checked against unchanged. A move's commit A (the step that tells the old owner to release)
-locks the same row and waits while a live hold of the device exists. So either the command
-saw the move and waits for it, or the move waits until the command is answered: a command is
-never delivered to a service that has released, or is being told to release, the device. A
-hold lives until the answer (dropped then) or, when none came in time (504: the request may
-still sit in the service's queue), until the answer's timeout plus a margin; a crashed
-process's hold fences nothing after that either. An accepted command ends in the device service's
-answer or an error (503 nobody listens, 504 no answer in time): none is dropped silently.
+The fence against moves: before sending, a command is checked and writes a *hold*
+(``command_hold``) in one transaction that locks the device row first and finds no move of
+it under way (a refusal writes nothing). A move's commit A (the step that tells the old
+owner to release) locks the same row and waits while a live hold of the device exists. So
+either the command saw the move and waits for it, or the move waits until the command is
+answered: a command is never delivered to a service that has released, or is being told to
+release, the device. A hold lives until the answer (dropped then) or, when none came in time
+(504: the request may still sit in the service's queue), until the answer's timeout plus a
+margin; a crashed process's hold fences nothing after that either. An accepted command ends
+in the device service's answer or an error (503 nobody listens, 504 no answer in time): none
+is dropped silently.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, Literal
 from edgemeta.domain import commands as rules
 from edgemeta.domain.errors import Conflict, ContractInvalid, Locked, NotFound, PeerTimeout
 from edgemeta.domain.records import AdminState, Device, DeviceProfile, DeviceService
-from edgemeta.ports import CommandAnswer, CommandCall, Commander, ListQuery, Page
+from edgemeta.ports import CommandAnswer, CommandCall, Commander, ListQuery, Page, Tx
 from edgemeta.usecases.common import new_id, now_ms
 from edgemeta.usecases.deps import Deps
 
@@ -109,44 +110,44 @@ class _Target:
     command: rules.Command
 
 
-async def _resolve(deps: Deps, name: str, command: str) -> tuple[_Target | None, str]:
-    """The device, its owner and the command now; or None and the id of the move under way."""
-    async with deps.store.read() as tx:
-        device = await tx.devices.get(name)
-        if device is None:
-            raise NotFound(f"device '{name}' does not exist")
-        move = await tx.moves.active(name)
-        if move is not None:
-            return None, move.id
-        profile = await tx.profiles.get(device.profile_name) if device.profile_name else None
-        if profile is None:
-            raise NotFound(f"device '{name}' has no profile, so no command '{command}'")
-        service = await tx.services.get(device.service_name)
-        if service is None:
-            raise NotFound(f"device service '{device.service_name}' of device '{name}' is gone")
-    return _Target(device, service, rules.find(profile, command)), ""
+async def _resolve(tx: Tx, name: str, command: str) -> _Target | str:
+    """The device, its owner and the command now; or the id of the move under way."""
+    device = await tx.devices.get(name, for_update=True)
+    if device is None:
+        raise NotFound(f"device '{name}' does not exist")
+    move = await tx.moves.active(name)
+    if move is not None:
+        return str(move.id)
+    profile = await tx.profiles.get(device.profile_name) if device.profile_name else None
+    if profile is None:
+        raise NotFound(f"device '{name}' has no profile, so no command '{command}'")
+    service = await tx.services.get(device.service_name)
+    if service is None:
+        raise NotFound(f"device service '{device.service_name}' of device '{name}' is gone")
+    return _Target(device, service, rules.find(profile, command))
 
 
-async def _hold(deps: Deps, target: _Target, hold_id: str, expires: int) -> str | None:
-    """Write the command's hold if the device is still as checked and not moving.
+async def _checked_hold(
+    deps: Deps,
+    request: _Request,
+    hold_id: str,
+    expires: int,
+) -> CommandCall | str:
+    """Check the command and write its hold, in one write transaction.
 
-    None: held, send it. Otherwise the reason to wait and look again: the id of the move under
-    way, or "" when the device changed since it was checked.
+    The checked call: held, send it. Otherwise the id of the move under way, to wait for.
+    A refusal (404, 400, 423) raises, and the transaction writes nothing.
     """
-    name = target.device.name
     async with deps.store.write() as tx:
-        # The row lock orders this against a move's commit A (which takes the same lock): on
-        # PostgreSQL, a move that commits first is then visible to the look below.
-        device = await tx.devices.get(name, for_update=True)
-        if device is None:
-            raise NotFound(f"device '{name}' does not exist")
-        move = await tx.moves.active(name)
-        if move is not None:
-            return move.id
-        if device.revision != target.device.revision:
-            return ""
-        await tx.moves.hold_commands(hold_id, name, expires)
-    return None
+        # The device row is locked first: that orders this against a move's commit A (which
+        # takes the same lock), so on PostgreSQL a move that committed first is visible to
+        # the look below, and one that comes later waits for the hold.
+        target = await _resolve(tx, request.name, request.command)
+        if isinstance(target, str):
+            return target
+        call = _call(target, request)
+        await tx.moves.hold_commands(hold_id, request.name, expires)
+    return call
 
 
 async def _drop(deps: Deps, hold_id: str) -> None:
@@ -157,15 +158,20 @@ async def _drop(deps: Deps, hold_id: str) -> None:
         log.warning("could not drop command hold %s; it expires on its own", hold_id)
 
 
-def _call(
-    target: _Target,
-    method: Literal["get", "set"],
-    values: Mapping[str, Any] | None,
-    query: Mapping[str, str],
-    correlation_id: str,
-) -> CommandCall:
+@dataclass(frozen=True, slots=True)
+class _Request:
+    name: str
+    command: str
+    method: Literal["get", "set"]
+    values: Mapping[str, Any] | None
+    query: Mapping[str, str]
+    correlation_id: str
+
+
+def _call(target: _Target, request: _Request) -> CommandCall:
     """The checked call, or the refusal (400 write-only/values, 423 locked)."""
     c, name = target.command, target.device.name
+    method, values = request.method, request.values
     if method == "get" and not c.get:
         raise ContractInvalid(f"command '{c.name}' is write-only: it cannot be read")
     if target.device.admin_state == AdminState.LOCKED:
@@ -180,8 +186,8 @@ def _call(
         command=c.name,
         method=method,
         settings=settings,
-        query=query,
-        correlation_id=correlation_id,
+        query=request.query,
+        correlation_id=request.correlation_id,
     )
 
 
@@ -197,19 +203,17 @@ async def issue(
     """Check, route and deliver one command; the device service's answer."""
     deadline = time.monotonic() + cd.settings.move_wait
     hold_id = new_id()
+    request = _Request(name, command, method, values, query, correlation_id)
     while True:
-        target, move_id = await _resolve(cd.deps, name, command)
-        if target is not None:
-            call = _call(target, method, values, query, correlation_id)
-            expires = now_ms() + int((cd.settings.timeout + _HOLD_MARGIN) * 1000)
-            waiting = await _hold(cd.deps, target, hold_id, expires)
-            if waiting is None:
-                break
-            move_id = waiting or move_id
+        expires = now_ms() + int((cd.settings.timeout + _HOLD_MARGIN) * 1000)
+        held = await _checked_hold(cd.deps, request, hold_id, expires)
+        if isinstance(held, CommandCall):
+            call = held
+            break
         if time.monotonic() >= deadline:
             raise Conflict(
-                f"device '{name}' is being moved (move {move_id or 'just ended'}) and the move "
-                f"did not end within {cd.settings.move_wait:g}s; the command was not sent"
+                f"device '{name}' is being moved (move {held}) and the move did not end "
+                f"within {cd.settings.move_wait:g}s; the command was not sent"
             )
         await asyncio.sleep(_POLL)
     try:
