@@ -1,5 +1,5 @@
 """``python -m edgemeta`` is the ``edgemeta`` command."""
 
-from edgemeta.cli import main
+from edgemeta.console import main
 
 main()

@@ -492,6 +492,7 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
             tracing=tracing,
             access_log=settings.access_log,
             port=settings.data_port,
+            metrics=metrics,
         )
         if settings.data_ingest and background is None:
             ingest = _ingest(settings, deps, bus)
@@ -506,6 +507,7 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
             tracing=tracing,
             access_log=settings.access_log,
             port=settings.keeper_port,
+            metrics=metrics,
         )
     command_app = None
     commander: BusCommander | RestCommander | None = None
@@ -532,6 +534,7 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
             tracing=tracing,
             access_log=settings.access_log,
             port=settings.command_port,
+            metrics=metrics,
         )
     app = create_app(
         api,

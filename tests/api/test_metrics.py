@@ -59,14 +59,15 @@ async def test_metrics_follow_adds_a_move_and_a_rollback(tmp_path: Any) -> None:
         await w.api.service.relay.drain()
         after = await _scrape(client)
 
-    route = "/api/v3/device"
-    assert (
-        _get(after, "edgemeta_http_requests_total", route=route, method="POST", status="207") == 3
-    )
-    assert (
-        _get(after, "edgemeta_http_request_duration_seconds_count", route=route, method="POST") == 3
-    )
-    by_name = {"route": "/api/v3/device/name/{name}", "method": "GET", "status": "404"}
+    adds = {"app": "core-metadata", "route": "/api/v3/device", "method": "POST"}
+    assert _get(after, "edgemeta_http_requests_total", **adds, status="207") == 3
+    assert _get(after, "edgemeta_http_request_duration_seconds_count", **adds) == 3
+    by_name = {
+        "app": "core-metadata",
+        "route": "/api/v3/device/name/{name}",
+        "method": "GET",
+        "status": "404",
+    }
     assert _get(after, "edgemeta_http_requests_total", **by_name) == 0  # templates, not paths
     assert _get(after, "edgemeta_devices", service="ds1") == 2
     assert _get(after, "edgemeta_devices", service="ds2") == 1
@@ -228,5 +229,63 @@ async def test_a_metrics_port_of_its_own_serves_metrics_instead(tmp_path: Any) -
             samples = await _scrape(own)
     finally:
         await service.stop()
-    ping = {"route": "/api/v3/ping", "method": "GET", "status": "200"}
+    ping = {"app": "core-metadata", "route": "/api/v3/ping", "method": "GET", "status": "200"}
     assert _get(samples, "edgemeta_http_requests_total", **ping) == 1
+
+
+async def test_every_port_counts_its_requests_under_its_app(tmp_path: Any) -> None:
+    """core-data, core-keeper and core-command have the middleware too: the same route on two
+    ports is two series (``app``), and core-metadata's ``/metrics`` shows them all."""
+    service, _ = await make_service("sqlite", tmp_path)
+    apps = {
+        "core-metadata": service.app,
+        "core-data": service.data_app,
+        "core-keeper": service.keeper_app,
+        "core-command": service.command_app,
+    }
+    try:
+        for name, app in apps.items():
+            assert app is not None, name
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://t"
+            ) as client:
+                for _ in range({"core-metadata": 1, "core-data": 2}.get(name, 3)):
+                    assert (await client.get("/api/v3/ping")).status_code == 200
+                assert (await client.get("/no/such/route")).status_code == 404
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=service.command_app), base_url="http://t"
+        ) as command:
+            r = await command.get("/api/v3/device/name/absent/temperature")
+            assert r.status_code == 404
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=service.app), base_url="http://t"
+        ) as main:
+            samples = await _scrape(main)
+        assert service.telemetry is not None
+        figures = await service.telemetry.figures()
+    finally:
+        await service.stop()
+    # EdgeX telemetry is tagged service=core-metadata: its ping, its 404 and the scrape.
+    assert figures["HttpRequests"] == 3
+    pings = {"route": "/api/v3/ping", "method": "GET", "status": "200"}
+    seen = {"core-metadata": 1, "core-data": 2, "core-keeper": 3, "core-command": 3}
+    for name, n in seen.items():
+        assert _get(samples, "edgemeta_http_requests_total", app=name, **pings) == n, name
+        timed = {"app": name, "route": "/api/v3/ping", "method": "GET"}
+        assert _get(samples, "edgemeta_http_request_duration_seconds_count", **timed) == n
+        unmatched = {"app": name, "route": "unmatched", "method": "GET", "status": "404"}
+        assert _get(samples, "edgemeta_http_requests_total", **unmatched) == 1, name
+    command = {
+        "app": "core-command",
+        "route": "/api/v3/device/name/{name}/{command}",
+        "method": "GET",
+        "status": "404",
+    }
+    assert _get(samples, "edgemeta_http_requests_total", **command) == 1
+    # Every request series names its app: none is left without the label.
+    apps_seen = {
+        dict(labels).get("app")
+        for (metric, labels) in samples
+        if metric == "edgemeta_http_requests_total"
+    }
+    assert apps_seen == set(seen)

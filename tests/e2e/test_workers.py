@@ -62,6 +62,16 @@ def sqlite_leader(lock_file: Path) -> int:
     raise AssertionError("nobody holds the relay lock")
 
 
+def files(directory: Path, pattern: str) -> list[Path]:
+    """The multi-process metric files matching ``pattern`` (``counter_<pid>.db``, ...)."""
+    return list(directory.glob(pattern))
+
+
+def is_dir(path: Path) -> bool:
+    """Whether the directory is (still) there."""
+    return path.is_dir()
+
+
 async def add_services(url: str, names: list[str]) -> None:
     """One service per request, each on a new connection (so both workers get some)."""
 
@@ -95,6 +105,9 @@ async def test_two_workers_one_relay(backend: str, broker: PrivateBroker, tmp_pa
         async with running(LiveMqtt(broker.url, [f"{PREFIX}/system-events/#"])) as sub:
             with serving(tmp_path, *args) as p:
                 assert len(workers_of(p)) == 2
+                # The supervisor's multi-process metrics directory, as the workers inherit it.
+                metrics_dir = Path(workers_of(p)[0].environ()["PROMETHEUS_MULTIPROC_DIR"])
+                assert is_dir(metrics_dir)
                 await add_services(p.url, [f"svc-a{i}" for i in range(30)])
                 stored = await outbox()
                 assert len(stored) == 30
@@ -120,7 +133,12 @@ async def test_two_workers_one_relay(backend: str, broker: PrivateBroker, tmp_pa
                         break
                     await asyncio.sleep(0.05)
                 assert len(now) == 2 and victim not in now
+                # Reaped: the killed worker's live gauges (moves in flight, bus connected)
+                # are no longer summed into the scrapes; its counters stay.
+                assert not files(metrics_dir, f"gauge_live*_{victim}.db")
+                assert files(metrics_dir, f"counter_{victim}.db")
             assert p.proc.returncode == 0
+            assert not is_dir(metrics_dir)  # removed when the supervisor stopped
     finally:
         if schema:
             await drop_schema(schema)

@@ -55,11 +55,12 @@ class Unreachable(AdminError):
         self.url = url
 
 
-def tls_context() -> ssl.SSLContext | None:
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext | None:
     """The TLS context ``EDGEMETA_CA_FILE`` / ``EDGEMETA_CLIENT_CERT_FILE`` /
     ``EDGEMETA_CLIENT_KEY_FILE`` ask for (None: httpx's default, the system's CAs or
-    ``SSL_CERT_FILE``). ValueError naming the variable when a file is unusable."""
-    ca = os.environ.get("EDGEMETA_CA_FILE") or None
+    ``SSL_CERT_FILE``). ``ca_file`` (a command's ``--ca-file``) wins over
+    ``EDGEMETA_CA_FILE``. ValueError naming the variable when a file is unusable."""
+    ca = ca_file or os.environ.get("EDGEMETA_CA_FILE") or None
     cert = os.environ.get("EDGEMETA_CLIENT_CERT_FILE") or None
     key = os.environ.get("EDGEMETA_CLIENT_KEY_FILE") or None
     if not (ca or cert or key):
@@ -69,7 +70,8 @@ def tls_context() -> ssl.SSLContext | None:
     try:
         ctx = ssl.create_default_context(cafile=ca)
     except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"EDGEMETA_CA_FILE {ca}: {exc}") from None
+        where = "--ca-file/EDGEMETA_CA_FILE" if ca_file else "EDGEMETA_CA_FILE"
+        raise ValueError(f"{where} {ca}: {exc}") from None
     if cert and key:
         try:
             ctx.load_cert_chain(cert, key)
@@ -106,6 +108,7 @@ class AdminClient:
         api_key: str | None = None,
         token: str | None = None,
         timeout: float = 60.0,
+        ca_file: str | None = None,
     ) -> None:
         self.url = url or os.environ.get("EDGEMETA_URL") or DEFAULT_URL
         self.base = api_base(self.url)
@@ -118,7 +121,7 @@ class AdminClient:
             raise ValueError(
                 f"{exc} (--api-key/EDGEMETA_API_KEY or --token/EDGEMETA_TOKEN)"
             ) from None
-        self.tls = tls_context()
+        self.tls = tls_context(ca_file)
         self.http = httpx.Client(headers=self.headers, timeout=timeout, verify=self.tls or True)
 
     def async_http(self) -> httpx.AsyncClient:

@@ -263,7 +263,7 @@ def create_app(
         if serve_metrics:
             routes.append(metrics_route(metrics, authenticator))
         # Innermost of the app's middleware: it reads the route the router put in the scope.
-        middleware.append(Middleware(MetricsMiddleware, metrics=metrics))
+        middleware.append(Middleware(MetricsMiddleware, metrics=metrics, name=METADATA))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -286,19 +286,25 @@ def _port_app(
     tracing: Tracing | None,
     access_log: bool,
     port: int,
+    metrics: Metrics | None,
 ) -> ASGIApp:
     """One of the other ports' applications (core-data, core-keeper, core-command): its
     routes plus its OpenAPI document and API page, guarded by its part of the role table,
-    with the same envelope and middleware as core-metadata."""
+    with the same envelope and middleware as core-metadata; ``metrics`` counts its requests
+    under ``app=<table>`` (its ``/metrics`` stays on core-metadata's port or its own)."""
 
     async def openapi(request: Request) -> Response:
         return Response(spec, media_type="application/yaml")
 
     routes.append(Route("/openapi.yaml", openapi, methods=["GET"]))
     routes.extend(api_docs.routes())
+    middleware = _middleware(cors_origins)
+    if metrics is not None:
+        # Innermost, as on core-metadata: it reads the route the router put in the scope.
+        middleware.append(Middleware(MetricsMiddleware, metrics=metrics, name=table))
     app = Starlette(
         routes=_guarded(routes, table, authenticator),
-        middleware=_middleware(cors_origins),
+        middleware=middleware,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     return CorrelationMiddleware(observed(app, tracing=tracing, access=access_log, port=port))
@@ -312,6 +318,7 @@ def create_data_app(
     tracing: Tracing | None = None,
     access_log: bool = False,
     port: int = 0,
+    metrics: Metrics | None = None,
 ) -> ASGIApp:
     """The core-data application (its own port), with the same envelope and middleware."""
     return _port_app(
@@ -323,6 +330,7 @@ def create_data_app(
         tracing=tracing,
         access_log=access_log,
         port=port,
+        metrics=metrics,
     )
 
 
@@ -334,6 +342,7 @@ def create_keeper_app(
     tracing: Tracing | None = None,
     access_log: bool = False,
     port: int = 0,
+    metrics: Metrics | None = None,
 ) -> ASGIApp:
     """The core-keeper-compatible application (its own port): the key/value store."""
     return _port_app(
@@ -345,6 +354,7 @@ def create_keeper_app(
         tracing=tracing,
         access_log=access_log,
         port=port,
+        metrics=metrics,
     )
 
 
@@ -356,6 +366,7 @@ def create_command_app(
     tracing: Tracing | None = None,
     access_log: bool = False,
     port: int = 0,
+    metrics: Metrics | None = None,
 ) -> ASGIApp:
     """The core-command-compatible application (its own port): devices' commands."""
     return _port_app(
@@ -367,4 +378,5 @@ def create_command_app(
         tracing=tracing,
         access_log=access_log,
         port=port,
+        metrics=metrics,
     )

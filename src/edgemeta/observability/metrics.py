@@ -51,16 +51,19 @@ class Metrics:
         # to be created in, but the one scraped is built on the files (see ``registry``).
         self._own = CollectorRegistry(auto_describe=False)
         r = self._own
+        # ``app``: which of the ports answered (core-metadata, core-data, core-keeper,
+        # core-command). Their routes overlap (/api/v3/ping is on each) and their latencies
+        # differ in kind: core-command waits for a device, so alerts must tell them apart.
         self.http_requests = Counter(
             "edgemeta_http_requests",
-            "HTTP requests answered, by route template, method and status.",
-            ["route", "method", "status"],
+            "HTTP requests answered, by application (port), route template, method and status.",
+            ["app", "route", "method", "status"],
             registry=r,
         )
         self.http_duration = Histogram(
             "edgemeta_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route template and method.",
-            ["route", "method"],
+            "Time to answer an HTTP request, by application (port), route template and method.",
+            ["app", "route", "method"],
             buckets=_FAST,
             registry=r,
         )
@@ -276,14 +279,17 @@ def multiprocess_dir() -> str | None:
 
 
 class MetricsMiddleware:
-    """Count and time every HTTP request by the route template the router matched.
+    """Count and time every HTTP request of one application (``name``: core-metadata,
+    core-data, core-keeper or core-command, the ``app`` label) by the route template the
+    router matched.
 
     Pure ASGI (no per-request objects besides a closure): Starlette puts the matched
     ``Route`` in ``scope["route"]``, read after the app answered. Unmatched paths share the
     label ``route="unmatched"`` so a scan of random URLs cannot create series."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, name: str) -> None:
         self.app = app
+        self.name = name
         self.requests = metrics.http_requests
         self.duration = metrics.http_duration
 
@@ -307,5 +313,5 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            self.requests.labels(template, method, str(status)).inc()
-            self.duration.labels(template, method).observe(time.perf_counter() - start)
+            self.requests.labels(self.name, template, method, str(status)).inc()
+            self.duration.labels(self.name, template, method).observe(time.perf_counter() - start)

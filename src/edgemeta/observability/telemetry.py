@@ -81,7 +81,9 @@ class Telemetry:
         for family in self.metrics.registry.collect():
             for s in family.samples:
                 name = by_sample.get(s.name)
-                if name is not None:
+                # Tagged service=core-metadata: the other ports' requests (app="core-data",
+                # ...) are not core-metadata's, as EdgeX's services each report their own.
+                if name is not None and s.labels.get("app", SERVICE) == SERVICE:
                     totals[name] += s.value
         return totals
 
