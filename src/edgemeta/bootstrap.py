@@ -603,6 +603,7 @@ def north_bridge(settings: Settings, cd: CommandDeps, auth: Authenticator | None
                 command_response_prefix=settings.north_command_response_topic_prefix,
             ),
             max_in_flight=settings.north_max_in_flight,
+            max_bytes=settings.max_request_bytes,
             command_url=f"{scheme}://{settings.host}:{settings.command_port}",
         ),
         auth,

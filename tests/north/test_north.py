@@ -117,8 +117,11 @@ async def test_no_answer_from_the_device_service_is_504(tmp_path: Any) -> None:
 async def test_malformed_requests_are_answered_or_dropped_and_the_bridge_serves_on(
     tmp_path: Any,
 ) -> None:
-    async with north("sqlite", tmp_path) as n:
+    async with north("sqlite", tmp_path, max_request_bytes=2048) as n:
         cloud = n.cloud
+        # larger than EDGEMETA_MAX_REQUEST_BYTES: 413, as on the REST port
+        a = await cloud.ask("command/request/dev/setpoint/set", payload={"setpoint": "1" * 3000})
+        assert a.error_code == 1 and a.status == 413, a.body
         # not JSON: the topic names the answer topic, so it is answered (no requestID to echo)
         await cloud.send("command/request/dev/temp/get", b"\x00not json")
         a = await cloud.wait_for("")

@@ -32,7 +32,12 @@ from edgemeta.api.query import DEFAULT_LIMIT, MAX_OFFSET, int_param
 from edgemeta.api.responses import base
 from edgemeta.api.routes.command import command_query, device_core_command
 from edgemeta.bus.security import BrokerRefused
-from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, ServiceUnavailable
+from edgemeta.domain.errors import (
+    ContractInvalid,
+    EdgeMetaError,
+    LimitExceeded,
+    ServiceUnavailable,
+)
 from edgemeta.north import wire
 from edgemeta.ports import Bus, ListQuery, Message, Subscription
 from edgemeta.security.authn import Authenticator, NotAuthenticated
@@ -50,6 +55,7 @@ class NorthSettings:
 
     topics: wire.Topics = field(default_factory=wire.Topics)
     max_in_flight: int = 64
+    max_bytes: int = 16 * 1024 * 1024  # the largest request envelope (EDGEMETA_MAX_REQUEST_BYTES)
     command_url: str = "http://127.0.0.1:59882"  # the ``url`` of each listed core command
     answer_retry: float = 30.0  # seconds an answer is retried while the broker is away
     connect_retry_max: float = 30.0  # the longest wait between two connection attempts
@@ -206,6 +212,14 @@ class NorthBridge:
         request_id = ""
         correlation_id = ""
         try:
+            if len(message.payload) > self.settings.max_bytes:
+                # As the REST port refuses a body over EDGEMETA_MAX_REQUEST_BYTES. Only the
+                # requestID is read (one linear parse), so the application can match the 413.
+                request_id = wire.request_id_of(message.payload)
+                raise LimitExceeded(
+                    f"the request is {len(message.payload)} bytes, more than the "
+                    f"{self.settings.max_bytes} allowed"
+                )
             if r.problem:
                 request_id = wire.request_id_of(message.payload)
                 raise ContractInvalid(r.problem)
