@@ -101,6 +101,7 @@ class NorthBridge:
         """Connect and serve in the background (a broker that is down is retried)."""
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name="edgemeta-north")
+            self._runner.add_done_callback(_report)
 
     async def stop(self, grace: float = 2.0) -> None:
         """Stop taking requests, give those in flight ``grace`` seconds to be answered, close."""
@@ -350,3 +351,9 @@ class NorthBridge:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    """Say so loudly if the bridge ever ends by itself: north requests go unanswered then."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("north: the bridge stopped serving", exc_info=task.exception())
