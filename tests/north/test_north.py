@@ -5,6 +5,7 @@ harming the bridge, and with authentication on 401 / 403 / 200 as the REST route
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -198,3 +199,28 @@ async def test_with_security_on_a_credential_and_the_role_are_needed(
         # X-API-Key works as the REST header of that name does
         a = await cloud.ask("command/request/dev/temp/get", query={"X-API-Key": commander})
         assert a.status == 200, a.body
+
+
+async def test_a_move_that_does_not_end_in_time_is_409_and_sends_nothing(tmp_path: Any) -> None:
+    # The same move fence as the REST route: the command waits for the move, then gives up.
+    from edgemeta.domain.moves import Move, MoveReason, StatePolicy
+
+    async with north("sqlite", tmp_path, command_move_wait=0.1) as n:
+        now = int(time.time() * 1000)
+        stuck = Move(
+            id="move-stuck-north",
+            device_name="dev",
+            from_service="ds1",
+            to_service="ds2",
+            policy=StatePolicy.MIGRATE,
+            reason=MoveReason.OPERATOR,
+            created=now,
+            modified=now,
+        )
+        async with n.service.store.write() as tx:
+            await tx.moves.add(stuck)
+        a = await n.cloud.ask("command/request/dev/temp/get")
+        assert a.error_code == 1 and a.status == 409, a.body
+        assert "move-stuck-north" in a.body["message"]
+        await n.nothing_more_sent(0)
+        assert n.ds1.received == []
