@@ -32,6 +32,8 @@ from edgemeta.bus.security import BrokerRefused, BusSecurity
 from edgemeta.domain.errors import ServiceUnavailable
 from edgemeta.domain.moves import ReleasePolicy
 from edgemeta.domain.x509 import Issuer
+from edgemeta.north.bridge import NorthBridge, NorthSettings
+from edgemeta.north.wire import Topics
 from edgemeta.observability.metrics import Metrics, multiprocess_dir
 from edgemeta.observability.telemetry import Telemetry
 from edgemeta.peers.commands import BusCommander, RestCommander
@@ -44,7 +46,7 @@ from edgemeta.security.authn import Authenticator
 from edgemeta.security.config import authenticator, check_exposure
 from edgemeta.security.proofs import Keyring, effective_mode
 from edgemeta.security.sealing import load_keyring
-from edgemeta.settings import Settings
+from edgemeta.settings import Settings, redact
 from edgemeta.store import open_store
 from edgemeta.tracing import Tracing, build_tracing
 from edgemeta.tracing.store import TracedStore
@@ -186,6 +188,7 @@ class Service:
     metrics: Metrics | None = None
     telemetry: Telemetry | None = None
     metrics_app: ASGIApp | None = None
+    north: NorthBridge | None = None  # commands from the north (external MQTT), if configured
     resumer: MoveResumer = field(init=False)
     _connecting: asyncio.Task[None] | None = None
     _starting: bool = False
@@ -218,6 +221,8 @@ class Service:
             if self.ingest is not None:
                 self.ingest.start()
         self.resumer.start()
+        if self.north is not None:
+            self.north.start()
         if self.telemetry is not None:
             self.telemetry.start()
         interval = self.settings.keeper_reload_seconds
@@ -275,6 +280,9 @@ class Service:
 
     async def stop(self) -> None:
         """Deliver what can be delivered, then close everything."""
+        if self.north is not None:
+            # First: requests in flight get their answers while the store and bus still work.
+            await self.north.stop()
         await self.resumer.stop()
         if self.telemetry is not None:
             await self.telemetry.stop()
@@ -510,22 +518,22 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
             metrics=metrics,
         )
     command_app = None
-    commander: BusCommander | RestCommander | None = None
+    # Built even with core-command off: the north bridge delivers through it too. The bus
+    # commander subscribes for answers only at its first command.
+    commander: BusCommander | RestCommander = (
+        RestCommander()
+        if settings.command_transport == "rest"
+        else BusCommander(bus, prefix=settings.bus_prefix, name_escape=settings.name_escape)
+    )
+    command_deps = CommandDeps(
+        deps,
+        commander,
+        CommandSettings(timeout=settings.command_timeout, move_wait=settings.command_move_wait),
+    )
     if settings.core_command:
-        commander = (
-            RestCommander()
-            if settings.command_transport == "rest"
-            else BusCommander(bus, prefix=settings.bus_prefix, name_escape=settings.name_escape)
-        )
         command_app = create_command_app(
             CommandContext(
-                cd=CommandDeps(
-                    deps,
-                    commander,
-                    CommandSettings(
-                        timeout=settings.command_timeout, move_wait=settings.command_move_wait
-                    ),
-                ),
+                cd=command_deps,
                 max_body_bytes=settings.max_request_bytes,
                 config=command_config_document(settings),
             ),
@@ -575,6 +583,40 @@ async def build(settings: Settings, *, span_exporter: SpanExporter | None = None
         ),
         command_app=command_app,
         commander=commander,
+        north=north_bridge(settings, command_deps, auth) if settings.north_mqtt_url else None,
+    )
+
+
+def north_bridge(settings: Settings, cd: CommandDeps, auth: Authenticator | None) -> NorthBridge:
+    """Commands from the north on the external broker of ``EDGEMETA_NORTH_MQTT_URL``."""
+    from edgemeta.bus.mqtt import MqttBus
+
+    external = MqttBus(
+        settings.north_mqtt_url,
+        qos=settings.north_mqtt_qos,
+        client_id_prefix="edgemeta-north",
+        client_id=settings.north_mqtt_client_id,
+        security=settings.north_security(),
+        # A request waits for the answer of a device service; this bounds only the broker's
+        # acknowledgements, as on the internal bus.
+        timeout=5.0,
+    )
+    scheme = "https" if settings.tls_cert_file else "http"
+    return NorthBridge(
+        cd,
+        external,
+        NorthSettings(
+            topics=Topics(
+                query_request=settings.north_query_request_topic,
+                query_response=settings.north_query_response_topic,
+                command_request=settings.north_command_request_topic,
+                command_response_prefix=settings.north_command_response_topic_prefix,
+            ),
+            max_in_flight=settings.north_max_in_flight,
+            max_bytes=settings.max_request_bytes,
+            command_url=f"{scheme}://{settings.host}:{settings.command_port}",
+        ),
+        auth,
     )
 
 
@@ -603,6 +645,20 @@ def command_config_document(s: Settings) -> dict[str, Any]:
             "MoveWait": s.command_move_wait,
         },
         "MessageBus": {"Url": s.redacted_bus_url(), "BaseTopicPrefix": s.bus_prefix},
+        # EdgeX's ExternalMQTT section: whether and where, never the password.
+        "ExternalMQTT": {
+            "Enabled": bool(s.north_mqtt_url),
+            "Url": redact(s.north_mqtt_url),
+            "ClientId": s.north_mqtt_client_id,
+            "QoS": s.north_mqtt_qos,
+            "Username": s.north_mqtt_username,
+            "Topics": {
+                "QueryRequestTopic": s.north_query_request_topic,
+                "QueryResponseTopic": s.north_query_response_topic,
+                "CommandRequestTopic": s.north_command_request_topic,
+                "CommandResponseTopicPrefix": s.north_command_response_topic_prefix,
+            },
+        },
     }
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgemeta.bus.security import BusSecurity
+from edgemeta.bus.topics import valid_filter
 
 
 def default_data_dir() -> Path:
@@ -103,6 +104,23 @@ class Settings(BaseSettings):
     command_transport: Literal["bus", "rest"] = "bus"  # to the device service
     command_timeout: float = Field(5.0, gt=0, le=3600)  # for its answer (then 504)
     command_move_wait: float = Field(10.0, ge=0, le=3600)  # a move under way (then 409)
+    # Commands from the north (edgemeta.north, docs/commands.md): EdgeX core-command's
+    # ExternalMQTT, a request/response pair on an external broker. Off while the URL is empty.
+    north_mqtt_url: str = ""
+    north_mqtt_username: str = ""
+    north_mqtt_password: str = Field("", repr=False)
+    north_mqtt_password_file: Path | None = None
+    north_mqtt_tls: bool = False
+    north_mqtt_ca_file: Path | None = None
+    north_mqtt_cert_file: Path | None = None
+    north_mqtt_key_file: Path | None = None
+    north_mqtt_client_id: str = Field("", max_length=128)  # empty: edgemeta-north-<random>
+    north_mqtt_qos: int = Field(1, ge=0, le=2)
+    north_query_request_topic: str = "edgex/commandquery/request/#"
+    north_query_response_topic: str = "edgex/commandquery/response"
+    north_command_request_topic: str = "edgex/command/request/#"
+    north_command_response_topic_prefix: str = "edgex/command/response"
+    north_max_in_flight: int = Field(64, ge=1, le=10_000)  # requests served at once
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Observability (docs/observability.md): log lines as text or JSON, one access-log line
@@ -210,22 +228,59 @@ class Settings(BaseSettings):
             raise ValueError("EDGEMETA_BUS_PASSWORD needs EDGEMETA_BUS_USERNAME")
         return self
 
+    @model_validator(mode="after")
+    def _north(self) -> Settings:
+        for name in ("north_query_request_topic", "north_command_request_topic"):
+            value = getattr(self, name)
+            if not value.endswith("/#") or not valid_filter(value):
+                raise ValueError(
+                    f"EDGEMETA_{name.upper()} must be a topic filter ending in /# "
+                    f"(the device and command are the levels it matches), not {value!r}"
+                )
+        for name in ("north_query_response_topic", "north_command_response_topic_prefix"):
+            value = getattr(self, name)
+            if not value or "+" in value or "#" in value:
+                raise ValueError(f"EDGEMETA_{name.upper()} must be a topic without wildcards")
+        if self.north_mqtt_password and self.north_mqtt_password_file:
+            raise ValueError(
+                "EDGEMETA_NORTH_MQTT_PASSWORD and EDGEMETA_NORTH_MQTT_PASSWORD_FILE are both "
+                "set; keep one"
+            )
+        if (self.north_mqtt_password or self.north_mqtt_password_file) and not (
+            self.north_mqtt_username
+        ):
+            raise ValueError("EDGEMETA_NORTH_MQTT_PASSWORD needs EDGEMETA_NORTH_MQTT_USERNAME")
+        if (self.north_mqtt_cert_file is None) != (self.north_mqtt_key_file is None):
+            raise ValueError(
+                "a north client certificate needs both EDGEMETA_NORTH_MQTT_CERT_FILE and "
+                "EDGEMETA_NORTH_MQTT_KEY_FILE"
+            )
+        if self.north_mqtt_url and urlsplit(self.north_mqtt_url).scheme.lower() not in (
+            "mqtt",
+            "mqtts",
+        ):
+            raise ValueError("EDGEMETA_NORTH_MQTT_URL must be an mqtt:// or mqtts:// URL")
+        return self
+
+    def north_security(self) -> BusSecurity:
+        """The external broker's credentials and TLS options (the password file read now)."""
+        return BusSecurity(
+            username=self.north_mqtt_username or None,
+            password=_password(
+                self.north_mqtt_password, self.north_mqtt_password_file, "NORTH_MQTT"
+            ),
+            tls=self.north_mqtt_tls,
+            ca_file=self.north_mqtt_ca_file,
+            cert_file=self.north_mqtt_cert_file,
+            key_file=self.north_mqtt_key_file,
+        )
+
     def bus_security(self) -> BusSecurity:
         """The bus credentials and TLS options; reads the password file (ValueError if it
         cannot be read). One trailing newline is dropped: ``echo secret > file`` adds it."""
-        password: str | None = self.bus_password or None
-        if self.bus_password_file is not None:
-            try:
-                text = self.bus_password_file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ValueError(
-                    f"cannot read EDGEMETA_BUS_PASSWORD_FILE {self.bus_password_file}: "
-                    f"{exc.strerror or exc}"
-                ) from None
-            password = text.removesuffix("\n").removesuffix("\r")
         return BusSecurity(
             username=self.bus_username or None,
-            password=password,
+            password=_password(self.bus_password, self.bus_password_file, "BUS"),
             tls=self.bus_tls,
             ca_file=self.bus_ca_file,
             cert_file=self.bus_cert_file,
@@ -243,6 +298,20 @@ class Settings(BaseSettings):
     def redacted_database_url(self) -> str:
         """The database URL without its password, for logs and /config."""
         return redact(self.database_url)
+
+
+def _password(given: str, file: Path | None, what: str) -> str | None:
+    """A password from the setting or, when set, from its file (ValueError naming the file if
+    it cannot be read). One trailing newline is dropped: ``echo secret > file`` adds it."""
+    if file is None:
+        return given or None
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(
+            f"cannot read EDGEMETA_{what}_PASSWORD_FILE {file}: {exc.strerror or exc}"
+        ) from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def redact(url: str) -> str:

@@ -174,8 +174,14 @@ def _supervise(settings: Settings, directory: str) -> None:
 
     def spawn(index: int) -> BaseProcess:
         # Ingest on worker 0 only (see the module docstring); one process each, not N each.
+        # The north bridge too: N workers on one external broker would answer each request N
+        # times.
         own = settings.model_copy(
-            update={"workers": 1, "data_ingest": settings.data_ingest and index == 0}
+            update={
+                "workers": 1,
+                "data_ingest": settings.data_ingest and index == 0,
+                "north_mqtt_url": settings.north_mqtt_url if index == 0 else "",
+            }
         )
         proc = ctx.Process(target=_worker, args=(own, index), name=f"edgemeta-worker-{index}")
         proc.start()

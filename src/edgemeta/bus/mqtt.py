@@ -140,6 +140,7 @@ class MqttBus(BatchPublisher):
         qos: int = 1,
         protocol: Literal["5", "3.1.1"] = "5",
         client_id_prefix: str = "edgemeta",
+        client_id: str = "",
         timeout: float = 5.0,
         connect_timeout: float = 10.0,
         reconnect_min: float = 0.1,
@@ -156,7 +157,8 @@ class MqttBus(BatchPublisher):
         ``timeout`` bounds each wait for the broker (acknowledgements, subscriptions);
         ``connect_timeout`` is how long ``start`` keeps trying before giving up;
         ``max_inflight`` is how many publishes may await their acknowledgement at once (the
-        broker's Receive Maximum lowers it).
+        broker's Receive Maximum lowers it). ``client_id``: exactly this id (an operator's
+        choice, e.g. for broker ACLs) instead of ``<client_id_prefix>-<random>``.
         """
         self.endpoint = endpoint(
             url,
@@ -174,7 +176,7 @@ class MqttBus(BatchPublisher):
         self.password = self.endpoint.password
         self.qos = qos
         self.protocol = protocol
-        self.client_id = f"{client_id_prefix}-{secrets.token_hex(6)}"
+        self.client_id = client_id or f"{client_id_prefix}-{secrets.token_hex(6)}"
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.reconnect_min = reconnect_min

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 
 from edgemeta.ports import Store
 from edgemeta.security.authn import Authenticator
@@ -25,7 +26,7 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse auth off on a non-loopback address unless explicitly allowed."""
+    """Refuse auth off on a non-loopback address (or north broker) unless explicitly allowed."""
     exposed = settings.auth == "off" and not is_loopback(settings.host)
     if exposed and not settings.auth_allow_insecure_off:
         raise InsecureExposure(
@@ -33,6 +34,15 @@ def check_exposure(settings: Settings) -> None:
             f"{settings.host}, beyond this machine: anyone who reaches it could change "
             "everything. Turn authentication on (EDGEMETA_AUTH=on, docs/security.md), "
             "listen on 127.0.0.1, or set EDGEMETA_AUTH_ALLOW_INSECURE_OFF=true to accept it."
+        )
+    north = urlsplit(settings.north_mqtt_url).hostname if settings.north_mqtt_url else None
+    north_exposed = settings.auth == "off" and north and not is_loopback(north)
+    if north_exposed and not settings.auth_allow_insecure_off:
+        raise InsecureExposure(
+            f"authentication is off (EDGEMETA_AUTH=off) and commands from the north are "
+            f"taken from the broker at {north} (EDGEMETA_NORTH_MQTT_URL): anyone who may "
+            "publish there could command every device. Turn authentication on "
+            "(EDGEMETA_AUTH=on), or set EDGEMETA_AUTH_ALLOW_INSECURE_OFF=true to accept it."
         )
 
 

@@ -246,6 +246,28 @@ TABLE: dict[tuple[str, str, str], Rule] = {
 }
 
 
+# Commands from the north (edgemeta.north): core-command's requests over an external MQTT
+# broker, keyed by operation and the default topic shape. The same rules as the REST routes
+# they mirror, so a credential may do over MQTT exactly what it may do over HTTP.
+NORTH_QUERY = "query"
+NORTH_GET = "get"
+NORTH_SET = "set"
+NORTH: dict[str, tuple[str, Rule]] = {
+    NORTH_QUERY: (
+        "edgex/commandquery/request/{device or all}",
+        TABLE[(_C, "GET", "/device/name/{name}")],
+    ),
+    NORTH_GET: (
+        "edgex/command/request/{device}/{command}/get",
+        TABLE[(_C, "GET", "/device/name/{name}/{command}")],
+    ),
+    NORTH_SET: (
+        "edgex/command/request/{device}/{command}/set",
+        TABLE[(_C, "PUT", "/device/name/{name}/{command}")],
+    ),
+}
+
+
 #: Templates served at the root of the port rather than under ``/api/v3``.
 ROOT_ROUTES = frozenset({"/metrics"})
 
@@ -287,4 +309,18 @@ def markdown() -> str:
         lines.append(
             f"| {api} | {method} | `{full_path(template)}` | {roles} | {own} | {rule.note} |"
         )
+    lines += [
+        "",
+        "## Commands from the north (external MQTT)",
+        "",
+        "core-command's requests on the external broker (docs/commands.md, \"Commands from the",
+        "north\"); the credential travels in the request envelope's `queryParams`. Topics as by",
+        "default (`EDGEMETA_NORTH_*_TOPIC` change them).",
+        "",
+        "| Operation | Request topic | Roles (any of) | Note |",
+        "| --- | --- | --- | --- |",
+    ]
+    for operation, (topic, rule) in NORTH.items():
+        roles = ", ".join(sorted(rule.roles))
+        lines.append(f"| {operation} | `{topic}` | {roles} | {rule.note} |")
     return "\n".join(lines) + "\n"
