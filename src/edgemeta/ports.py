@@ -488,7 +488,8 @@ class Store(Protocol):
         """A read-only view (no writes may be made through it)."""
 
     def on_commit(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after every write transaction this process commits."""
+        """Call ``listener`` after every write transaction this process commits that queued
+        system events in the outbox (the relay's wake-up; other commits have nothing for it)."""
 
     def batch(self) -> AbstractAsyncContextManager[None]:
         """One transaction for everything the current task does inside: each ``write()``

@@ -53,3 +53,22 @@ async def test_an_exception_out_of_the_batch_undoes_everything(store: Store) -> 
     async with store.write() as tx:  # the store is usable afterwards
         await tx.devices.add(dev("b"))
     assert await _names(store) == ["b"]
+
+
+async def test_only_a_commit_with_events_calls_the_commit_listeners(store: Store) -> None:
+    """The listeners wake the relay: a commit that queued no event (a command hold, a
+    reading) has nothing for it, and one that did always calls them."""
+    async with store.write() as tx:
+        await tx.services.add(svc("ds"))
+    commits: list[int] = []
+    store.on_commit(lambda: commits.append(1))
+    async with store.write() as tx:
+        await tx.devices.add(dev("quiet"))  # no event
+    assert commits == []
+    async with store.write() as tx:
+        await tx.devices.add(dev("loud"))
+        await tx.outbox.append(device_added(dev("loud")), "cid")
+    assert commits == [1]
+    async with store.write() as tx:
+        await tx.devices.add(dev("quiet-again"))
+    assert commits == [1]  # the flag does not outlive its commit

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from edgemeta.domain.errors import DuplicateName, InsufficientStorage, ServiceUnavailable
+from edgemeta.domain.events import device_added
 from edgemeta.ports import ListQuery, Store
 from edgemeta.store import sqlite as sqlite_store
 from edgemeta.store.sqlite import SqliteStore
@@ -26,6 +27,7 @@ async def _names(store: Store) -> list[str]:
 async def _add(store: Store, name: str) -> str:
     async with store.write() as tx:
         await tx.devices.add(dev(name))
+        await tx.outbox.append(device_added(dev(name)), "cid")  # as a real add does
     return name
 
 

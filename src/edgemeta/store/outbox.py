@@ -54,6 +54,9 @@ class SqlOutbox:
     def __init__(self, db: Driver, texts: DocTexts | None = None) -> None:
         self.db = db
         self.texts = texts
+        # Set once a row is queued; the store reads (and clears) it at COMMIT, so only a
+        # commit with events in it wakes the relay (a command hold, a reading, does not).
+        self.appended = False
 
     def _details(self, change: Change) -> str:
         shared = self.texts.get(change.record) if self.texts is not None else None
@@ -63,6 +66,7 @@ class SqlOutbox:
         """Insert one row per change, stamped now (nanoseconds) with a fresh event id."""
         if not changes:
             return
+        self.appended = True
         now = time.time_ns()
         # Who made the change, when authentication is on (the verified subject of the
         # request being served; see edgemeta.security.principal.acting).

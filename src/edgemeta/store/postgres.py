@@ -330,15 +330,17 @@ class PostgresStore:
         began = time.perf_counter()
         try:
             async with conn.transaction():
-                yield SqlTx(PostgresDriver(conn), self._sealer, self._cursors)
+                tx = SqlTx(PostgresDriver(conn), self._sealer, self._cursors)
+                yield tx
         except _DB_ERRORS as exc:
             raise failure(exc) from exc
         finally:
             await _release(self.pool, conn)
         if self._timer is not None:
             self._timer(time.perf_counter() - began)
-        for listener in self._listeners:
-            listener()
+        if tx.outbox.appended:  # only a commit with events in it has news for the relay
+            for listener in self._listeners:
+                listener()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTx]:

@@ -383,6 +383,9 @@ class SqliteStore:
         group, self._group = self._group, None
         if group is None:
             return
+        # Whether any member queued an event (one SqlTx serves every member): only then is
+        # there something for the relay, whatever the group's outcome.
+        queued, self._tx.outbox.appended = self._tx.outbox.appended, False
         if group.lost is not None:
             group.finish(group.lost)
             return
@@ -402,8 +405,9 @@ class SqliteStore:
         if self._checkpointer is not None:
             self._restart_wal(self._checkpointer)
             self._checkpointer.wake.set()
-        for listener in self._listeners:
-            listener()
+        if queued:
+            for listener in self._listeners:
+                listener()
         group.finish(None)
 
     def _restart_wal(self, checkpointer: _Checkpointer) -> None:
