@@ -362,6 +362,7 @@ topic readwrite edgex/#
 
 pattern read  edgex/system-events/core-metadata/+/+/%u/#
 pattern read  edgex/%u/validate/device
+pattern read  edgex/device/command/request/%u/#
 pattern write edgex/response/%u/#
 pattern write edgex/events/device/%u/#
 """
@@ -391,6 +392,14 @@ pattern write edgex/events/device/%u/#
             assert (await recv(own)).payload == b"for ds1"
             with pytest.raises(TimeoutError):
                 await recv(other, within=0.5)
+            # ... and its own command requests from core-command, not another's.
+            mine = await ds1.subscribe("edgex/device/command/request/ds1/#")
+            theirs = await ds1.subscribe("edgex/device/command/request/ds2/#")
+            await core.publish("edgex/device/command/request/ds2/d/c/get", b"for ds2")
+            await core.publish("edgex/device/command/request/ds1/d/c/get", b"cmd for ds1")
+            assert (await recv(mine)).payload == b"cmd for ds1"
+            with pytest.raises(TimeoutError):
+                await recv(theirs, within=0.5)
         finally:
             for made in (core, ds1, ds2):
                 await made.close()
@@ -408,7 +417,8 @@ async def test_nats_permissions_from_the_docs_keep_a_service_to_its_own_subjects
         publish:   ["edgex.response.{name}.>", "edgex.events.device.{name}.>"]
         subscribe: ["edgex.system-events.core-metadata.*.*.{name}",
                     "edgex.system-events.core-metadata.*.*.{name}.>",
-                    "edgex.{name}.validate.device"]
+                    "edgex.{name}.validate.device",
+                    "edgex.device.command.request.{name}.>"]
       }} }}"""
 
     authorization = (
