@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiomqtt
 import httpx
 import pytest
 
@@ -149,10 +148,7 @@ async def rig(backend: str, bus: str, tmp_path: Any, **settings: Any) -> AsyncIt
         if schema:
             await drop_schema(schema)
         if bus == "mqtt":
-            # forget core-data's persistent session on the shared broker
-            host, port = servers.MQTT_URL.removeprefix("mqtt://").split(":")
-            async with aiomqtt.Client(host, int(port), identifier=client_id, clean_session=True):
-                pass
+            await servers.forget_mqtt_session(client_id)  # core-data's, on the shared broker
 
 
 BUSES = [pytest.param("memory"), pytest.param("mqtt", marks=pytest.mark.mqtt)]

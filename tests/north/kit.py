@@ -215,7 +215,4 @@ async def north(
         if schema:
             await drop_schema(schema)
         if bus == "mqtt":
-            # forget core-data's persistent session on the shared broker
-            h, p = servers.MQTT_URL.removeprefix("mqtt://").split(":")
-            async with aiomqtt.Client(h, int(p), identifier=client_id, clean_session=True):
-                pass
+            await servers.forget_mqtt_session(client_id)  # core-data's, on the shared broker

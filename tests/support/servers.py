@@ -48,3 +48,15 @@ def require(url: str, what: str) -> None:
 def unique(prefix: str) -> str:
     """A name no other test uses (schemas, topic prefixes, ...)."""
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+async def forget_mqtt_session(client_id: str, url: str = MQTT_URL) -> None:
+    """End the persistent session ``client_id`` left on the shared broker (a clean-session
+    connect under the same id), so its queued messages do not outlive the test."""
+    import aiomqtt  # only the MQTT tests need it
+
+    parts = urlsplit(url)
+    async with aiomqtt.Client(
+        parts.hostname or "127.0.0.1", parts.port or 1883, identifier=client_id, clean_session=True
+    ):
+        pass
