@@ -116,8 +116,11 @@ class DeviceRepo(Protocol):
     async def update(self, device: Device) -> None:
         """Replace the stored record whose revision is ``device.revision - 1``; else Conflict."""
 
-    async def get(self, name: str, *, for_update: bool = False) -> Device | None:
-        """The device called ``name``."""
+    async def get(
+        self, name: str, *, for_update: bool = False, for_share: bool = False
+    ) -> Device | None:
+        """The device called ``name`` (``for_update``: row-locked until commit; ``for_share``:
+        locked against ``for_update`` only, so sharers do not wait for each other)."""
 
     async def get_by_id(self, id_: str, *, for_update: bool = False) -> Device | None:
         """The device with this id."""

@@ -51,6 +51,7 @@ class Dialect(Protocol):
 
     name: str
     for_update: str  # the row-locking suffix of a SELECT in a write transaction ('' if none)
+    for_share: str  # the shared row-locking suffix (conflicts with for_update only)
 
     def labels_match(self, column: str, count: int) -> str:
         """A condition true when ``column`` holds all of ``count`` labels (bound in order)."""

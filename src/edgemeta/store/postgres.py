@@ -67,6 +67,7 @@ class PostgresDialect:
 
     name = "postgres"
     for_update = " FOR UPDATE"
+    for_share = " FOR SHARE"
 
     def labels_match(self, column: str, count: int) -> str:
         """Array containment: all labels present."""

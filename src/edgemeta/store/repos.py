@@ -177,9 +177,18 @@ class _Repo(Generic[R]):
                 f"(expected revision {record.revision - 1})"
             )
 
-    async def get(self, name: str, *, for_update: bool = False) -> R | None:
-        """The record called ``name``."""
-        lock = self.db.dialect.for_update if for_update else ""
+    async def get(
+        self, name: str, *, for_update: bool = False, for_share: bool = False
+    ) -> R | None:
+        """The record called ``name`` (row-locked until commit with ``for_update``; with
+        ``for_share`` locked against ``for_update`` only, not against other sharers)."""
+        lock = (
+            self.db.dialect.for_update
+            if for_update
+            else self.db.dialect.for_share
+            if for_share
+            else ""
+        )
         return self._load(await self.db.fetchone(f"{self._select} WHERE name = ?{lock}", name))
 
     async def get_by_id(self, id_: str, *, for_update: bool = False) -> R | None:

@@ -99,6 +99,7 @@ class SqliteDialect:
 
     name = "sqlite"
     for_update = ""  # BEGIN IMMEDIATE already holds the write lock for the whole transaction
+    for_share = ""
 
     def labels_match(self, column: str, count: int) -> str:
         """All labels present: one EXISTS over json_each per label."""

@@ -9,16 +9,16 @@ left (the new service after commit B, the old one after a rollback). Only then i
 sent.
 
 The fence against moves: before sending, a command is checked and writes a *hold*
-(``command_hold``) in one transaction that locks the device row first and finds no move of
-it under way (a refusal writes nothing). A move's commit A (the step that tells the old
-owner to release) locks the same row and waits while a live hold of the device exists. So
-either the command saw the move and waits for it, or the move waits until the command is
-answered: a command is never delivered to a service that has released, or is being told to
-release, the device. A hold lives until the answer (dropped then) or, when none came in time
-(504: the request may still sit in the service's queue), until the answer's timeout plus a
-margin; a crashed process's hold fences nothing after that either. An accepted command ends
-in the device service's answer or an error (503 nobody listens, 504 no answer in time): none
-is dropped silently.
+(``command_hold``) in one transaction that takes a shared lock on the device row first and
+finds no move of it under way (a refusal writes nothing). A move's commit A (the step that
+tells the old owner to release) locks the same row exclusively and waits while a live hold
+of the device exists. So either the command saw the move and waits for it, or the move waits
+until the command is answered: a command is never delivered to a service that has released,
+or is being told to release, the device. A hold lives until the answer (dropped then) or,
+when none came in time (504: the request may still sit in the service's queue), until the
+answer's timeout plus a margin; a crashed process's hold fences nothing after that either.
+An accepted command ends in the device service's answer or an error (503 nobody listens, 504
+no answer in time): none is dropped silently.
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ class _Target:
 
 async def _resolve(tx: Tx, name: str, command: str) -> _Target | str:
     """The device, its owner and the command now; or the id of the move under way."""
-    device = await tx.devices.get(name, for_update=True)
+    # A shared lock: commands to one device do not queue behind each other, and a move's
+    # commit A (FOR UPDATE) still waits for every command transaction in progress.
+    device = await tx.devices.get(name, for_share=True)
     if device is None:
         raise NotFound(f"device '{name}' does not exist")
     move = await tx.moves.active(name)
@@ -139,9 +141,9 @@ async def _checked_hold(
     A refusal (404, 400, 423) raises, and the transaction writes nothing.
     """
     async with deps.store.write() as tx:
-        # The device row is locked first: that orders this against a move's commit A (which
-        # takes the same lock), so on PostgreSQL a move that committed first is visible to
-        # the look below, and one that comes later waits for the hold.
+        # The device row is locked (shared) first: that orders this against a move's commit
+        # A (which takes it exclusively), so on PostgreSQL a move that committed first is
+        # visible to the look below, and one that comes later waits for the hold.
         target = await _resolve(tx, request.name, request.command)
         if isinstance(target, str):
             return target
