@@ -1,21 +1,36 @@
 """The cost of observability: metrics off, metrics on, metrics + tracing, in one run.
 
-``python -m bench.observability [--devices 2000] [--rounds 3] [--duration 5] [--connections 50]``
+``python -m bench.observability [--devices 2000] [--rounds 5] [--duration 4] [--connections 20]
+[--ratios 1.0] [--base REV]``
 
-Three ``edgemeta serve`` processes, each on its own SQLite file (adds write), seeded alike:
-``EDGEMETA_METRICS=false``; metrics on (the default); metrics on plus
-``EDGEMETA_TRACING=otlp`` sampling every request (``EDGEMETA_TRACE_SAMPLE_RATIO=1.0``) to a
-dummy local OTLP/HTTP collector that accepts and discards (a server without tracing ignores
-those settings: that variant then equals "metrics"). Two workloads: get-by-name of a random
-seeded device, and single-device adds. Each round runs every variant once, in an order that
-rotates (``bench.auth``'s machinery); figures are medians: requests/s and the server's CPU
-microseconds per request. Targets: metrics <= 3 % CPU per request, tracing at 100 % <= 10 %.
+One ``edgemeta serve`` per variant, each on its own SQLite file (adds write), seeded alike:
+``off`` (``EDGEMETA_METRICS=false``), ``metrics`` (the default), and ``tracing@R`` for each
+ratio R of ``--ratios``: metrics on plus ``EDGEMETA_TRACING=otlp`` at
+``EDGEMETA_TRACE_SAMPLE_RATIO=R``, exporting to a collector of its own in this process that
+decodes each OTLP/HTTP request, counts its spans and drops them (so every span is encoded and
+sent as to a real collector, and the count shows spans per request and that none were
+dropped). ``--base REV`` adds the same variants running ``git archive REV src`` (prefixed
+``base:``): before and after in one run.
+
+Two workloads: get-by-name of a random seeded device, and single-device adds. Each round runs
+every variant once, in an order that rotates (``bench.auth.run_variants``), and waits after
+each run until the server is idle, so that what a run leaves to do (the relay's publishing,
+the exporter's thread) is counted in that run's CPU. Figures: the server process's CPU
+microseconds per request (all its threads), the fairer figure on a shared machine, and
+requests/s; medians over rounds, and each variant's CPU cost against ``off`` of the same
+run and revision taken round by round (the median of the per-round ratios: both were
+measured within seconds of each other, so a load change on the machine moves both). The
+load average is recorded with every run. Targets (issue 17): metrics <= 3 % CPU per request,
+tracing at 100 % sampling <= 10 %.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
 import tempfile
 import threading
 from datetime import UTC, datetime
@@ -23,17 +38,44 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import psutil
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from bench import workload as wl
-from bench.auth import add_costs, run_variants, server, summarize
-from bench.procs import Server
+from bench.ab import export
+from bench.auth import run_variants
+from bench.procs import Server, edgemeta_server
 from bench.run import ROOT, log, seed
 
 
-class _Discard(BaseHTTPRequestHandler):
-    """An OTLP/HTTP collector that takes every export and keeps nothing."""
+class Collector(ThreadingHTTPServer):
+    """An OTLP/HTTP collector on a free loopback port that counts the spans it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Count)
+        self.spans = 0
+        self.posts = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, daemon=True, name="otlp-count").start()
+
+    @property
+    def endpoint(self) -> str:
+        """The traces URL, signal path included (``EDGEMETA_OTLP_ENDPOINT``)."""
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/traces"
+
+    def add(self, spans: int) -> None:
+        with self._lock:
+            self.spans += spans
+            self.posts += 1
+
+
+class _Count(BaseHTTPRequestHandler):
+    server: Collector
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        request = ExportTraceServiceRequest.FromString(body)
+        self.server.add(sum(len(s.spans) for rs in request.resource_spans for s in rs.scope_spans))
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
@@ -43,44 +85,68 @@ class _Discard(BaseHTTPRequestHandler):
         return
 
 
-def collector() -> ThreadingHTTPServer:
-    """The dummy collector on a free loopback port, in a thread."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Discard)
-    threading.Thread(target=httpd.serve_forever, daemon=True, name="otlp-discard").start()
-    return httpd
+def variant_envs(ratios: list[float], collectors: dict[str, Collector]) -> dict[str, Any]:
+    """The settings of each variant (a tracing variant's collector is made here)."""
+    envs: dict[str, dict[str, str]] = {
+        "off": {"EDGEMETA_METRICS": "false"},
+        "metrics": {"EDGEMETA_METRICS": "true"},
+    }
+    for ratio in ratios:
+        name = f"tracing@{ratio:g}"
+        collectors[name] = Collector()
+        envs[name] = {
+            "EDGEMETA_METRICS": "true",
+            "EDGEMETA_TRACING": "otlp",
+            "EDGEMETA_TRACE_SAMPLE_RATIO": str(ratio),
+            "EDGEMETA_OTLP_ENDPOINT": collectors[name].endpoint,
+        }
+    return envs
+
+
+def costs(rows: dict[str, list[dict[str, float]]], name: str, baseline: str) -> dict[str, Any]:
+    """CPU per request of ``name`` against ``baseline``, round by round, in %."""
+    ratios = [
+        100 * (a["cpu_us"] / b["cpu_us"] - 1)
+        for a, b in zip(rows[name], rows[baseline], strict=True)
+    ]
+    return {
+        "cpu_cost_pct_median": round(statistics.median(ratios), 1),
+        "cpu_cost_pct_rounds": [round(r, 1) for r in ratios],
+    }
 
 
 def main() -> None:
     """Run the benchmark and print (and save) the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=2000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--warmup", type=float, default=1.0)
-    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--connections", type=int, default=20)
+    ap.add_argument("--ratios", default="1.0", help="sampling ratios, comma-separated")
+    ap.add_argument("--base", default="", help="also run this revision's src/ (before/after)")
+    ap.add_argument("--workloads", default="get-by-name,add")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="edgemeta-bench-observability-"))
-    otlp = collector()
-    endpoint = f"http://127.0.0.1:{otlp.server_address[1]}"
-    envs = {
-        "off": {"EDGEMETA_METRICS": "false"},
-        "metrics": {"EDGEMETA_METRICS": "true"},
-        "metrics+tracing": {
-            "EDGEMETA_METRICS": "true",
-            "EDGEMETA_TRACING": "otlp",
-            "EDGEMETA_TRACE_SAMPLE_RATIO": "1.0",
-            "EDGEMETA_OTLP_ENDPOINT": endpoint,
-        },
-    }
+    ratios = [float(r) for r in args.ratios.split(",") if r]
+    revisions: dict[str, Path | None] = {"": None}
+    if args.base:
+        revisions = {"base:": export(args.base) / "src", "": None}
+    collectors: dict[str, Collector] = {}
     servers: dict[str, Server] = {}
-    for name, env in envs.items():
-        db_url = f"sqlite:///{work / (name.replace('+', '-') + '.db')}"
-        srv = server(db_url, work / f"{name.replace('+', '-')}.log", env)
-        srv.start()
-        log(f"seeding {args.devices} devices for {name}")
-        seed(srv.port, args.devices)
-        servers[name] = srv
+    for prefix, src in revisions.items():
+        for name, env in variant_envs(ratios, collectors).items():
+            full = prefix + name
+            if prefix and name in collectors:
+                collectors[full] = collectors.pop(name)
+            tag = full.replace(":", "-").replace("@", "-")
+            srv = edgemeta_server(f"sqlite:///{work / (tag + '.db')}", work / f"{tag}.log", src=src)
+            srv.env.update(env)
+            srv.start()
+            log(f"seeding {args.devices} devices for {full}")
+            seed(srv.port, args.devices)
+            servers[full] = srv
     for srv in servers.values():
         srv.settle(30)
 
@@ -88,26 +154,76 @@ def main() -> None:
         return wl.lua_get_by_name(seed_, args.devices)
 
     def add(seed_: int) -> str:
-        return wl.lua_add(seed_, f"obs{seed_}")
+        return wl.lua_add(seed_, f"obs{seed_}-")
 
-    summary: dict[str, Any] = {}
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    summary: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git": head + (" (+ uncommitted changes)" if _dirty() else ""),
+        "base": args.base,
+        "machine": f"{psutil.cpu_count()} cores, {_cpu_model()}",
+        "load_at_start": [round(x, 2) for x in os.getloadavg()],
+        "args": vars(args),
+    }
+    makes = {"get-by-name": get, "add": add}
     try:
-        for workload, make in (("get-by-name", get), ("add", add)):
-            variants = {name: (srv, make) for name, srv in servers.items()}
-            results = run_variants(variants, args, work)
-            part = summarize(results, args)
-            for name in ("metrics", "metrics+tracing"):
-                add_costs(part, name, "off")
+        for workload in args.workloads.split(","):
+            variants = {name: (srv, makes[workload]) for name, srv in servers.items()}
+            counters = {name: _spans_of(c) for name, c in collectors.items()}
+            rows = run_variants(variants, args, work, settle=True, counters=counters)
+            part: dict[str, Any] = {}
+            for name, runs in rows.items():
+                part[name] = {
+                    "cpu_us_median": round(statistics.median(r["cpu_us"] for r in runs), 1),
+                    "rps_median": round(statistics.median(r["rps"] for r in runs)),
+                    "load_1m": [round(r["load_1m"], 2) for r in runs],
+                }
+                prefix = name.partition(":")[0] + ":" if ":" in name else ""
+                if name != prefix + "off":
+                    part[name].update(costs(rows, name, prefix + "off"))
+                if name in collectors:
+                    # A batch of fewer than 512 spans waits up to 5 s to be sent: a run's
+                    # last spans are counted in the next run of that server, and the very
+                    # last ones not at all (a 1-2 % undercount at these rates).
+                    requests = sum(r["requests"] for r in runs)
+                    counted = sum(r["counted"] for r in runs)
+                    part[name]["spans_per_request"] = round(counted / requests, 2)
             summary[workload] = part
     finally:
         for srv in servers.values():
             srv.stop()
-        otlp.shutdown()
-    summary["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+        for c in collectors.values():
+            c.shutdown()
+    summary["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = ROOT / "bench" / "results" / f"observability-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+
+
+def _spans_of(collector: Collector) -> Any:
+    return lambda: collector.spans
+
+
+def _dirty() -> bool:
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "src"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    return bool(out.strip())
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 if __name__ == "__main__":
