@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import tempfile
 import threading
+import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -115,6 +116,105 @@ def costs(rows: dict[str, list[dict[str, float]]], name: str, baseline: str) -> 
     }
 
 
+def _serve_counting(port: Any, spans: Any) -> None:
+    """A collector process: counts into ``spans`` (shared) and tells its port."""
+    collector = Collector()
+    port.value = collector.server_address[1]
+    while True:
+        time.sleep(0.05)
+        spans.value = collector.spans
+
+
+def sdk_floor(count: int = 20_000) -> dict[str, Any]:
+    """What the OpenTelemetry SDK alone costs per span, outside edgemeta: a provider as
+    edgemeta makes it (``edgemeta.tracing.sdk.make_provider``), a server span like a get's
+    (7 attributes, renamed once), life cycle only, then through the batching OTLP/HTTP
+    exporter to a collector in another process (so its decoding is not counted). CPU
+    microseconds per span of this process, the exporter's thread included."""
+    import multiprocessing
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+    from opentelemetry.trace import SpanKind
+
+    from edgemeta.tracing.sdk import make_provider
+
+    attributes = {
+        "http.request.method": "GET",
+        "url.path": "/api/v3/device/name/dev-0000001",
+        "url.scheme": "http",
+        "server.port": 59881,
+        "edgemeta.correlation_id": "2f0e3c1a-5d1e-4c6b-9b1e-3f1d2c4b5a69",
+    }
+
+    def spans(tracer: Any, n: int) -> None:
+        for _ in range(n):
+            with tracer.start_as_current_span(
+                "GET", kind=SpanKind.SERVER, attributes=attributes
+            ) as span:
+                span.update_name("GET /api/v3/device/name/{name}")
+                span.set_attributes(
+                    {"http.route": "/api/v3/device/name/{name}", "http.response.status_code": 200}
+                )
+
+    def cpu_us_per_span(tracer: Any, settle: Any = None) -> float:
+        spans(tracer, 2_000)  # warm
+        if settle:
+            settle()
+        t0 = time.process_time()
+        for _ in range(count // 500):  # in steps, so that the exporter's queue never overflows
+            spans(tracer, 500)
+            time.sleep(0.01)
+        if settle:
+            settle()
+        return (time.process_time() - t0) / count * 1e6
+
+    class Keep(SpanExporter):
+        def __init__(self) -> None:
+            self.spans: list[Any] = []
+
+        def export(self, spans: Any) -> SpanExportResult:
+            self.spans.extend(spans)
+            return SpanExportResult.SUCCESS
+
+    out: dict[str, Any] = {}
+    bare = make_provider(mode="none", endpoint="", ratio=1.0, service_name="core-metadata")
+    out["life_cycle_us"] = round(cpu_us_per_span(bare.get_tracer("edgemeta")), 1)
+    keep = Keep()
+    kept = make_provider(mode="none", endpoint="", ratio=1.0, service_name="core-metadata")
+    kept.add_span_processor(SimpleSpanProcessor(keep))
+    spans(kept.get_tracer("edgemeta"), 512)
+    t0 = time.process_time()
+    for _ in range(40):
+        encode_spans(keep.spans[:512]).SerializePartialToString()
+    out["encode_us"] = round((time.process_time() - t0) / (40 * 512) * 1e6, 1)
+
+    port, received = multiprocessing.Value("i", 0), multiprocessing.Value("q", 0)
+    child = multiprocessing.Process(target=_serve_counting, args=(port, received), daemon=True)
+    child.start()
+    while not port.value:
+        time.sleep(0.01)
+    full = make_provider(mode="none", endpoint="", ratio=1.0, service_name="core-metadata")
+    full.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port.value}/v1/traces"))
+    )
+    out["pipeline_us"] = round(
+        cpu_us_per_span(full.get_tracer("edgemeta"), lambda: full.force_flush()), 1
+    )
+    full.shutdown()
+    time.sleep(0.2)
+    out["spans_received"] = received.value
+    out["spans_made"] = count + 2_000  # the warm-up's are sent too
+    child.terminate()
+    return out
+
+
 def main() -> None:
     """Run the benchmark and print (and save) the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -126,7 +226,17 @@ def main() -> None:
     ap.add_argument("--ratios", default="1.0", help="sampling ratios, comma-separated")
     ap.add_argument("--base", default="", help="also run this revision's src/ (before/after)")
     ap.add_argument("--workloads", default="get-by-name,add")
+    ap.add_argument(
+        "--sdk-floor", action="store_true", help="only the bare SDK's cost per span, no server"
+    )
     args = ap.parse_args()
+    if args.sdk_floor:
+        from google.protobuf.internal import api_implementation
+
+        floor = sdk_floor()
+        floor["protobuf_backend"] = api_implementation.Type()
+        print(json.dumps(floor, indent=2))
+        return
 
     work = Path(tempfile.mkdtemp(prefix="edgemeta-bench-observability-"))
     ratios = [float(r) for r in args.ratios.split(",") if r]
