@@ -1,7 +1,7 @@
 """The cost of observability: metrics off, metrics on, metrics + tracing, in one run.
 
 ``python -m bench.observability [--devices 2000] [--rounds 5] [--duration 4] [--connections 20]
-[--ratios 1.0] [--base REV]``
+[--ratios 1.0] [--base REV] [--control]``
 
 One ``edgemeta serve`` per variant, each on its own SQLite file (adds write), seeded alike:
 ``off`` (``EDGEMETA_METRICS=false``), ``metrics`` (the default), and ``tracing@R`` for each
@@ -10,7 +10,8 @@ ratio R of ``--ratios``: metrics on plus ``EDGEMETA_TRACING=otlp`` at
 decodes each OTLP/HTTP request, counts its spans and drops them (so every span is encoded and
 sent as to a real collector, and the count shows spans per request and that none were
 dropped). ``--base REV`` adds the same variants running ``git archive REV src`` (prefixed
-``base:``): before and after in one run.
+``base:``): before and after in one run. ``--control`` adds ``off#2``, a second "off" server:
+the spread between two identical processes.
 
 Two workloads: get-by-name of a random seeded device, and single-device adds. Each round runs
 every variant once, in an order that rotates (``bench.auth.run_variants``), and waits after
@@ -86,12 +87,16 @@ class _Count(BaseHTTPRequestHandler):
         return
 
 
-def variant_envs(ratios: list[float], collectors: dict[str, Collector]) -> dict[str, Any]:
-    """The settings of each variant (a tracing variant's collector is made here)."""
-    envs: dict[str, dict[str, str]] = {
-        "off": {"EDGEMETA_METRICS": "false"},
-        "metrics": {"EDGEMETA_METRICS": "true"},
-    }
+def variant_envs(
+    ratios: list[float], collectors: dict[str, Collector], control: bool = False
+) -> dict[str, Any]:
+    """The settings of each variant (a tracing variant's collector is made here); ``control``
+    adds ``off#2``, a second server set exactly as ``off``: its "cost" is the spread between
+    two processes that differ in nothing, the line below which a cost means nothing."""
+    envs: dict[str, dict[str, str]] = {"off": {"EDGEMETA_METRICS": "false"}}
+    if control:
+        envs["off#2"] = {"EDGEMETA_METRICS": "false"}
+    envs["metrics"] = {"EDGEMETA_METRICS": "true"}
     for ratio in ratios:
         name = f"tracing@{ratio:g}"
         collectors[name] = Collector()
@@ -226,6 +231,7 @@ def main() -> None:
     ap.add_argument("--ratios", default="1.0", help="sampling ratios, comma-separated")
     ap.add_argument("--base", default="", help="also run this revision's src/ (before/after)")
     ap.add_argument("--workloads", default="get-by-name,add")
+    ap.add_argument("--control", action="store_true", help="add off#2, a copy of off")
     ap.add_argument(
         "--sdk-floor", action="store_true", help="only the bare SDK's cost per span, no server"
     )
@@ -246,11 +252,11 @@ def main() -> None:
     collectors: dict[str, Collector] = {}
     servers: dict[str, Server] = {}
     for prefix, src in revisions.items():
-        for name, env in variant_envs(ratios, collectors).items():
+        for name, env in variant_envs(ratios, collectors, args.control).items():
             full = prefix + name
             if prefix and name in collectors:
                 collectors[full] = collectors.pop(name)
-            tag = full.replace(":", "-").replace("@", "-")
+            tag = full.replace(":", "-").replace("@", "-").replace("#", "-")
             srv = edgemeta_server(f"sqlite:///{work / (tag + '.db')}", work / f"{tag}.log", src=src)
             srv.env.update(env)
             srv.start()

@@ -62,6 +62,3 @@ class _HashedOnce(Resource):
 
     def __hash__(self) -> int:
         return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return super().__eq__(other)
