@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,11 +79,20 @@ Variants = dict[str, tuple[Server, Any]]
 
 
 def run_variants(
-    variants: Variants, args: argparse.Namespace, work: Path
+    variants: Variants,
+    args: argparse.Namespace,
+    work: Path,
+    *,
+    settle: bool = False,
+    counters: Mapping[str, Callable[[], int]] | None = None,
 ) -> dict[str, list[dict[str, float]]]:
     """Every variant once per round (order rotating between rounds) with wrk, after a warm-up
-    of each server: requests/s, server CPU microseconds per request, other cores busy.
-    ``args`` has ``rounds``, ``duration``, ``warmup`` and ``connections``."""
+    of each server: requests/s, server CPU microseconds per request, other cores busy, the
+    1-minute load average at the start. ``args`` has ``rounds``, ``duration``, ``warmup`` and
+    ``connections``. ``settle``: wait after each run until the server is idle and count that
+    CPU too (work a request leaves behind: the relay, an exporter's thread); ``counters``: a
+    variant's count (``counted``) is what its counter grew by over the run, settling included."""
+    counters = counters or {}
     names = list(variants)
     results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     for srv, make in {id(v[0]): v for v in variants.values()}.values():
@@ -90,6 +101,8 @@ def run_variants(
         order = names[rnd % len(names) :] + names[: rnd % len(names)]
         for name in order:
             srv, make = variants[name]
+            load = os.getloadavg()[0]
+            count0 = counters[name]() if name in counters else 0
             cpu0 = srv.cpu_s()
             res = wrk(
                 srv.port,
@@ -98,6 +111,8 @@ def run_variants(
                 connections=args.connections,
                 workdir=work,
             )
+            if settle:
+                srv.settle(30)
             cpu = srv.cpu_s() - cpu0
             if res["errors"] or res["status"]:
                 raise RuntimeError(f"{name}: errors in the run: {res}")
@@ -109,6 +124,9 @@ def run_variants(
                         0.0,
                         (res["machine_busy_s"] - res["wrk_cpu_s"] - cpu) / args.duration,
                     ),
+                    "requests": res["requests"],
+                    "load_1m": load,
+                    "counted": (counters[name]() - count0) if name in counters else 0,
                 }
             )
             log(f"round {rnd + 1} {name}: {res['rps']:.0f} req/s")

@@ -3,6 +3,7 @@ traceparent on HTTP becomes the parent of the request's span."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -127,6 +128,62 @@ async def test_a_rollback_is_a_step_of_the_move_trace(
     move = next(s for s in spans if s.name == "move")
     assert rollback.context.trace_id == move.context.trace_id
     assert not move.status.is_ok
+
+
+def _device(name: str, service: str) -> list[dict[str, Any]]:
+    body = {
+        "name": name,
+        "serviceName": service,
+        "profileName": "wearable",
+        "adminState": "UNLOCKED",
+        "operatingState": "UP",
+        "protocols": {"other": {"Address": name}},
+    }
+    return [{"apiVersion": "v3", "device": body}]
+
+
+async def test_a_single_add_is_its_server_span_and_its_publish(
+    traced: tuple[World, InMemorySpanExporter],
+) -> None:
+    """The request is its one transaction: the server span times it, no db span repeats it
+    (a move's transactions, steps among others, keep theirs: the test above)."""
+    world, exporter = traced
+    await world.participant("ds1")
+    exporter.clear()
+    r = await world.api.client.post("/api/v3/device", json=_device("badge", "ds1"))
+    assert r.status_code == 207 and r.json()[0]["statusCode"] == 201, r.text
+    await world.api.service.relay.drain()
+    spans = exporter.get_finished_spans()
+    request = next(s for s in spans if s.name == "POST /api/v3/device")
+    names = sorted(s.name for s in spans if s.context.trace_id == request.context.trace_id)
+    assert names == ["POST /api/v3/device", "publish device add"], names
+
+
+async def test_an_unsampled_caller_records_nothing_and_its_decision_is_passed_on(
+    traced: tuple[World, InMemorySpanExporter],
+) -> None:
+    world, exporter = traced
+    await world.participant("ds1")
+    sub = await world.api.service.bus.subscribe("edgex/system-events/core-metadata/device/#")
+    exporter.clear()
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    r = await world.api.client.post(
+        "/api/v3/device", json=_device("badge", "ds1"), headers={"traceparent": traceparent}
+    )
+    assert r.status_code == 207 and r.json()[0]["statusCode"] == 201, r.text
+    await world.api.service.relay.drain()
+    message = await anext(aiter(sub))
+    # The event carries the caller's trace with its "not sampled" flag (and the id of the
+    # request's unrecorded span), for a consumer to follow the same decision; no span of that
+    # trace was recorded.
+    sent = json.loads(message.payload)["traceparent"]
+    assert sent.startswith(traceparent[:36]) and sent.endswith("-00"), sent
+    assert not [
+        s
+        for s in exporter.get_finished_spans()
+        if s.context.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
+    ]
+    await sub.close()
 
 
 async def test_an_incoming_traceparent_is_the_parent_of_the_request_span(

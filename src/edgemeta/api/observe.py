@@ -90,21 +90,23 @@ class Observed:
 
         with tracer.start_as_current_span(
             method,
-            context=context_of(traceparent, tracestate),
+            context=context_of(traceparent, tracestate) if traceparent else None,
             kind=SpanKind.SERVER,
             attributes=attributes,
         ) as span:
             try:
                 await self.app(scope, receive, send)
             finally:
-                route = state.get("route")
-                if route:
-                    span.update_name(route)
-                    span.set_attribute("http.route", route.partition(" ")[2])
                 code = status() or 500
-                span.set_attribute("http.response.status_code", code)
-                if code >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
+                if span.is_recording():  # an unsampled request's span takes nothing
+                    route = state.get("route")
+                    end: dict[str, Any] = {"http.response.status_code": code}
+                    if route:
+                        span.update_name(route)
+                        end["http.route"] = route.partition(" ")[2]
+                    span.set_attributes(end)  # one lock for both, not one each
+                    if code >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
 
 
 def _log_access(scope: Scope, status: int, started: float) -> None:

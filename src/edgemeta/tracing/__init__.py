@@ -16,6 +16,7 @@ each event so that the relay, which publishes later, can continue the trace that
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal
@@ -76,8 +77,9 @@ class Tracing:
         if in_trace_only and not trace.get_current_span().get_span_context().is_valid:
             return _NULL
         ctx = context_of(parent) if parent else None
+        # The SDK copies the attributes into the span's own bounded mapping: no copy here.
         return tracer.start_as_current_span(
-            name, context=ctx, kind=_kind(kind), attributes=dict(attributes or {})
+            name, context=ctx, kind=_kind(kind), attributes=attributes
         )
 
     def start(
@@ -91,9 +93,7 @@ class Tracing:
         """A span that is not made current (ended by the caller); None when off."""
         if self.tracer is None:
             return None
-        return self.tracer.start_span(
-            name, context=parent, kind=_kind(kind), attributes=dict(attributes or {})
-        )
+        return self.tracer.start_span(name, context=parent, kind=_kind(kind), attributes=attributes)
 
     def shutdown(self) -> None:
         """Export what is buffered and stop the exporter."""
@@ -107,13 +107,7 @@ _OFF = Tracing()
 def _kind(kind: Kind) -> Any:
     from opentelemetry.trace import SpanKind
 
-    return {
-        "internal": SpanKind.INTERNAL,
-        "server": SpanKind.SERVER,
-        "client": SpanKind.CLIENT,
-        "producer": SpanKind.PRODUCER,
-        "consumer": SpanKind.CONSUMER,
-    }[kind]
+    return SpanKind[kind.upper()]
 
 
 def build_tracing(settings: Settings, exporter: SpanExporter | None = None) -> Tracing:
@@ -170,14 +164,31 @@ def context_of(traceparent: str, tracestate: str = "") -> Context | None:
     if not traceparent:
         return None
     from opentelemetry import trace
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     carrier = {"traceparent": traceparent}
     if tracestate:
         carrier["tracestate"] = tracestate
-    ctx = TraceContextTextMapPropagator().extract(carrier)
+    ctx = _propagator().extract(carrier)
     # The propagator leaves a malformed header out: no valid span in what it returns.
     return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
+
+
+def sampled(traceparent: str) -> bool:
+    """Whether a well-formed W3C ``traceparent`` says its trace is recorded (the sampled bit
+    of its last field, the trace flags). Lets work that would only continue the trace skip
+    building a context and a span that the parent-based sampler would drop anyway."""
+    try:
+        return bool(int(traceparent[-2:], 16) & 1)
+    except ValueError:
+        return False
+
+
+@functools.cache
+def _propagator() -> Any:
+    # Stateless: one for the process instead of one per header parsed.
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return TraceContextTextMapPropagator()
 
 
 __all__ = [
@@ -187,5 +198,6 @@ __all__ = [
     "context_of",
     "current_ids",
     "current_traceparent",
+    "sampled",
     "traceparent_of",
 ]

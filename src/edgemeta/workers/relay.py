@@ -31,7 +31,7 @@ from edgemeta.bus.envelope import system_event_envelope
 from edgemeta.bus.topics import system_event_topic
 from edgemeta.domain.errors import ContractInvalid, EdgeMetaError, LimitExceeded
 from edgemeta.ports import Bus, OutboxEvent, Store
-from edgemeta.tracing import Tracing, context_of, traceparent_of
+from edgemeta.tracing import Tracing, context_of, sampled, traceparent_of
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -155,7 +155,11 @@ class Relay:
         for i, ev in enumerate(batch):
             topic = self.topic(ev)
             traceparent = ""
-            if ev.traceparent:
+            if ev.traceparent and not sampled(ev.traceparent):
+                # An unrecorded trace: the parent-based sampler would drop a publish span,
+                # so none is made; the consumer is handed the same "not sampled" decision.
+                traceparent = ev.traceparent
+            elif ev.traceparent:
                 span = self.tracing.start(
                     f"publish {ev.type} {ev.action}",
                     kind="producer",
