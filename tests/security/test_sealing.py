@@ -7,6 +7,7 @@ import asyncio
 import base64
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +224,17 @@ async def test_the_server_secret_is_sealed_too(backend: str, tmp_path: Path) -> 
         await service.store.close()
         if schema:
             await drop_schema(schema)
+
+
+def test_processes_starting_together_all_read_the_one_default_key(tmp_path: Path) -> None:
+    """The default KEK file appears whole or not at all: starting together (``--workers``),
+    every process gets the same key, none reads a file that exists but is still empty."""
+
+    def start(_: int) -> str:
+        return load_keyring(env_keys="", key_file=None, data_dir=tmp_path).current
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = set(pool.map(start, range(64)))
+    assert len(ids) == 1
+    assert (tmp_path / "kek").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["kek"]  # no temporary file left

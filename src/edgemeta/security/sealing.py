@@ -27,6 +27,7 @@ import hashlib
 import logging
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,14 +131,23 @@ def _read_file(path: Path) -> list[str]:
 
 def _create_default(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    # The key is written to a private temporary file first and then linked into place: the
+    # link either creates the file whole or fails because it exists. Creating the file itself
+    # with O_EXCL made it visible empty, and a second process starting at the same moment
+    # (``--workers``, parallel tests) read no key from it and refused to start.
+    fd, tmp = tempfile.mkstemp(prefix=".kek-", dir=path.parent)
     try:
-        # O_EXCL: two processes starting together make one key, and the loser reads it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as f:
-        f.write("# edgemeta key-encryption key (docs/security.md); keep it out of backups\n")
-        f.write(generate_key() + "\n")
+        with os.fdopen(fd, "w") as f:  # mkstemp's file is 0600
+            f.write("# edgemeta key-encryption key (docs/security.md); keep it out of backups\n")
+            f.write(generate_key() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return  # another process made it first: its key is the one
+    finally:
+        os.unlink(tmp)
     log.info(
         "made a new key-encryption key in %s: enrolment keys are sealed with it. Keep this file"
         " apart from database backups, or set EDGEMETA_KEK_FILE to a key kept elsewhere.",
