@@ -18,7 +18,7 @@ import pytest
 from edgemeta.bootstrap import Service
 from edgemeta.ports import Message
 from tests.support import servers
-from tests.support.api import BACKENDS, Api, make_service
+from tests.support.api import BACKENDS, Api, make_service, stuck_move
 from tests.support.fakeds import FakeDeviceService
 from tests.support.schema import drop_schema
 
@@ -336,21 +336,7 @@ async def test_a_move_that_does_not_end_in_time_is_409_naming_it(
     backend: str, tmp_path: Any
 ) -> None:
     async with rig(backend, "memory", tmp_path, command_move_wait=0.1) as r:
-        from edgemeta.domain.moves import Move, MoveReason, StatePolicy
-
-        now = int(time.time() * 1000)
-        stuck = Move(
-            id="move-stuck-1",
-            device_name="dev",
-            from_service="ds1",
-            to_service="ds2",
-            policy=StatePolicy.MIGRATE,
-            reason=MoveReason.OPERATOR,
-            created=now,
-            modified=now,
-        )
-        async with r.service.store.write() as tx:
-            await tx.moves.add(stuck)
+        await stuck_move(r.service, "move-stuck-1")
         before = len(r.on_bus)
         a = await r.command.get("/api/v3/device/name/dev/temp")
         assert a.status_code == 409 and "move-stuck-1" in a.json()["message"], a.text

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,3 +104,49 @@ def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Serv
             env=full_env,
         )
     return ServeProcess(proc, port, log_path, keeper_port=int(full_env["EDGEMETA_KEEPER_PORT"]))
+
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class VirtualService:
+    """The example virtual device service, run as ``python -m examples.virtual_device_service``."""
+
+    port: int  # its REST endpoint on 127.0.0.1
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextlib.contextmanager
+def virtual_device_service(
+    url: str, bus_url: str, prefix: str, log: Path
+) -> Iterator[VirtualService]:
+    """Start the example against edgemeta's API ``url`` and wait until it answers a read on its
+    REST port (the test fails with its log otherwise); SIGTERM it on the way out."""
+    import pytest  # only tests use this module
+
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "examples.virtual_device_service", "--url", url,
+             "--bus-url", bus_url, "--prefix", prefix, "--http-port", str(port)],
+            cwd=_REPO, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        values = f"http://127.0.0.1:{port}/api/v3/device/name/virtual-thermostat/values"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(values, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        else:
+            pytest.fail(log.read_text())
+        yield VirtualService(port, proc, log)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)

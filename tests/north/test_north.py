@@ -5,14 +5,13 @@ harming the bridge, and with authentication on 401 / 403 / 200 as the REST route
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 import pytest
 
 from tests.north.kit import north
-from tests.support.api import BACKENDS
+from tests.support.api import BACKENDS, stuck_move
 from tests.support.auth import api_key
 
 pytestmark = pytest.mark.mqtt
@@ -203,22 +202,8 @@ async def test_with_security_on_a_credential_and_the_role_are_needed(
 
 async def test_a_move_that_does_not_end_in_time_is_409_and_sends_nothing(tmp_path: Any) -> None:
     # The same move fence as the REST route: the command waits for the move, then gives up.
-    from edgemeta.domain.moves import Move, MoveReason, StatePolicy
-
     async with north("sqlite", tmp_path, command_move_wait=0.1) as n:
-        now = int(time.time() * 1000)
-        stuck = Move(
-            id="move-stuck-north",
-            device_name="dev",
-            from_service="ds1",
-            to_service="ds2",
-            policy=StatePolicy.MIGRATE,
-            reason=MoveReason.OPERATOR,
-            created=now,
-            modified=now,
-        )
-        async with n.service.store.write() as tx:
-            await tx.moves.add(stuck)
+        await stuck_move(n.service, "move-stuck-north")
         a = await n.cloud.ask("command/request/dev/temp/get")
         assert a.error_code == 1 and a.status == 409, a.body
         assert "move-stuck-north" in a.body["message"]

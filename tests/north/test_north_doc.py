@@ -9,16 +9,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.procs import free_port, start
+from tests.e2e.procs import start, virtual_device_service
 from tests.support import servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,41 +67,18 @@ def test_the_mosquitto_examples_work(tmp_path: Path) -> None:
         "EDGEMETA_NORTH_COMMAND_RESPONSE_TOPIC_PREFIX": f"{root}/command/response",
     }
     edgemeta = start(tmp_path, "--bus-url", servers.MQTT_URL, "--bus-prefix", prefix, env=env)
-    ds: subprocess.Popen[bytes] | None = None
     try:
         edgemeta.wait_ready()
-        port = free_port()
-        log = tmp_path / "ds.log"
-        with log.open("wb") as out:
-            ds = subprocess.Popen(
-                [sys.executable, "-m", "examples.virtual_device_service", "--url",
-                 edgemeta.url, "--bus-url", servers.MQTT_URL, "--prefix", prefix,
-                 "--http-port", str(port)],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        base = f"http://127.0.0.1:{port}/api/v3/device/name/virtual-thermostat/values"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and ds.poll() is None:
-            try:
-                if httpx.get(base, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        else:
-            pytest.fail(log.read_text())
-        for script, expected in north_blocks():
-            done = subprocess.run(
-                ["bash", "-e", "-c", script.replace("edgex/", f"{root}/")],
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            assert done.returncode == 0, (script, done.stderr)
-            assert done.stdout.splitlines() == expected, (script, done.stdout, done.stderr)
+        with virtual_device_service(edgemeta.url, servers.MQTT_URL, prefix, tmp_path / "ds.log"):
+            for script, expected in north_blocks():
+                done = subprocess.run(
+                    ["bash", "-e", "-c", script.replace("edgex/", f"{root}/")],
+                    cwd=tmp_path,
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
+                assert done.returncode == 0, (script, done.stderr)
+                assert done.stdout.splitlines() == expected, (script, done.stdout, done.stderr)
     finally:
-        if ds is not None and ds.poll() is None:
-            ds.send_signal(signal.SIGTERM)
-            ds.wait(15)
         edgemeta.stop()

@@ -154,3 +154,25 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
+
+
+async def stuck_move(service: Service, move_id: str, device: str = "dev") -> None:
+    """Record a move of ``device`` from ds1 to ds2 that never goes on (nothing drives it):
+    a command for the device waits for it and then gives up."""
+    import time
+
+    from edgemeta.domain.moves import Move, MoveReason, StatePolicy
+
+    now = int(time.time() * 1000)
+    move = Move(
+        id=move_id,
+        device_name=device,
+        from_service="ds1",
+        to_service="ds2",
+        policy=StatePolicy.MIGRATE,
+        reason=MoveReason.OPERATOR,
+        created=now,
+        modified=now,
+    )
+    async with service.store.write() as tx:
+        await tx.moves.add(move)
